@@ -1,0 +1,83 @@
+//! Face alignment: a least-squares similarity transform from the five
+//! detected landmarks to the standard 112×112 template, then a bilinear warp.
+
+use image::{Rgb, RgbImage};
+
+use crate::geometry::Similarity;
+
+/// Landmark positions of the standard 112×112 face template (left eye,
+/// right eye, nose tip, left and right mouth corner) used by ArcFace-style
+/// embedding models, MobileFaceNet among them.
+pub const TEMPLATE_112: [[f32; 2]; 5] = [
+    [38.2946, 51.6963],
+    [73.5318, 51.5014],
+    [56.0252, 71.7366],
+    [41.5493, 92.3655],
+    [70.7299, 92.2041],
+];
+
+/// The transform from image coordinates to the `size`×`size` template.
+pub fn alignment_transform(landmarks: &[[f32; 2]; 5], size: u32) -> Similarity {
+    let s = size as f32 / 112.0;
+    let dst = TEMPLATE_112.map(|[x, y]| [x * s, y * s]);
+    Similarity::fit(landmarks, &dst)
+}
+
+/// Warps the face to an upright `size`×`size` crop.
+pub fn align_face(img: &RgbImage, landmarks: &[[f32; 2]; 5], size: u32) -> RgbImage {
+    let inv = alignment_transform(landmarks, size).inverse();
+    warp(img, &inv, size, size)
+}
+
+/// Samples `img` at `map(output pixel)` with bilinear interpolation;
+/// outside the image is black.
+pub fn warp(img: &RgbImage, map: &Similarity, w: u32, h: u32) -> RgbImage {
+    let (iw, ih) = (img.width() as i64, img.height() as i64);
+    let raw = img.as_raw();
+    let px = |x: i64, y: i64| -> [f32; 3] {
+        if x < 0 || y < 0 || x >= iw || y >= ih {
+            return [0.0; 3];
+        }
+        let i = ((y * iw + x) * 3) as usize;
+        [raw[i] as f32, raw[i + 1] as f32, raw[i + 2] as f32]
+    };
+    RgbImage::from_fn(w, h, |u, v| {
+        let [sx, sy] = map.apply([u as f32, v as f32]);
+        let (x0, y0) = (sx.floor(), sy.floor());
+        let (fx, fy) = (sx - x0, sy - y0);
+        let (x0, y0) = (x0 as i64, y0 as i64);
+        let (p00, p10, p01, p11) = (
+            px(x0, y0),
+            px(x0 + 1, y0),
+            px(x0, y0 + 1),
+            px(x0 + 1, y0 + 1),
+        );
+        let mut out = [0u8; 3];
+        for c in 0..3 {
+            let top = p00[c] * (1.0 - fx) + p10[c] * fx;
+            let bottom = p01[c] * (1.0 - fx) + p11[c] * fx;
+            out[c] = (top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as u8;
+        }
+        Rgb(out)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_landmarks_map_to_themselves() {
+        let t = alignment_transform(&TEMPLATE_112, 112);
+        assert!((t.a - 1.0).abs() < 1e-5 && t.b.abs() < 1e-5 && t.tx.abs() < 1e-3);
+    }
+
+    #[test]
+    fn a_shifted_face_is_moved_back() {
+        let img = RgbImage::from_fn(200, 200, |x, y| Rgb([(x % 256) as u8, (y % 256) as u8, 0]));
+        let shifted = TEMPLATE_112.map(|[x, y]| [x + 40.0, y + 30.0]);
+        let out = align_face(&img, &shifted, 112);
+        // Output pixel (10, 20) samples input (50, 50).
+        assert_eq!(out.get_pixel(10, 20).0, [50, 50, 0]);
+    }
+}

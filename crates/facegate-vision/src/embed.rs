@@ -1,0 +1,148 @@
+//! Face embeddings: an aligned face in, an L2-normalised vector out. The
+//! model is described by an [`EmbeddingManifest`], so another ONNX
+//! embedding model can be dropped in without code changes.
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::error::VisionError;
+use crate::models::{ChannelOrder, EmbeddingManifest, Layout, ModelDir};
+use crate::runtime::{SessionOptions, SessionPool};
+
+/// A face template: the embedding and the model that made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Embedding {
+    pub model_id: String,
+    pub vector: Vec<f32>,
+}
+
+/// Cosine similarity of two vectors (1 = same direction).
+pub fn cosine_similarity(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        return 0.0;
+    }
+    dot / (na.sqrt() * nb.sqrt())
+}
+
+/// Scales a vector to unit length (a zero vector stays zero).
+pub fn l2_normalise(v: &mut [f32]) {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+}
+
+/// Runs the embedding model.
+pub struct Embedder {
+    manifest: EmbeddingManifest,
+    pool: SessionPool,
+}
+
+impl Embedder {
+    pub fn load(
+        dir: &ModelDir,
+        manifest_path: &std::path::Path,
+        opts: &SessionOptions,
+    ) -> Result<Self, VisionError> {
+        let manifest = EmbeddingManifest::read(manifest_path)?;
+        let bytes = dir.read_verified(&manifest.file, manifest.sha256.as_deref())?;
+        let pool = SessionPool::load(&manifest.id, &bytes, opts)?;
+        Ok(Embedder { manifest, pool })
+    }
+
+    pub fn manifest(&self) -> &EmbeddingManifest {
+        &self.manifest
+    }
+
+    /// Embeds one aligned face.
+    pub fn embed(&self, face: &RgbImage) -> Result<Embedding, VisionError> {
+        Ok(self.embed_batch(std::slice::from_ref(face))?.remove(0))
+    }
+
+    /// Embeds aligned faces in one call.
+    pub fn embed_batch(&self, faces: &[RgbImage]) -> Result<Vec<Embedding>, VisionError> {
+        if faces.is_empty() {
+            return Ok(Vec::new());
+        }
+        let m = &self.manifest;
+        let s = m.input_size as usize;
+        let per = 3 * s * s;
+        let mut data = vec![0f32; faces.len() * per];
+        for (face, out) in faces.iter().zip(data.chunks_mut(per)) {
+            if face.width() as usize != s || face.height() as usize != s {
+                return Err(VisionError::Model(format!("aligned face must be {s}x{s}")));
+            }
+            fill_tensor(face, m, out);
+        }
+        let shape = match m.layout {
+            Layout::Nhwc => [faces.len(), s, s, 3],
+            Layout::Nchw => [faces.len(), 3, s, s],
+        };
+        let input = m.input_name.as_deref().unwrap_or("input");
+        let outputs: Vec<&str> = m.output_name.as_deref().into_iter().collect();
+        let out = self.pool.run(input, &shape, &data, &outputs)?.remove(0);
+        let dim = m.output_dim;
+        if out.data.len() != faces.len() * dim {
+            return Err(VisionError::Model(format!(
+                "embedding model returned {} values, expected {}",
+                out.data.len(),
+                faces.len() * dim
+            )));
+        }
+        Ok(out
+            .data
+            .chunks(dim)
+            .map(|v| {
+                let mut vector = v.to_vec();
+                l2_normalise(&mut vector);
+                Embedding {
+                    model_id: m.id.clone(),
+                    vector,
+                }
+            })
+            .collect())
+    }
+}
+
+fn fill_tensor(face: &RgbImage, m: &EmbeddingManifest, out: &mut [f32]) {
+    let s = m.input_size as usize;
+    let plane = s * s;
+    for (i, p) in face.pixels().enumerate() {
+        let rgb = match m.channel_order {
+            ChannelOrder::Rgb => [p[0], p[1], p[2]],
+            ChannelOrder::Bgr => [p[2], p[1], p[0]],
+        };
+        for (c, v) in rgb.iter().enumerate() {
+            let x = (*v as f32 - m.mean) / m.std;
+            match m.layout {
+                Layout::Nhwc => out[i * 3 + c] = x,
+                Layout::Nchw => out[c * plane + i] = x,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_of_parallel_and_orthogonal_vectors() {
+        assert!((cosine_similarity(&[1.0, 2.0], &[2.0, 4.0]) - 1.0).abs() < 1e-6);
+        assert!(cosine_similarity(&[1.0, 0.0], &[0.0, 3.0]).abs() < 1e-6);
+        assert_eq!(cosine_similarity(&[0.0, 0.0], &[1.0, 1.0]), 0.0);
+    }
+
+    #[test]
+    fn normalised_vector_has_unit_length() {
+        let mut v = vec![3.0, 4.0];
+        l2_normalise(&mut v);
+        assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
+    }
+}

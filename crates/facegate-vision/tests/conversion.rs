@@ -1,0 +1,126 @@
+//! Each committed ONNX file reproduces its source model (PyTorch or
+//! TensorFlow Lite) on the real inputs recorded by tools/convert_models.py.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use facegate_vision::models::ModelDir;
+use facegate_vision::runtime::{SessionOptions, SessionPool};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct TensorFile {
+    shape: Vec<usize>,
+    file: String,
+}
+
+#[derive(Deserialize)]
+struct Reference {
+    model: String,
+    inputs: BTreeMap<String, TensorFile>,
+    outputs: BTreeMap<String, TensorFile>,
+    tolerance: f32,
+}
+
+fn read_f32(name: &str) -> Vec<f32> {
+    let bytes =
+        std::fs::read(common::repo_root().join("models/reference").join(name)).expect("fixture");
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn check(model: &str) -> f32 {
+    facegate_vision::runtime::init_located().expect("ONNX Runtime");
+    let path = common::repo_root().join(format!("models/reference/{model}.json"));
+    let reference: Reference =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("reference")).expect("json");
+    let dir = ModelDir::open(&common::repo_root().join("models")).expect("models dir");
+    let bytes = dir
+        .read_verified(&reference.model, None)
+        .expect("verified model");
+    let pool = SessionPool::load(
+        model,
+        &bytes,
+        &SessionOptions {
+            intra_threads: 1,
+            sessions: 1,
+        },
+    )
+    .expect("session");
+    let (name, input) = reference.inputs.iter().next().expect("one input");
+    let names: Vec<&str> = reference.outputs.keys().map(String::as_str).collect();
+    let outputs = pool
+        .run(name, &input.shape, &read_f32(&input.file), &names)
+        .expect("inference");
+    let mut worst = 0f32;
+    for (out, (oname, expected)) in outputs.iter().zip(&reference.outputs) {
+        assert_eq!(out.shape, expected.shape, "{model}.{oname} shape");
+        let want = read_f32(&expected.file);
+        let diff = out
+            .data
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        println!(
+            "{model}.{oname}: max abs difference {diff:.3e} (bound {:.0e})",
+            reference.tolerance
+        );
+        worst = worst.max(diff);
+    }
+    assert!(
+        worst <= reference.tolerance,
+        "{model}: {worst} exceeds {}",
+        reference.tolerance
+    );
+    worst
+}
+
+#[test]
+fn pnet_matches_pytorch() {
+    check("mtcnn_pnet");
+}
+
+#[test]
+fn rnet_matches_pytorch() {
+    check("mtcnn_rnet");
+}
+
+#[test]
+fn onet_matches_pytorch() {
+    check("mtcnn_onet");
+}
+
+#[test]
+fn mobilefacenet_matches_tflite() {
+    check("mobilefacenet");
+}
+
+#[test]
+fn anti_spoofing_matches_tflite() {
+    check("anti_spoofing");
+}
+
+#[test]
+fn a_tampered_model_is_refused() {
+    let tmp = std::env::temp_dir().join(format!("facegate-tamper-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::copy(
+        common::repo_root().join("models/models.toml"),
+        tmp.join("models.toml"),
+    )
+    .unwrap();
+    let mut bytes = std::fs::read(common::repo_root().join("models/mtcnn_rnet.onnx")).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(tmp.join("mtcnn_rnet.onnx"), bytes).unwrap();
+    let err = ModelDir::open(&tmp)
+        .unwrap()
+        .read_verified("mtcnn_rnet.onnx", None)
+        .unwrap_err();
+    assert!(err.to_string().contains("integrity check"), "{err}");
+    std::fs::remove_dir_all(&tmp).ok();
+}
