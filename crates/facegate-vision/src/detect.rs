@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::decode::fit_within;
 use crate::error::VisionError;
 use crate::models::ModelDir;
+use crate::resample::{Integral, Region};
 use crate::runtime::{SessionOptions, SessionPool};
 
 /// Detector settings.
@@ -140,84 +141,6 @@ fn nms(cands: &[Candidate], threshold: f32, overlap: Overlap) -> Vec<usize> {
     keep
 }
 
-/// A planar float image, channels first, values already normalised.
-struct Planes {
-    w: usize,
-    h: usize,
-    data: Vec<f32>, // 3 × h × w
-}
-
-fn normalise(v: f32) -> f32 {
-    (v - 127.5) * 0.0078125
-}
-
-/// Area resampling of a region of `img` (which may extend past the image;
-/// outside pixels count as black, as in the original MTCNN) to `ow × oh`.
-/// Each output pixel averages the input pixels its cell covers, as
-/// adaptive average pooling does.
-/// A rectangle of source pixels; it may reach past the image.
-#[derive(Clone, Copy)]
-struct Region {
-    x0: i64,
-    y0: i64,
-    w: usize,
-    h: usize,
-}
-
-fn resample_region(img: &RgbImage, region: Region, ow: usize, oh: usize, out: &mut [f32]) {
-    let Region {
-        x0,
-        y0,
-        w: rw,
-        h: rh,
-    } = region;
-    let (iw, ih) = (img.width() as i64, img.height() as i64);
-    let raw = img.as_raw();
-    let plane = ow * oh;
-    for oy in 0..oh {
-        let sy = oy * rh / oh;
-        let ey = ((oy + 1) * rh).div_ceil(oh).max(sy + 1);
-        for ox in 0..ow {
-            let sx = ox * rw / ow;
-            let ex = ((ox + 1) * rw).div_ceil(ow).max(sx + 1);
-            let mut acc = [0f32; 3];
-            for y in sy..ey {
-                let py = y0 + y as i64;
-                if py < 0 || py >= ih {
-                    continue;
-                }
-                let row = (py * iw) as usize * 3;
-                for x in sx..ex {
-                    let px = x0 + x as i64;
-                    if px < 0 || px >= iw {
-                        continue;
-                    }
-                    let i = row + px as usize * 3;
-                    acc[0] += raw[i] as f32;
-                    acc[1] += raw[i + 1] as f32;
-                    acc[2] += raw[i + 2] as f32;
-                }
-            }
-            let n = ((ey - sy) * (ex - sx)) as f32;
-            for c in 0..3 {
-                out[c * plane + oy * ow + ox] = normalise(acc[c] / n);
-            }
-        }
-    }
-}
-
-fn resample_whole(img: &RgbImage, ow: usize, oh: usize) -> Planes {
-    let mut data = vec![0f32; 3 * ow * oh];
-    let whole = Region {
-        x0: 0,
-        y0: 0,
-        w: img.width() as usize,
-        h: img.height() as usize,
-    };
-    resample_region(img, whole, ow, oh, &mut data);
-    Planes { w: ow, h: oh, data }
-}
-
 /// The MTCNN cascade.
 pub struct Detector {
     pnet: SessionPool,
@@ -276,15 +199,16 @@ impl Detector {
     }
 
     fn detect_at_scale(&self, img: &RgbImage) -> Result<Vec<DetectedFace>, VisionError> {
-        let cands = self.proposals(img)?;
+        let integral = Integral::new(img);
+        let cands = self.proposals(img, &integral)?;
         if cands.is_empty() {
             return Ok(Vec::new());
         }
-        let cands = self.refine(img, cands)?;
+        let cands = self.refine(&integral, cands)?;
         if cands.is_empty() {
             return Ok(Vec::new());
         }
-        self.output(img, cands)
+        self.output(&integral, cands)
     }
 
     /// Pyramid scales: the first maps `min_face` to P-Net's 12-pixel window.
@@ -302,29 +226,37 @@ impl Detector {
     }
 
     /// Stage 1: P-Net over the pyramid.
-    fn proposals(&self, img: &RgbImage) -> Result<Vec<Candidate>, VisionError> {
+    fn proposals(
+        &self,
+        img: &RgbImage,
+        integral: &Integral,
+    ) -> Result<Vec<Candidate>, VisionError> {
         let mut all = Vec::new();
         for scale in self.scales(img.width(), img.height()) {
             let sw = (img.width() as f32 * scale + 1.0) as usize;
             let sh = (img.height() as f32 * scale + 1.0) as usize;
-            let planes = resample_whole(img, sw, sh);
+            let planes = integral.resample(sw, sh);
             let out = self.pnet.run(
                 "input",
                 &[1, 3, planes.h, planes.w],
                 &planes.data,
-                &["reg", "prob"],
+                &["reg", "logits"],
             )?;
-            let (reg, prob) = (&out[0], &out[1]);
-            let (oh, ow) = (prob.shape[2], prob.shape[3]);
+            let (reg, logits) = (&out[0], &out[1]);
+            let (oh, ow) = (logits.shape[2], logits.shape[3]);
+            // p ≥ threshold  ⇔  l1 − l0 ≥ ln(threshold / (1 − threshold)).
+            let t = self.config.thresholds[0].clamp(1e-6, 1.0 - 1e-6);
+            let min_margin = (t / (1.0 - t)).ln();
             let cells = oh * ow;
             let mut level = Vec::new();
             for y in 0..oh {
                 for x in 0..ow {
                     let i = y * ow + x;
-                    let p = prob.data[cells + i];
-                    if p < self.config.thresholds[0] {
+                    let margin = logits.data[cells + i] - logits.data[i];
+                    if margin < min_margin {
                         continue;
                     }
+                    let p = 1.0 / (1.0 + (-margin).exp());
                     let q1x = ((2.0 * x as f32 + 1.0) / scale).floor();
                     let q1y = ((2.0 * y as f32 + 1.0) / scale).floor();
                     let q2x = ((2.0 * x as f32 + 12.0) / scale).floor();
@@ -360,7 +292,7 @@ impl Detector {
     }
 
     /// Crops every candidate's square (zero-padded past the border) into one batch.
-    fn crop_batch(img: &RgbImage, cands: &[Candidate], size: usize) -> Vec<f32> {
+    fn crop_batch(img: &Integral, cands: &[Candidate], size: usize) -> Vec<f32> {
         let plane = 3 * size * size;
         let mut batch = vec![0f32; cands.len() * plane];
         for (c, out) in cands.iter().zip(batch.chunks_mut(plane)) {
@@ -368,13 +300,13 @@ impl Detector {
             let y0 = c.bbox.y1.trunc() as i64 - 1;
             let w = (c.bbox.x2.trunc() as i64 - x0).max(1) as usize;
             let h = (c.bbox.y2.trunc() as i64 - y0).max(1) as usize;
-            resample_region(img, Region { x0, y0, w, h }, size, size, out);
+            img.resample_region(Region { x0, y0, w, h }, size, size, out);
         }
         batch
     }
 
     /// Stage 2: R-Net rejects most proposals and tightens the rest.
-    fn refine(&self, img: &RgbImage, cands: Vec<Candidate>) -> Result<Vec<Candidate>, VisionError> {
+    fn refine(&self, img: &Integral, cands: Vec<Candidate>) -> Result<Vec<Candidate>, VisionError> {
         let batch = Self::crop_batch(img, &cands, 24);
         let out = self
             .rnet
@@ -410,7 +342,7 @@ impl Detector {
     /// Stage 3: O-Net gives the final score, box and landmarks.
     fn output(
         &self,
-        img: &RgbImage,
+        img: &Integral,
         cands: Vec<Candidate>,
     ) -> Result<Vec<DetectedFace>, VisionError> {
         let batch = Self::crop_batch(img, &cands, 48);

@@ -17,6 +17,7 @@ pub mod geometry;
 pub mod liveness;
 pub mod models;
 pub mod quality;
+pub mod resample;
 pub mod runtime;
 
 pub use decode::DecodeLimits;

@@ -1,0 +1,224 @@
+//! Area resampling into normalised planar tensors for MTCNN: whole images
+//! through a summed-area table (each pyramid level costs only its own
+//! pixels) and face regions with zero padding past the border.
+
+use image::RgbImage;
+
+/// A planar float image, channels first, values already normalised.
+pub struct Planes {
+    pub w: usize,
+    pub h: usize,
+    pub data: Vec<f32>, // 3 × h × w
+}
+
+/// MTCNN's input normalisation.
+pub fn normalise(v: f32) -> f32 {
+    (v - 127.5) * 0.0078125
+}
+
+/// The source cells output index `o` of `out` averages over `len` inputs,
+/// as adaptive average pooling does: `floor(o·len/out) .. ceil((o+1)·len/out)`.
+fn cell(o: usize, len: usize, out: usize) -> (usize, usize) {
+    let start = o * len / out;
+    let end = ((o + 1) * len).div_ceil(out).max(start + 1);
+    (start, end)
+}
+
+/// A rectangle of source pixels; it may reach past the image.
+#[derive(Clone, Copy)]
+pub struct Region {
+    pub x0: i64,
+    pub y0: i64,
+    pub w: usize,
+    pub h: usize,
+}
+
+/// Summed-area table of an RGB image: any box sum in constant time.
+pub struct Integral {
+    w: usize,
+    h: usize,
+    sums: Vec<u32>, // (h + 1) × (w + 1) × 3
+}
+
+impl Integral {
+    pub fn new(img: &RgbImage) -> Integral {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let stride = (w + 1) * 3;
+        let mut sums = vec![0u32; (h + 1) * stride];
+        let raw = img.as_raw();
+        for y in 0..h {
+            let mut row = [0u32; 3];
+            for x in 0..w {
+                for c in 0..3 {
+                    row[c] += u32::from(raw[(y * w + x) * 3 + c]);
+                    sums[(y + 1) * stride + (x + 1) * 3 + c] =
+                        sums[y * stride + (x + 1) * 3 + c] + row[c];
+                }
+            }
+        }
+        Integral { w, h, sums }
+    }
+
+    /// The whole image area-resampled to `ow × oh`, normalised.
+    pub fn resample(&self, ow: usize, oh: usize) -> Planes {
+        let mut data = vec![0f32; 3 * ow * oh];
+        let whole = Region {
+            x0: 0,
+            y0: 0,
+            w: self.w,
+            h: self.h,
+        };
+        self.resample_region(whole, ow, oh, &mut data);
+        Planes { w: ow, h: oh, data }
+    }
+
+    /// Area resampling of `region` to `ow × oh` into `out` (planar,
+    /// normalised); pixels outside the image count as black, as in the
+    /// original MTCNN, so a face cut by the border keeps its proportions.
+    pub fn resample_region(&self, region: Region, ow: usize, oh: usize, out: &mut [f32]) {
+        let stride = (self.w + 1) * 3;
+        let plane = ow * oh;
+        // Source cell bounds in image coordinates, clipped to the image,
+        // and the cell's full area (outside pixels add zero).
+        let clip = |start: i64, o: usize, len: usize, out_len: usize, max: usize| {
+            let (s, e) = cell(o, len, out_len);
+            let (s, e) = (start + s as i64, start + e as i64);
+            (
+                s.clamp(0, max as i64) as usize,
+                e.clamp(0, max as i64) as usize,
+                (e - s) as f32,
+            )
+        };
+        let xs: Vec<(usize, usize, f32)> = (0..ow)
+            .map(|o| clip(region.x0, o, region.w, ow, self.w))
+            .collect();
+        for oy in 0..oh {
+            let (sy, ey, ch) = clip(region.y0, oy, region.h, oh, self.h);
+            for (ox, &(sx, ex, cw)) in xs.iter().enumerate() {
+                for c in 0..3 {
+                    let sum = if sy < ey && sx < ex {
+                        self.sums[ey * stride + ex * 3 + c] + self.sums[sy * stride + sx * 3 + c]
+                            - self.sums[sy * stride + ex * 3 + c]
+                            - self.sums[ey * stride + sx * 3 + c]
+                    } else {
+                        0
+                    };
+                    out[c * plane + oy * ow + ox] = normalise(sum as f32 / (ch * cw));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Area resampling of a region of `img` to `ow × oh`; pixels outside the
+    /// image count as black, as in the original MTCNN.
+    fn direct(img: &RgbImage, region: Region, ow: usize, oh: usize, out: &mut [f32]) {
+        let Region {
+            x0,
+            y0,
+            w: rw,
+            h: rh,
+        } = region;
+        let (iw, ih) = (img.width() as i64, img.height() as i64);
+        let raw = img.as_raw();
+        let plane = ow * oh;
+        for oy in 0..oh {
+            let (sy, ey) = cell(oy, rh, oh);
+            for ox in 0..ow {
+                let (sx, ex) = cell(ox, rw, ow);
+                let mut acc = [0f32; 3];
+                for y in sy..ey {
+                    let py = y0 + y as i64;
+                    if py < 0 || py >= ih {
+                        continue;
+                    }
+                    let row = (py * iw) as usize * 3;
+                    for x in sx..ex {
+                        let px = x0 + x as i64;
+                        if px < 0 || px >= iw {
+                            continue;
+                        }
+                        let i = row + px as usize * 3;
+                        acc[0] += raw[i] as f32;
+                        acc[1] += raw[i + 1] as f32;
+                        acc[2] += raw[i + 2] as f32;
+                    }
+                }
+                let n = ((ey - sy) * (ex - sx)) as f32;
+                for c in 0..3 {
+                    out[c * plane + oy * ow + ox] = normalise(acc[c] / n);
+                }
+            }
+        }
+    }
+
+    fn worst(a: &[f32], b: &[f32]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max)
+    }
+
+    #[test]
+    fn integral_resampling_equals_direct_area_averaging() {
+        let img = RgbImage::from_fn(37, 23, |x, y| {
+            image::Rgb([
+                (x * 7 % 256) as u8,
+                (y * 11 % 256) as u8,
+                ((x + y) * 5 % 256) as u8,
+            ])
+        });
+        let integral = Integral::new(&img);
+        for (ow, oh) in [(20, 13), (37, 23), (5, 4), (50, 30)] {
+            let mut slow = vec![0f32; 3 * ow * oh];
+            direct(
+                &img,
+                Region {
+                    x0: 0,
+                    y0: 0,
+                    w: 37,
+                    h: 23,
+                },
+                ow,
+                oh,
+                &mut slow,
+            );
+            let fast = integral.resample(ow, oh);
+            assert!(worst(&fast.data, &slow) < 1e-4, "{ow}x{oh}");
+            // A region reaching past the border.
+            let region = Region {
+                x0: -5,
+                y0: 3,
+                w: 30,
+                h: 30,
+            };
+            let mut fast = vec![0f32; 3 * ow * oh];
+            integral.resample_region(region, ow, oh, &mut fast);
+            direct(&img, region, ow, oh, &mut slow);
+            assert!(worst(&fast, &slow) < 1e-4, "{ow}x{oh} past the border");
+        }
+    }
+
+    #[test]
+    fn outside_the_image_is_black() {
+        let img = RgbImage::from_pixel(4, 4, image::Rgb([255, 255, 255]));
+        let mut out = vec![0f32; 3 * 2 * 2];
+        Integral::new(&img).resample_region(
+            Region {
+                x0: -4,
+                y0: 0,
+                w: 8,
+                h: 4,
+            },
+            2,
+            2,
+            &mut out,
+        );
+        assert_eq!(out[0], normalise(0.0));
+        assert_eq!(out[1], normalise(255.0));
+    }
+}
