@@ -1,0 +1,296 @@
+//! Settings: defaults, then an optional TOML file, then `FACEGATE_*`
+//! environment variables (`FACEGATE_FACE_LOGIN=verify`; nested engine keys
+//! use a double underscore: `FACEGATE_ENGINE__THRESHOLD=0.5`), then the
+//! command line. Every key is documented in docs/CONFIGURATION.md.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use facegate_vision::EngineConfig;
+use serde::{Deserialize, Serialize};
+
+/// How a face logs a user in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FaceLoginMode {
+    /// Face only, 1:N over all active users.
+    #[default]
+    Identify,
+    /// Username plus face, 1:1.
+    Verify,
+    /// Password first, then the face.
+    SecondFactor,
+}
+
+impl FaceLoginMode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FaceLoginMode::Identify => "identify",
+            FaceLoginMode::Verify => "verify",
+            FaceLoginMode::SecondFactor => "second_factor",
+        }
+    }
+}
+
+/// Presentation-attack detection (accepted here, implemented separately).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Liveness {
+    #[default]
+    Off,
+    Passive,
+    Active,
+    Both,
+}
+
+/// All settings of the web application.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Directory holding `node_modules/startbootstrap-sb-admin-2`; `web`
+    /// searched in the working directory and its ancestors when unset.
+    pub web_dir: Option<PathBuf>,
+    pub secure_cookies: bool,
+    pub trusted_proxy: Option<IpAddr>,
+    pub session_idle_minutes: i64,
+    pub face_login: FaceLoginMode,
+    pub match_margin: f32,
+    pub lockout_score_band: f32,
+    pub capture_interval_ms: u64,
+    pub rate_limit_per_address: u32,
+    pub rate_limit_per_account: u32,
+    pub lockout_threshold: u32,
+    pub lockout_seconds: i64,
+    pub max_upload_files: usize,
+    pub liveness: Liveness,
+    pub engine: EngineConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            data_dir: PathBuf::from("data"),
+            web_dir: None,
+            secure_cookies: false,
+            trusted_proxy: None,
+            session_idle_minutes: 720,
+            face_login: FaceLoginMode::Identify,
+            match_margin: 0.05,
+            lockout_score_band: 0.15,
+            capture_interval_ms: 2000,
+            rate_limit_per_address: 30,
+            rate_limit_per_account: 10,
+            lockout_threshold: 5,
+            lockout_seconds: 900,
+            max_upload_files: 10,
+            liveness: Liveness::Off,
+            engine: EngineConfig::default(),
+        }
+    }
+}
+
+/// Top-level keys that environment variables may set.
+const KEYS: &[&str] = &[
+    "addr",
+    "data_dir",
+    "web_dir",
+    "secure_cookies",
+    "trusted_proxy",
+    "session_idle_minutes",
+    "face_login",
+    "match_margin",
+    "lockout_score_band",
+    "capture_interval_ms",
+    "rate_limit_per_address",
+    "rate_limit_per_account",
+    "lockout_threshold",
+    "lockout_seconds",
+    "max_upload_files",
+    "liveness",
+    "engine",
+];
+
+/// The environment variable prefix.
+pub const ENV_PREFIX: &str = "FACEGATE_";
+
+impl Config {
+    /// Loads defaults, then `file` (if given), then the process environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Config::load`] with an explicit environment.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config {}", path.display()))?;
+                text.parse::<toml::Table>()
+                    .with_context(|| format!("parsing config {}", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let path: Vec<String> = key
+                .to_ascii_lowercase()
+                .split("__")
+                .map(str::to_string)
+                .collect();
+            if !KEYS.contains(&path[0].as_str()) {
+                continue;
+            }
+            set_path(&mut table, &path, env_value(&value));
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.lockout_threshold >= 1,
+            "lockout_threshold must be at least 1"
+        );
+        anyhow::ensure!(
+            self.capture_interval_ms >= 100,
+            "capture_interval_ms must be at least 100"
+        );
+        anyhow::ensure!(
+            self.match_margin >= 0.0,
+            "match_margin must not be negative"
+        );
+        anyhow::ensure!(
+            self.max_upload_files >= 1,
+            "max_upload_files must be at least 1"
+        );
+        Ok(())
+    }
+
+    /// The SB Admin 2 web directory: configured, or `web` in the working
+    /// directory or one of its ancestors.
+    pub fn resolve_web_dir(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.web_dir {
+            return Some(dir.clone());
+        }
+        find_upwards(Path::new("web"))
+    }
+
+    /// Resolves a relative `engine.models_dir` against the working
+    /// directory's ancestors, so `facegate serve` works from a subdirectory.
+    pub fn resolve_models_dir(&mut self) {
+        if self.engine.models_dir.is_relative() && !self.engine.models_dir.exists() {
+            if let Some(found) = find_upwards(&self.engine.models_dir) {
+                self.engine.models_dir = found;
+            }
+        }
+    }
+}
+
+fn find_upwards(rel: &Path) -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors().map(|d| d.join(rel)).find(|p| p.is_dir())
+}
+
+/// An environment value as TOML: numbers and booleans typed, else a string.
+fn env_value(raw: &str) -> toml::Value {
+    let probe = format!("v = {raw}");
+    match probe.parse::<toml::Table>() {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    if path.len() == 1 {
+        table.insert(path[0].clone(), value);
+        return;
+    }
+    let entry = table
+        .entry(path[0].clone())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if !entry.is_table() {
+        *entry = toml::Value::Table(toml::Table::new());
+    }
+    if let toml::Value::Table(inner) = entry {
+        set_path(inner, &path[1..], value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.capture_interval_ms, 2000);
+        assert_eq!(c.rate_limit_per_address, 30);
+        assert_eq!(c.face_login, FaceLoginMode::Identify);
+        assert_eq!(c.liveness, Liveness::Off);
+    }
+
+    #[test]
+    fn file_then_env() {
+        let dir = std::env::temp_dir().join(format!("facegate-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("facegate.toml");
+        std::fs::write(
+            &file,
+            "face_login = \"verify\"\nmatch_margin = 0.1\n[engine]\nthreshold = 0.4\n",
+        )
+        .unwrap();
+        let c = Config::load_from(
+            Some(&file),
+            env(&[
+                ("FACEGATE_MATCH_MARGIN", "0.2"),
+                ("FACEGATE_LIVENESS", "passive"),
+                ("FACEGATE_ENGINE__INTRA_THREADS", "2"),
+                ("FACEGATE_TRUSTED_PROXY", "10.0.0.1"),
+                ("FACEGATE_ADDR", "0.0.0.0:9000"),
+                ("FACEGATE_SUPERUSER_USERNAME", "admin"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.face_login, FaceLoginMode::Verify);
+        assert!((c.match_margin - 0.2).abs() < 1e-6);
+        assert_eq!(c.engine.threshold, Some(0.4));
+        assert_eq!(c.engine.intra_threads, 2);
+        assert_eq!(c.liveness, Liveness::Passive);
+        assert_eq!(c.trusted_proxy.unwrap().to_string(), "10.0.0.1");
+        assert_eq!(c.addr.port(), 9000);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn unknown_keys_in_file_are_refused() {
+        let dir = std::env::temp_dir().join(format!("facegate-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("facegate.toml");
+        std::fs::write(&file, "face_logn = \"verify\"\n").unwrap();
+        assert!(Config::load_from(Some(&file), env(&[])).is_err());
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

@@ -1,0 +1,154 @@
+//! Domain types: users, face templates, login attempts and the validated
+//! newtypes ([`Username`], [`Email`], [`Password`]) that guard user input.
+
+mod validated;
+
+pub use validated::{Email, Password, Username, ValidationError};
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+/// A registered account.
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub is_active: bool,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+    /// Consecutive failed face attempts against this account.
+    pub face_failures: u32,
+    /// Face login is refused until this moment.
+    pub face_locked_until: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl User {
+    /// True while the account's face login is locked.
+    pub fn face_locked(&self, now: OffsetDateTime) -> bool {
+        self.face_locked_until.is_some_and(|until| until > now)
+    }
+}
+
+/// What is needed to create an account.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: Username,
+    pub email: Email,
+    pub password_hash: String,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+}
+
+/// A user with the number of enrolled face templates (admin listing).
+#[derive(Debug, Clone, Serialize)]
+pub struct UserSummary {
+    #[serde(flatten)]
+    pub user: User,
+    pub faces: i64,
+}
+
+/// One enrolled face: the embedding, its model and the stored photo.
+#[derive(Debug, Clone, Serialize)]
+pub struct Template {
+    pub id: i64,
+    pub user_id: i64,
+    pub model_id: String,
+    #[serde(skip)]
+    pub embedding: Vec<f32>,
+    pub quality: f32,
+    /// Photo path relative to the data directory.
+    #[serde(skip)]
+    pub image_path: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// What is needed to store a template.
+#[derive(Debug, Clone)]
+pub struct NewTemplate {
+    pub user_id: i64,
+    pub model_id: String,
+    pub embedding: Vec<f32>,
+    pub quality: f32,
+    pub image_path: String,
+}
+
+/// A template reduced to what 1:N matching needs.
+#[derive(Debug, Clone)]
+pub struct MatchTemplate {
+    pub user_id: i64,
+    pub embedding: Vec<f32>,
+}
+
+/// How a login was attempted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginMethod {
+    Password,
+    FaceIdentify,
+    FaceVerify,
+    FaceSecondFactor,
+}
+
+impl LoginMethod {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LoginMethod::Password => "password",
+            LoginMethod::FaceIdentify => "face_identify",
+            LoginMethod::FaceVerify => "face_verify",
+            LoginMethod::FaceSecondFactor => "face_second_factor",
+        }
+    }
+}
+
+/// How a login attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure,
+    Locked,
+    RateLimited,
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Locked => "locked",
+            Outcome::RateLimited => "rate_limited",
+        }
+    }
+}
+
+/// An audit record of one login attempt, as written.
+#[derive(Debug, Clone)]
+pub struct NewLoginAttempt {
+    pub claimed_username: Option<String>,
+    /// The account the attempt concerned (matched, claimed or closest).
+    pub user_id: Option<i64>,
+    pub client_addr: String,
+    pub method: LoginMethod,
+    pub outcome: Outcome,
+    pub best_score: Option<f32>,
+    pub reason: String,
+}
+
+/// An audit record of one login attempt, as read back.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginAttempt {
+    pub id: i64,
+    pub at: OffsetDateTime,
+    pub claimed_username: Option<String>,
+    pub user_id: Option<i64>,
+    pub client_addr: String,
+    pub method: String,
+    pub outcome: String,
+    pub best_score: Option<f32>,
+    pub reason: String,
+}

@@ -1,0 +1,102 @@
+//! facegate-app: the face-login web application — accounts, face
+//! enrolment, webcam face login, staff pages and a JSON API over embedded
+//! SQLite. [`build_app`] assembles the router; [`cli`] exposes the
+//! `serve`, `migrate` and `createsuperuser` commands to the binary.
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod service;
+pub mod store;
+pub mod web;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use facegate_vision::{EngineConfig, FaceEngine};
+
+pub use config::{Config, FaceLoginMode, Liveness};
+pub use web::AppState;
+
+use service::Services;
+use web::views::Views;
+
+/// Opens the store (running migrations) and builds the router around an
+/// already loaded engine. The engine is injected so tests and tools can
+/// share one.
+pub async fn build_app(
+    config: Config,
+    engine: Arc<FaceEngine>,
+) -> anyhow::Result<(Router, AppState)> {
+    if config.liveness != Liveness::Off {
+        tracing::warn!(liveness = ?config.liveness, "liveness checks are not implemented yet; the setting is ignored");
+    }
+    let store = store::open_sqlite(&config.data_dir)
+        .await
+        .context("opening the database")?;
+    store.migrate().await.context("running migrations")?;
+    let sessions = store.session_store();
+    let services = Arc::new(Services::new(store, engine, Arc::new(config)));
+    let views = Arc::new(Views::new().context("loading templates")?);
+    let state = AppState { services, views };
+    Ok((web::router(state.clone(), sessions), state))
+}
+
+/// Loads the face engine (blocking, about a second). ONNX Runtime must be
+/// initialised first.
+pub fn load_engine(config: &EngineConfig) -> anyhow::Result<Arc<FaceEngine>> {
+    let engine = FaceEngine::load(config.clone()).with_context(|| {
+        format!(
+            "loading the face models from {}",
+            config.models_dir.display()
+        )
+    })?;
+    Ok(Arc::new(engine))
+}
+
+/// Serves `router` on `listener` with client addresses available to the
+/// handlers, until `shutdown` completes.
+pub async fn run_server(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Completes on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,255 @@
+//! Accounts: registration, password login (with per-address and
+//! per-account limits), password and e-mail changes, admin actions.
+
+use std::sync::LazyLock;
+
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::Argon2;
+
+use super::{Client, ServiceError, ServiceResult, Services};
+use crate::config::FaceLoginMode;
+use crate::domain::{
+    Email, LoginAttempt, LoginMethod, NewLoginAttempt, NewUser, Outcome, Password, User,
+    UserSummary, Username, ValidationError,
+};
+use crate::store::DynStore;
+
+/// Hashes a password with argon2id (the crate's default parameters).
+pub fn hash_password(password: &str) -> ServiceResult<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ServiceError::Internal(format!("hashing failed: {e}")))
+}
+
+/// Checks a password against a stored PHC hash.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A hash to verify against when the user does not exist, so both paths
+/// take the same time.
+static DUMMY_HASH: LazyLock<String> =
+    LazyLock::new(|| hash_password("not a real password, only for timing").unwrap_or_default());
+
+async fn blocking_hash(password: String) -> ServiceResult<String> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?
+}
+
+async fn blocking_verify(password: String, hash: Option<String>) -> ServiceResult<bool> {
+    tokio::task::spawn_blocking(move || {
+        let real = hash.is_some();
+        let ok = verify_password(&password, hash.as_deref().unwrap_or(&DUMMY_HASH));
+        ok && real
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(e.to_string()))
+}
+
+/// Creates an account directly in a store (also used by `createsuperuser`,
+/// which needs no face engine).
+pub async fn create_account(
+    store: &DynStore,
+    username: &str,
+    email: &str,
+    password: &str,
+    superuser: bool,
+) -> ServiceResult<User> {
+    let username = Username::parse(username)?;
+    let email = Email::parse(email)?;
+    let password = Password::parse(password)?;
+    let password_hash = blocking_hash(password.expose().to_string()).await?;
+    let new = NewUser {
+        username,
+        email,
+        password_hash,
+        is_staff: superuser,
+        is_superuser: superuser,
+    };
+    store.create_user(&new).await.map_err(|e| match e {
+        crate::store::StoreError::Conflict => {
+            ServiceError::Conflict("That username is already taken.".into())
+        }
+        other => other.into(),
+    })
+}
+
+/// Creates a staff superuser.
+pub async fn create_superuser(
+    store: DynStore,
+    username: &str,
+    email: &str,
+    password: &str,
+) -> ServiceResult<User> {
+    create_account(&store, username, email, password, true).await
+}
+
+/// The result of a successful password check.
+#[derive(Debug, Clone)]
+pub struct PasswordLogin {
+    pub user: User,
+    /// In `second_factor` mode, true when the face step must follow.
+    pub face_required: bool,
+}
+
+impl Services {
+    /// Creates an ordinary account.
+    pub async fn register(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+    ) -> ServiceResult<User> {
+        self.create_account(username, email, password, false).await
+    }
+
+    /// Creates an account; `superuser` also makes it staff.
+    pub async fn create_account(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+        superuser: bool,
+    ) -> ServiceResult<User> {
+        create_account(&self.store, username, email, password, superuser).await
+    }
+
+    /// Checks a username and password. Every attempt is audited; the error
+    /// never tells whether the username exists.
+    pub async fn login_password(
+        &self,
+        username: &str,
+        password: &str,
+        client: &Client,
+    ) -> ServiceResult<PasswordLogin> {
+        let claimed = username.trim().to_string();
+        let mut attempt = NewLoginAttempt {
+            claimed_username: Some(claimed.clone()),
+            user_id: None,
+            client_addr: client.addr.to_string(),
+            method: LoginMethod::Password,
+            outcome: Outcome::RateLimited,
+            best_score: None,
+            reason: "rate_limited".into(),
+        };
+        let account_key = claimed.to_ascii_lowercase();
+        if self.check_address(client).is_err() || !self.account_limiter.hit(&account_key) {
+            self.audit(attempt).await;
+            return Err(ServiceError::RateLimited);
+        }
+        let user = self.store.user_by_username(&claimed).await?;
+        attempt.user_id = user.as_ref().map(|u| u.id);
+        let ok = blocking_verify(
+            password.to_string(),
+            user.as_ref().map(|u| u.password_hash.clone()),
+        )
+        .await?;
+        let user = match user {
+            Some(u) if ok && u.is_active => u,
+            other => {
+                attempt.outcome = Outcome::Failure;
+                attempt.reason = match other {
+                    Some(u) if ok && !u.is_active => "inactive",
+                    _ => "bad_credentials",
+                }
+                .into();
+                self.audit(attempt).await;
+                return Err(ServiceError::InvalidCredentials);
+            }
+        };
+        let face_required = self.config.face_login == FaceLoginMode::SecondFactor
+            && self.has_faces(user.id).await?;
+        attempt.outcome = Outcome::Success;
+        attempt.reason = if face_required { "face_required" } else { "ok" }.into();
+        self.audit(attempt).await;
+        Ok(PasswordLogin {
+            user,
+            face_required,
+        })
+    }
+
+    /// Whether the user has a template of the current model.
+    pub async fn has_faces(&self, user_id: i64) -> ServiceResult<bool> {
+        let model = self.engine.model_id().to_string();
+        Ok(self
+            .store
+            .templates_for_user(user_id)
+            .await?
+            .iter()
+            .any(|t| t.model_id == model))
+    }
+
+    /// An active user by id (sessions of deactivated users stop working).
+    pub async fn active_user(&self, id: i64) -> ServiceResult<Option<User>> {
+        Ok(self.store.user_by_id(id).await?.filter(|u| u.is_active))
+    }
+
+    pub async fn change_password(
+        &self,
+        user: &User,
+        current: &str,
+        new: &str,
+    ) -> ServiceResult<()> {
+        let ok = blocking_verify(current.to_string(), Some(user.password_hash.clone())).await?;
+        if !ok {
+            return Err(ValidationError {
+                field: "current_password",
+                message: "Your current password is not correct.".into(),
+            }
+            .into());
+        }
+        let new = Password::parse(new)?;
+        let hash = blocking_hash(new.expose().to_string()).await?;
+        self.store.set_password_hash(user.id, &hash).await?;
+        Ok(())
+    }
+
+    pub async fn change_email(&self, user: &User, email: &str) -> ServiceResult<()> {
+        let email = Email::parse(email)?;
+        self.store.set_email(user.id, &email).await?;
+        Ok(())
+    }
+
+    pub async fn list_users(&self) -> ServiceResult<Vec<UserSummary>> {
+        Ok(self.store.list_users().await?)
+    }
+
+    pub async fn set_active(&self, user_id: i64, active: bool) -> ServiceResult<()> {
+        self.store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        self.store.set_active(user_id, active).await?;
+        self.invalidate_templates();
+        Ok(())
+    }
+
+    pub async fn recent_attempts(&self, limit: i64) -> ServiceResult<Vec<LoginAttempt>> {
+        Ok(self.store.recent_attempts(limit).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argon2id_round_trip() {
+        let h = hash_password("correct horse battery").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", &h));
+        assert!(!verify_password("wrong", &h));
+        assert!(!verify_password("x", "not a hash"));
+    }
+}

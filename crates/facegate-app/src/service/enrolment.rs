@@ -1,0 +1,104 @@
+//! Face enrolment: analyse an uploaded photo (exactly one face of good
+//! quality), store the re-encoded photo and its template; list and delete.
+
+use facegate_vision::{Quality, QualityLimits, VisionError};
+
+use super::{ServiceError, ServiceResult, Services};
+use crate::domain::{NewTemplate, Template, User};
+
+/// A 0–1 summary of a face's quality: half size, half sharpness, scaled so
+/// that a face at twice the enrolment minimums scores 1, minus a pose
+/// penalty.
+pub fn quality_score(q: &Quality, limits: &QualityLimits) -> f32 {
+    let size = (q.face_px / (2.0 * limits.min_face_px.max(1.0))).clamp(0.0, 1.0);
+    let sharp = (q.sharpness / (2.0 * limits.min_sharpness.max(1.0))).clamp(0.0, 1.0);
+    let pose = 1.0 - (q.pose.yaw.abs() / 90.0).clamp(0.0, 1.0) * 0.5;
+    ((0.5 * size + 0.5 * sharp) * pose * 1000.0).round() / 1000.0
+}
+
+impl Services {
+    /// Enrols one photo for `user`.
+    pub async fn enrol(&self, user: &User, bytes: Vec<u8>) -> ServiceResult<Template> {
+        let media = self.media.clone();
+        let user_id = user.id;
+        let result = self
+            .blocking(move |engine| {
+                let single = engine.analyze_single(&bytes, true)?;
+                let rel = media
+                    .save(user_id, &single.image)
+                    .map_err(|e| VisionError::Model(format!("saving the photo failed: {e}")))?;
+                let score = quality_score(&single.analysis.quality, &engine.config().quality);
+                Ok((single.analysis.embedding, score, rel))
+            })
+            .await?;
+        let (embedding, quality, image_path) = match result {
+            Ok(v) => v,
+            Err(VisionError::Model(m)) => return Err(ServiceError::Internal(m)),
+            Err(e) => return Err(ServiceError::Vision(e)),
+        };
+        let new = NewTemplate {
+            user_id,
+            model_id: embedding.model_id,
+            embedding: embedding.vector,
+            quality,
+            image_path: image_path.clone(),
+        };
+        match self.store.add_template(&new).await {
+            Ok(t) => {
+                self.invalidate_templates();
+                Ok(t)
+            }
+            Err(e) => {
+                self.media.remove(&image_path);
+                Err(e.into())
+            }
+        }
+    }
+
+    pub async fn faces(&self, user_id: i64) -> ServiceResult<Vec<Template>> {
+        Ok(self.store.templates_for_user(user_id).await?)
+    }
+
+    /// A template that `viewer` may see: their own, or any for staff.
+    pub async fn face_for(&self, viewer: &User, template_id: i64) -> ServiceResult<Template> {
+        let t = self
+            .store
+            .template(template_id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        if t.user_id != viewer.id && !viewer.is_staff {
+            // Not found rather than forbidden: do not confirm it exists.
+            return Err(ServiceError::NotFound);
+        }
+        Ok(t)
+    }
+
+    /// The stored JPEG of a template that `viewer` may see.
+    pub async fn face_image(&self, viewer: &User, template_id: i64) -> ServiceResult<Vec<u8>> {
+        let t = self.face_for(viewer, template_id).await?;
+        let media = self.media.clone();
+        tokio::task::spawn_blocking(move || media.read(&t.image_path))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .map_err(|_| ServiceError::NotFound)
+    }
+
+    pub async fn delete_face(&self, viewer: &User, template_id: i64) -> ServiceResult<()> {
+        let t = self.face_for(viewer, template_id).await?;
+        self.store.delete_template(t.id).await?;
+        self.invalidate_templates();
+        self.media.remove(&t.image_path);
+        Ok(())
+    }
+
+    /// Deletes all templates and photos of a user; returns how many.
+    pub async fn delete_all_faces(&self, user_id: i64) -> ServiceResult<usize> {
+        let deleted = self.store.delete_templates_for_user(user_id).await?;
+        self.invalidate_templates();
+        for t in &deleted {
+            self.media.remove(&t.image_path);
+        }
+        self.media.remove_user(user_id);
+        Ok(deleted.len())
+    }
+}

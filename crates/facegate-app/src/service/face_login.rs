@@ -1,0 +1,222 @@
+//! Face login in the three modes: `identify` (1:N with margin refusal),
+//! `verify` (username + face, 1:1) and `second_factor` (after the
+//! password). Consecutive failures lock an account's face login.
+//!
+//! Which account a failure counts against: in `verify` the claimed one, in
+//! `second_factor` the one whose password was given, and in `identify` the
+//! closest account when its score came within `lockout_score_band` below the
+//! threshold (a near miss is what a targeted attack looks like); attempts
+//! far from everyone, or ambiguous between two accounts, charge nobody. An
+//! identify probe whose best match is a locked account is refused with
+//! `locked` even when it reaches the threshold.
+
+use facegate_vision::VisionError;
+use time::{Duration, OffsetDateTime};
+
+use super::matching::{decide, rank, Decision};
+use super::{Client, ServiceError, ServiceResult, Services};
+use crate::config::FaceLoginMode;
+use crate::domain::{LoginMethod, NewLoginAttempt, Outcome, User};
+
+/// One face login attempt.
+#[derive(Debug, Clone, Default)]
+pub struct FaceLoginRequest {
+    pub image: Vec<u8>,
+    /// The claimed username (`verify` mode).
+    pub username: Option<String>,
+    /// The user whose password was already checked (`second_factor` mode).
+    pub pending_user: Option<i64>,
+}
+
+/// A successful face login.
+#[derive(Debug, Clone)]
+pub struct FaceLoginOk {
+    pub user: User,
+    pub score: f32,
+}
+
+const UNKNOWN: ServiceError = ServiceError::FaceRejected {
+    code: "unknown",
+    message: "We could not recognise you.",
+};
+
+impl Services {
+    /// Tries to log a face in according to the configured mode.
+    pub async fn face_login(
+        &self,
+        req: FaceLoginRequest,
+        client: &Client,
+    ) -> ServiceResult<FaceLoginOk> {
+        let mode = self.config.face_login;
+        let method = match mode {
+            FaceLoginMode::Identify => LoginMethod::FaceIdentify,
+            FaceLoginMode::Verify => LoginMethod::FaceVerify,
+            FaceLoginMode::SecondFactor => LoginMethod::FaceSecondFactor,
+        };
+        let claimed = req
+            .username
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let mut attempt = NewLoginAttempt {
+            claimed_username: claimed.map(str::to_string),
+            user_id: None,
+            client_addr: client.addr.to_string(),
+            method,
+            outcome: Outcome::RateLimited,
+            best_score: None,
+            reason: "rate_limited".into(),
+        };
+        if self.check_address(client).is_err() {
+            self.audit(attempt).await;
+            return Err(ServiceError::RateLimited);
+        }
+
+        // The account a 1:1 attempt is about, checked for a lock first.
+        let target = match mode {
+            FaceLoginMode::Identify => None,
+            FaceLoginMode::Verify => {
+                let name = claimed.ok_or_else(|| crate::domain::ValidationError {
+                    field: "username",
+                    message: "Enter your username.".into(),
+                })?;
+                Some(
+                    self.store
+                        .user_by_username(name)
+                        .await?
+                        .filter(|u| u.is_active),
+                )
+            }
+            FaceLoginMode::SecondFactor => {
+                let id = req.pending_user.ok_or(ServiceError::NotAuthenticated)?;
+                Some(Some(
+                    self.active_user(id)
+                        .await?
+                        .ok_or(ServiceError::NotAuthenticated)?,
+                ))
+            }
+        };
+        let now = OffsetDateTime::now_utc();
+        if let Some(Some(user)) = &target {
+            attempt.user_id = Some(user.id);
+            if user.face_locked(now) {
+                attempt.outcome = Outcome::Locked;
+                attempt.reason = "locked".into();
+                self.audit(attempt).await;
+                return Err(ServiceError::Locked);
+            }
+        }
+
+        let probe = match self
+            .blocking(move |e| e.analyze_single(&req.image, false))
+            .await?
+        {
+            Ok(single) => single.analysis.embedding,
+            Err(e) => {
+                attempt.outcome = Outcome::Failure;
+                attempt.reason = e.code().into();
+                self.audit(attempt).await;
+                return Err(match e {
+                    VisionError::NoFace => ServiceError::FaceRejected {
+                        code: "no_face",
+                        message: "No face was found in the picture.",
+                    },
+                    VisionError::MultipleFaces(_) => ServiceError::FaceRejected {
+                        code: "multiple_faces",
+                        message: "Several faces are in view; only one person, please.",
+                    },
+                    VisionError::Model(m) => ServiceError::Internal(m),
+                    other => ServiceError::Vision(other),
+                });
+            }
+        };
+        let threshold = self.engine.threshold();
+        let templates = self.cache.get(&self.store, &probe.model_id).await?;
+
+        let (user, score) = match target {
+            None => {
+                let ranked = rank(&templates, &probe.vector);
+                match decide(
+                    &ranked,
+                    threshold,
+                    self.config.match_margin,
+                    self.config.lockout_score_band,
+                ) {
+                    Decision::Match { user_id, score } => {
+                        attempt.best_score = Some(score);
+                        attempt.user_id = Some(user_id);
+                        let user = self.active_user(user_id).await?;
+                        match user {
+                            Some(u) if u.face_locked(now) => {
+                                attempt.outcome = Outcome::Locked;
+                                attempt.reason = "locked".into();
+                                self.audit(attempt).await;
+                                return Err(ServiceError::Locked);
+                            }
+                            Some(u) => (u, score),
+                            None => return self.reject(attempt, "inactive", None).await,
+                        }
+                    }
+                    Decision::Ambiguous { score, .. } => {
+                        attempt.best_score = Some(score);
+                        return self.reject(attempt, "ambiguous", None).await;
+                    }
+                    Decision::NoMatch { closest, best } => {
+                        attempt.best_score = best;
+                        attempt.user_id = closest.map(|c| c.0);
+                        return self.reject(attempt, "no_match", closest.map(|c| c.0)).await;
+                    }
+                }
+            }
+            Some(None) => {
+                // Unknown or inactive username: the same answer as a mismatch.
+                return self.reject(attempt, "no_match", None).await;
+            }
+            Some(Some(user)) => {
+                let best = templates
+                    .iter()
+                    .filter(|t| t.user_id == user.id)
+                    .map(|t| facegate_vision::cosine_similarity(&t.embedding, &probe.vector))
+                    .fold(None, |acc: Option<f32>, s| {
+                        Some(acc.map_or(s, |a| a.max(s)))
+                    });
+                attempt.best_score = best;
+                match best {
+                    Some(score) if score >= threshold => (user, score),
+                    Some(_) => return self.reject(attempt, "no_match", Some(user.id)).await,
+                    None => return self.reject(attempt, "no_templates", None).await,
+                }
+            }
+        };
+
+        self.store.reset_face_failures(user.id).await?;
+        attempt.outcome = Outcome::Success;
+        attempt.reason = "ok".into();
+        self.audit(attempt).await;
+        Ok(FaceLoginOk { user, score })
+    }
+
+    /// Audits a failed attempt, charges `charge` a failure, answers `unknown`.
+    async fn reject(
+        &self,
+        mut attempt: NewLoginAttempt,
+        reason: &str,
+        charge: Option<i64>,
+    ) -> ServiceResult<FaceLoginOk> {
+        if let Some(id) = charge {
+            let until =
+                OffsetDateTime::now_utc() + Duration::seconds(self.config.lockout_seconds.max(1));
+            if self
+                .store
+                .record_face_failure(id, self.config.lockout_threshold, until)
+                .await?
+            {
+                tracing::warn!(user_id = id, "face login locked after repeated failures");
+            }
+        }
+        attempt.outcome = Outcome::Failure;
+        attempt.reason = reason.into();
+        self.audit(attempt).await;
+        Err(UNKNOWN)
+    }
+}

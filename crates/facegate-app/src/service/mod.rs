@@ -1,0 +1,135 @@
+//! Application services shared by the pages and the JSON API: accounts,
+//! face enrolment, face login, rate limits and lockout, and the audit of
+//! login attempts. Nothing here knows about HTTP or about SQLite.
+
+mod accounts;
+mod enrolment;
+mod face_login;
+mod limits;
+mod matching;
+mod media;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use facegate_vision::{FaceEngine, VisionError};
+
+use crate::config::Config;
+use crate::domain::{NewLoginAttempt, ValidationError};
+use crate::store::{DynStore, StoreError};
+
+pub use accounts::{
+    create_account, create_superuser, hash_password, verify_password, PasswordLogin,
+};
+pub use face_login::{FaceLoginOk, FaceLoginRequest};
+pub use limits::RateLimiter;
+pub use matching::{decide, rank, Decision, TemplateCache};
+pub use media::Media;
+
+/// A failure a caller can act on; each maps to one HTTP status and code.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Invalid(#[from] ValidationError),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("Invalid username or password.")]
+    InvalidCredentials,
+    #[error("You need to log in.")]
+    NotAuthenticated,
+    #[error("You are not allowed to do that.")]
+    Forbidden,
+    #[error("Not found.")]
+    NotFound,
+    /// Enrolment refused the image (no face, several, low quality, …).
+    #[error("{0}")]
+    Vision(VisionError),
+    /// Face login did not let the user in; the code is `no_face`,
+    /// `multiple_faces` or `unknown`.
+    #[error("{message}")]
+    FaceRejected {
+        code: &'static str,
+        message: &'static str,
+    },
+    #[error("Too many failed attempts. Try again later or log in with your password.")]
+    Locked,
+    #[error("Too many attempts. Please wait a minute and try again.")]
+    RateLimited,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict => ServiceError::Conflict("That already exists.".into()),
+            StoreError::Backend(m) => ServiceError::Internal(m),
+        }
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Who is asking, as far as limits and the audit are concerned.
+#[derive(Debug, Clone, Copy)]
+pub struct Client {
+    pub addr: IpAddr,
+}
+
+/// The application services; one per process, shared behind an `Arc`.
+pub struct Services {
+    pub store: DynStore,
+    pub engine: Arc<FaceEngine>,
+    pub config: Arc<Config>,
+    pub media: Media,
+    address_limiter: RateLimiter,
+    account_limiter: RateLimiter,
+    cache: TemplateCache,
+}
+
+impl Services {
+    pub fn new(store: DynStore, engine: Arc<FaceEngine>, config: Arc<Config>) -> Self {
+        let media = Media::new(config.data_dir.join("media"));
+        Services {
+            address_limiter: RateLimiter::per_minute(config.rate_limit_per_address),
+            account_limiter: RateLimiter::per_minute(config.rate_limit_per_account),
+            cache: TemplateCache::default(),
+            store,
+            engine,
+            config,
+            media,
+        }
+    }
+
+    /// Counts a login attempt from `client`; refuses it over the limit.
+    fn check_address(&self, client: &Client) -> ServiceResult<()> {
+        if self.address_limiter.hit(&client.addr.to_string()) {
+            Ok(())
+        } else {
+            Err(ServiceError::RateLimited)
+        }
+    }
+
+    /// Writes an attempt to the audit table; a failure is logged, not fatal.
+    async fn audit(&self, attempt: NewLoginAttempt) {
+        if let Err(e) = self.store.record_attempt(&attempt).await {
+            tracing::error!(error = %e, "could not record a login attempt");
+        }
+    }
+
+    /// Forgets the cached templates (after enrolment, deletion, activation).
+    pub fn invalidate_templates(&self) {
+        self.cache.invalidate();
+    }
+
+    /// Runs a blocking engine call off the async executor.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&FaceEngine) -> Result<T, VisionError> + Send + 'static,
+    ) -> ServiceResult<Result<T, VisionError>> {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || f(&engine))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("engine task failed: {e}")))
+    }
+}

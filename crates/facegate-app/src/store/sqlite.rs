@@ -1,0 +1,399 @@
+//! [`SqliteStore`]: the embedded backend on SQLite through sqlx, with
+//! embedded migrations, WAL journaling and foreign keys on.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+use time::OffsetDateTime;
+
+use super::{
+    embedding_from_bytes, embedding_to_bytes, SessionBackend, Store, StoreError, StoreResult,
+};
+use crate::domain::{
+    Email, LoginAttempt, MatchTemplate, NewLoginAttempt, NewTemplate, NewUser, Template, User,
+    UserSummary,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The SQLite store; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn backend(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            return StoreError::Conflict;
+        }
+    }
+    StoreError::Backend(e.to_string())
+}
+
+fn ts(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+fn from_ts(s: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(s).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn now() -> i64 {
+    ts(OffsetDateTime::now_utc())
+}
+
+const USER_COLUMNS: &str =
+    "id, username, email, password_hash, is_active, is_staff, is_superuser, \
+     face_failures, face_locked_until, created_at, updated_at";
+
+fn user_from_row(r: &SqliteRow) -> Result<User, sqlx::Error> {
+    Ok(User {
+        id: r.try_get("id")?,
+        username: r.try_get("username")?,
+        email: r.try_get("email")?,
+        password_hash: r.try_get("password_hash")?,
+        is_active: r.try_get("is_active")?,
+        is_staff: r.try_get("is_staff")?,
+        is_superuser: r.try_get("is_superuser")?,
+        face_failures: r.try_get::<i64, _>("face_failures")?.max(0) as u32,
+        face_locked_until: r
+            .try_get::<Option<i64>, _>("face_locked_until")?
+            .map(from_ts),
+        created_at: from_ts(r.try_get("created_at")?),
+        updated_at: from_ts(r.try_get("updated_at")?),
+    })
+}
+
+fn template_from_row(r: &SqliteRow) -> Result<Template, sqlx::Error> {
+    Ok(Template {
+        id: r.try_get("id")?,
+        user_id: r.try_get("user_id")?,
+        model_id: r.try_get("model_id")?,
+        embedding: embedding_from_bytes(&r.try_get::<Vec<u8>, _>("embedding")?),
+        quality: r.try_get::<f64, _>("quality")? as f32,
+        image_path: r.try_get("image_path")?,
+        created_at: from_ts(r.try_get("created_at")?),
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file `path`.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        let opts = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(backend)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await
+            .map_err(backend)?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// The server-side session store, sharing this database.
+    pub fn sessions(&self) -> tower_sessions_sqlx_store::SqliteStore {
+        tower_sessions_sqlx_store::SqliteStore::new(self.pool.clone())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.sessions()
+            .migrate()
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))
+    }
+
+    async fn delete_expired_sessions(&self) -> StoreResult<()> {
+        use tower_sessions::ExpiredDeletion;
+        self.sessions()
+            .delete_expired()
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))
+    }
+
+    fn session_store(&self) -> SessionBackend {
+        SessionBackend::new(self.sessions())
+    }
+
+    async fn create_user(&self, new: &NewUser) -> StoreResult<User> {
+        let t = now();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (username, email, password_hash, is_staff, is_superuser, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(new.username.as_str())
+        .bind(new.email.as_str())
+        .bind(&new.password_hash)
+        .bind(new.is_staff)
+        .bind(new.is_superuser)
+        .bind(t)
+        .bind(t)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        self.user_by_id(id)
+            .await?
+            .ok_or_else(|| StoreError::Backend("inserted user vanished".into()))
+    }
+
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(user_from_row).transpose().map_err(backend)
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = ? COLLATE NOCASE");
+        let row = sqlx::query(&sql)
+            .bind(username.trim())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(user_from_row).transpose().map_err(backend)
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<UserSummary>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS}, (SELECT COUNT(*) FROM face_templates f WHERE f.user_id = users.id) AS faces \
+             FROM users ORDER BY id"
+        );
+        let rows = sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(UserSummary {
+                    user: user_from_row(r)?,
+                    faces: r.try_get("faces")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(backend)
+    }
+
+    async fn count_users(&self) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn set_active(&self, id: i64, active: bool) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET is_active = ?, updated_at = ? WHERE id = ?")
+            .bind(active)
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn set_password_hash(&self, id: i64, hash: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
+            .bind(hash)
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn set_email(&self, id: i64, email: &Email) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET email = ?, updated_at = ? WHERE id = ?")
+            .bind(email.as_str())
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn record_face_failure(
+        &self,
+        id: i64,
+        threshold: u32,
+        lock_until: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let failures: Option<i64> = sqlx::query_scalar(
+            "UPDATE users SET face_failures = face_failures + 1 WHERE id = ? RETURNING face_failures",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        let Some(failures) = failures else {
+            return Ok(false);
+        };
+        if failures >= i64::from(threshold.max(1)) {
+            sqlx::query("UPDATE users SET face_failures = 0, face_locked_until = ? WHERE id = ?")
+                .bind(ts(lock_until))
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn reset_face_failures(&self, id: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET face_failures = 0, face_locked_until = NULL WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn add_template(&self, new: &NewTemplate) -> StoreResult<Template> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO face_templates (user_id, model_id, embedding, quality, image_path, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(new.user_id)
+        .bind(&new.model_id)
+        .bind(embedding_to_bytes(&new.embedding))
+        .bind(f64::from(new.quality))
+        .bind(&new.image_path)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        self.template(id)
+            .await?
+            .ok_or_else(|| StoreError::Backend("inserted template vanished".into()))
+    }
+
+    async fn template(&self, id: i64) -> StoreResult<Option<Template>> {
+        let row = sqlx::query("SELECT * FROM face_templates WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref()
+            .map(template_from_row)
+            .transpose()
+            .map_err(backend)
+    }
+
+    async fn templates_for_user(&self, user_id: i64) -> StoreResult<Vec<Template>> {
+        let rows = sqlx::query("SELECT * FROM face_templates WHERE user_id = ? ORDER BY id")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(template_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn delete_template(&self, id: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM face_templates WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn delete_templates_for_user(&self, user_id: i64) -> StoreResult<Vec<Template>> {
+        let rows = sqlx::query("DELETE FROM face_templates WHERE user_id = ? RETURNING *")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(template_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn active_templates(&self, model_id: &str) -> StoreResult<Vec<MatchTemplate>> {
+        let rows = sqlx::query(
+            "SELECT f.user_id, f.embedding FROM face_templates f JOIN users u ON u.id = f.user_id \
+             WHERE u.is_active = 1 AND f.model_id = ?",
+        )
+        .bind(model_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(MatchTemplate {
+                    user_id: r.try_get("user_id")?,
+                    embedding: embedding_from_bytes(&r.try_get::<Vec<u8>, _>("embedding")?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(backend)
+    }
+
+    async fn record_attempt(&self, a: &NewLoginAttempt) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO login_attempts (at, claimed_username, user_id, client_addr, method, outcome, best_score, reason) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(now())
+        .bind(&a.claimed_username)
+        .bind(a.user_id)
+        .bind(&a.client_addr)
+        .bind(a.method.as_str())
+        .bind(a.outcome.as_str())
+        .bind(a.best_score.map(f64::from))
+        .bind(&a.reason)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn recent_attempts(&self, limit: i64) -> StoreResult<Vec<LoginAttempt>> {
+        let rows = sqlx::query("SELECT * FROM login_attempts ORDER BY id DESC LIMIT ?")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(LoginAttempt {
+                    id: r.try_get("id")?,
+                    at: from_ts(r.try_get("at")?),
+                    claimed_username: r.try_get("claimed_username")?,
+                    user_id: r.try_get("user_id")?,
+                    client_addr: r.try_get("client_addr")?,
+                    method: r.try_get("method")?,
+                    outcome: r.try_get("outcome")?,
+                    best_score: r.try_get::<Option<f64>, _>("best_score")?.map(|s| s as f32),
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(backend)
+    }
+}

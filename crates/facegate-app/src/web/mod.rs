@@ -1,0 +1,57 @@
+//! The HTTP layer: one axum router for the JSON API and the server-rendered
+//! pages, over the shared [`crate::service::Services`].
+
+pub mod assets;
+pub mod client;
+pub mod error;
+pub mod openapi;
+pub mod routes;
+pub mod security;
+pub mod session;
+pub mod views;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::service::Services;
+use crate::store::SessionBackend;
+use views::Views;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Arc<Services>,
+    pub views: Arc<Views>,
+}
+
+/// Multipart framing allowance on top of the image bytes.
+const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
+/// Builds the complete router.
+pub fn router(state: AppState, sessions: SessionBackend) -> Router {
+    let config = state.services.config.clone();
+    let one_image = config.engine.decode.max_bytes + MULTIPART_OVERHEAD;
+    let sessions = SessionManagerLayer::new(sessions)
+        .with_name("facegate_session")
+        .with_secure(config.secure_cookies)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
+            config.session_idle_minutes.max(1),
+        )));
+    Router::new()
+        .merge(routes::api::router())
+        .merge(routes::pages::router())
+        .merge(routes::profile::router(&config))
+        .merge(routes::admin::router())
+        .merge(assets::router(&config))
+        .layer(DefaultBodyLimit::max(one_image))
+        .layer(sessions)
+        .layer(axum::middleware::from_fn(security::headers))
+        .with_state(state)
+}

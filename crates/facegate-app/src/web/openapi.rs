@@ -1,0 +1,130 @@
+//! The OpenAPI 3.1 description of the JSON API, served at
+//! `/api/openapi.json`. A test checks it against the router's endpoints.
+
+use serde_json::{json, Value};
+
+fn error_ref(desc: &str) -> Value {
+    json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+fn json_body(schema: Value) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": schema}}})
+}
+
+fn ok(desc: &str, schema: Value) -> Value {
+    json!({"description": desc, "content": {"application/json": {"schema": schema}}})
+}
+
+fn image_body(extra: Value) -> Value {
+    let mut props = json!({"image": {"type": "string", "format": "binary"}});
+    if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
+        p.extend(e.clone());
+    }
+    json!({"required": true, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["image"], "properties": props}}}})
+}
+
+fn user_ref() -> Value {
+    json!({"$ref": "#/components/schemas/UserRef"})
+}
+
+/// The document.
+pub fn document() -> Value {
+    let csrf = json!([{"$ref": "#/components/parameters/Csrf"}]);
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "facegate",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Face-recognition login. Cookie sessions; state-changing requests carry X-CSRF-Token from GET /api/csrf. Errors are {error, message}."
+        },
+        "paths": {
+            "/api/csrf": {"get": {"summary": "Get the session's CSRF token",
+                "responses": {"200": ok("The token", json!({"type": "object", "properties": {"csrf_token": {"type": "string"}}}))}}},
+            "/api/openapi.json": {"get": {"summary": "This document",
+                "responses": {"200": {"description": "OpenAPI document"}}}},
+            "/api/register": {"post": {"summary": "Create an account and log in", "parameters": csrf,
+                "requestBody": json_body(json!({"type": "object", "required": ["username", "email", "password"],
+                    "properties": {"username": {"type": "string"}, "email": {"type": "string"}, "password": {"type": "string"}}})),
+                "responses": {"201": ok("Created", user_ref()), "400": error_ref("invalid"),
+                    "403": error_ref("csrf"), "409": error_ref("conflict")}}},
+            "/api/login": {"post": {"summary": "Log in with a password", "parameters": csrf,
+                "requestBody": json_body(json!({"type": "object", "required": ["username", "password"],
+                    "properties": {"username": {"type": "string"}, "password": {"type": "string"}}})),
+                "responses": {"200": ok("Logged in; with face_required the face step must follow (second_factor mode)",
+                        json!({"allOf": [user_ref(), {"type": "object", "properties": {"face_required": {"type": "boolean"}}}]})),
+                    "401": error_ref("invalid_credentials"), "403": error_ref("csrf"), "429": error_ref("rate_limited")}}},
+            "/api/logout": {"post": {"summary": "Log out", "parameters": csrf,
+                "responses": {"204": {"description": "Logged out"}, "403": error_ref("csrf")}}},
+            "/api/me": {"get": {"summary": "The logged-in user",
+                "responses": {"200": ok("The user", json!({"type": "object", "properties": {
+                        "id": {"type": "integer"}, "username": {"type": "string"}, "email": {"type": "string"},
+                        "faces": {"type": "integer"}, "is_staff": {"type": "boolean"}}})),
+                    "401": error_ref("not_authenticated")}}},
+            "/api/me/faces": {
+                "get": {"summary": "The user's enrolled faces",
+                    "responses": {"200": ok("Faces", json!({"type": "object", "properties": {"faces": {"type": "array",
+                            "items": {"$ref": "#/components/schemas/Face"}}}})),
+                        "401": error_ref("not_authenticated")}},
+                "post": {"summary": "Enrol a face photo", "parameters": csrf, "requestBody": image_body(json!({})),
+                    "responses": {"201": ok("Enrolled", json!({"type": "object", "properties": {
+                            "id": {"type": "integer"}, "quality": {"type": "number"}}})),
+                        "401": error_ref("not_authenticated"), "403": error_ref("csrf"), "413": error_ref("too_large"),
+                        "422": error_ref("no_face, multiple_faces, low_quality or invalid_image")}}},
+            "/api/me/faces/{id}": {"delete": {"summary": "Delete one enrolled face", "parameters": [
+                    {"$ref": "#/components/parameters/Csrf"},
+                    {"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                "responses": {"204": {"description": "Deleted"}, "401": error_ref("not_authenticated"),
+                    "403": error_ref("csrf"), "404": error_ref("not_found")}}},
+            "/api/face-login": {"post": {"summary": "Log in with a face photo", "parameters": csrf,
+                "requestBody": image_body(json!({"username": {"type": "string", "description": "verify mode only"}})),
+                "responses": {"200": ok("Logged in", json!({"allOf": [user_ref(), {"type": "object",
+                        "properties": {"score": {"type": "number"}}}]})),
+                    "401": error_ref("no_face, multiple_faces or unknown"), "403": error_ref("csrf"),
+                    "413": error_ref("too_large"), "422": error_ref("invalid_image"),
+                    "429": error_ref("locked or rate_limited")}}}
+        },
+        "components": {
+            "parameters": {"Csrf": {"name": "X-CSRF-Token", "in": "header", "required": true, "schema": {"type": "string"}}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error", "message"],
+                    "properties": {"error": {"type": "string"}, "message": {"type": "string"}}},
+                "UserRef": {"type": "object", "required": ["id", "username"],
+                    "properties": {"id": {"type": "integer"}, "username": {"type": "string"}}},
+                "Face": {"type": "object", "properties": {"id": {"type": "integer"}, "quality": {"type": "number"},
+                    "created": {"type": "string", "format": "date-time"}}}
+            }
+        }
+    })
+}
+
+/// `(METHOD, path)` pairs the document describes, sorted.
+pub fn operations(doc: &Value) -> Vec<(String, String)> {
+    let mut ops = Vec::new();
+    if let Some(paths) = doc["paths"].as_object() {
+        for (path, item) in paths {
+            if let Some(item) = item.as_object() {
+                for method in item.keys() {
+                    ops.push((method.to_ascii_uppercase(), path.clone()));
+                }
+            }
+        }
+    }
+    ops.sort();
+    ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_matches_the_router_endpoints() {
+        let mut routed: Vec<(String, String)> = crate::web::routes::api::endpoints()
+            .into_iter()
+            .map(|(m, p, _)| (m.to_string(), p.to_string()))
+            .collect();
+        routed.sort();
+        assert_eq!(operations(&document()), routed);
+    }
+}

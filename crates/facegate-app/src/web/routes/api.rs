@@ -1,0 +1,211 @@
+//! The JSON API under `/api`. State-changing requests need the
+//! `X-CSRF-Token` header; errors are `{"error": CODE, "message": TEXT}`.
+
+use axum::extract::{Multipart, Path, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, MethodRouter};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use tower_sessions::Session;
+
+use super::read_upload;
+use crate::service::{FaceLoginRequest, ServiceError};
+use crate::web::client::ClientAddr;
+use crate::web::error::{ApiError, ApiResult};
+use crate::web::session::{self as sess};
+use crate::web::{openapi, AppState};
+
+/// Every API endpoint: method, path, handler. The router and the OpenAPI
+/// sync test both read this list.
+pub fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
+    vec![
+        (Method::GET, "/api/csrf", get(csrf)),
+        (Method::GET, "/api/openapi.json", get(openapi_doc)),
+        (Method::POST, "/api/register", post(register)),
+        (Method::POST, "/api/login", post(login)),
+        (Method::POST, "/api/logout", post(logout)),
+        (Method::GET, "/api/me", get(me)),
+        (Method::GET, "/api/me/faces", get(list_faces)),
+        (Method::POST, "/api/me/faces", post(add_face)),
+        (Method::DELETE, "/api/me/faces/{id}", delete(delete_face)),
+        (Method::POST, "/api/face-login", post(face_login)),
+    ]
+}
+
+pub fn router() -> Router<AppState> {
+    let mut r = Router::new();
+    for (_, path, handler) in endpoints() {
+        r = r.route(path, handler);
+    }
+    r.layer(axum::middleware::from_fn(csrf_guard))
+}
+
+/// Refuses state-changing requests without the session's CSRF token.
+async fn csrf_guard(session: Session, req: Request, next: Next) -> Response {
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        let provided = req
+            .headers()
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok());
+        if !sess::csrf_ok(&session, provided).await {
+            return ApiError::csrf().into_response();
+        }
+    }
+    next.run(req).await
+}
+
+async fn csrf(session: Session) -> ApiResult<Json<Value>> {
+    let token = sess::csrf_token(&session).await?;
+    Ok(Json(json!({ "csrf_token": token })))
+}
+
+async fn openapi_doc() -> Json<Value> {
+    Json(openapi::document())
+}
+
+#[derive(Deserialize)]
+struct RegisterBody {
+    username: String,
+    email: String,
+    password: String,
+}
+
+async fn register(
+    State(st): State<AppState>,
+    session: Session,
+    Json(body): Json<RegisterBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let user = st
+        .services
+        .register(&body.username, &body.email, &body.password)
+        .await?;
+    sess::log_in(&session, user.id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": user.id, "username": user.username})),
+    ))
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(st): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    session: Session,
+    Json(body): Json<LoginBody>,
+) -> ApiResult<Json<Value>> {
+    let ok = st
+        .services
+        .login_password(&body.username, &body.password, &client)
+        .await?;
+    if ok.face_required {
+        sess::set_pending(&session, ok.user.id).await?;
+    } else {
+        sess::log_in(&session, ok.user.id).await?;
+    }
+    Ok(Json(json!({
+        "id": ok.user.id,
+        "username": ok.user.username,
+        "face_required": ok.face_required,
+    })))
+}
+
+async fn logout(session: Session) -> ApiResult<StatusCode> {
+    sess::log_out(&session).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn me(State(st): State<AppState>, session: Session) -> ApiResult<Json<Value>> {
+    let user = sess::require_user(&st.services, &session).await?;
+    let faces = st.services.faces(user.id).await?.len();
+    Ok(Json(json!({
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "faces": faces,
+        "is_staff": user.is_staff,
+    })))
+}
+
+fn created(t: &time::OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+async fn list_faces(State(st): State<AppState>, session: Session) -> ApiResult<Json<Value>> {
+    let user = sess::require_user(&st.services, &session).await?;
+    let faces: Vec<Value> = st
+        .services
+        .faces(user.id)
+        .await?
+        .iter()
+        .map(|t| json!({"id": t.id, "quality": t.quality, "created": created(&t.created_at)}))
+        .collect();
+    Ok(Json(json!({ "faces": faces })))
+}
+
+async fn add_face(
+    State(st): State<AppState>,
+    session: Session,
+    mp: Multipart,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let user = sess::require_user(&st.services, &session).await?;
+    let max = st.services.config.engine.decode.max_bytes;
+    let mut up = read_upload(mp, max, 1).await?;
+    let image = up
+        .images
+        .pop()
+        .ok_or_else(|| ApiError::bad_request("Send the photo in the multipart field `image`."))?;
+    let t = st.services.enrol(&user, image).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": t.id, "quality": t.quality})),
+    ))
+}
+
+async fn delete_face(
+    State(st): State<AppState>,
+    session: Session,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    let user = sess::require_user(&st.services, &session).await?;
+    let t = st.services.face_for(&user, id).await?;
+    if t.user_id != user.id {
+        return Err(ServiceError::NotFound.into());
+    }
+    st.services.delete_face(&user, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn face_login(
+    State(st): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    session: Session,
+    mp: Multipart,
+) -> ApiResult<Json<Value>> {
+    let max = st.services.config.engine.decode.max_bytes;
+    let mut up = read_upload(mp, max, 1).await?;
+    let username = up.field("username").map(str::to_string);
+    let image = up
+        .images
+        .pop()
+        .ok_or_else(|| ApiError::bad_request("Send the photo in the multipart field `image`."))?;
+    let req = FaceLoginRequest {
+        image,
+        username,
+        pending_user: sess::pending(&session).await,
+    };
+    let ok = st.services.face_login(req, &client).await?;
+    sess::log_in(&session, ok.user.id).await?;
+    Ok(Json(
+        json!({"id": ok.user.id, "username": ok.user.username, "score": ok.score}),
+    ))
+}

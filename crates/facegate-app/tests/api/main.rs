@@ -1,0 +1,9 @@
+//! API tests: each test spawns the real server on loopback with a fresh
+//! SQLite data directory and talks to it with reqwest. The face engine is
+//! loaded once for the whole test binary.
+
+mod flow;
+mod helpers;
+mod modes;
+mod openapi;
+mod security;

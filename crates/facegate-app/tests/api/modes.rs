@@ -1,0 +1,122 @@
+//! The verify and second_factor modes, and the face lockout.
+
+use facegate_app::FaceLoginMode;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{error_of, face, TestApp, PASSWORD};
+
+#[tokio::test]
+async fn verify_mode_needs_the_right_username() {
+    let app = TestApp::spawn_with(|c| c.face_login = FaceLoginMode::Verify).await;
+    app.user_with_faces("barack", &["obama_1.jpg"]).await;
+    app.user_with_faces("kit", &["kit_harington_1.jpg"]).await;
+    let a = app.agent().await;
+
+    let r = a.face_login(&face("obama_2.jpg"), None).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    let r = a.face_login(&face("obama_2.jpg"), Some("kit")).await;
+    let (status, code) = error_of(r).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "unknown")
+    );
+
+    // An unknown username gets exactly the same answer.
+    let known: Value = a
+        .face_login(&face("obama_2.jpg"), Some("kit"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let unknown: Value = a
+        .face_login(&face("obama_2.jpg"), Some("nobody"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(known, unknown);
+
+    let r = a.face_login(&face("obama_2.jpg"), Some("barack")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(a.me().await.as_deref(), Some("barack"));
+}
+
+#[tokio::test]
+async fn second_factor_mode_needs_password_then_face() {
+    let app = TestApp::spawn_with(|c| c.face_login = FaceLoginMode::SecondFactor).await;
+    app.user_with_faces("barack", &["obama_1.jpg"]).await;
+
+    // A face alone is not enough.
+    let a = app.agent().await;
+    let (status, code) = error_of(a.face_login(&face("obama_2.jpg"), None).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "not_authenticated")
+    );
+
+    let r = a.login("barack", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["face_required"], true);
+    assert_eq!(a.me().await, None, "not logged in before the face");
+
+    let (_, code) = error_of(a.face_login(&face("biden_2.jpg"), None).await).await;
+    assert_eq!(code, "unknown");
+    assert_eq!(a.me().await, None);
+
+    let r = a.face_login(&face("obama_2.jpg"), None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(a.me().await.as_deref(), Some("barack"));
+}
+
+#[tokio::test]
+async fn five_failures_lock_face_login_but_not_the_password() {
+    let app = TestApp::spawn_with(|c| c.face_login = FaceLoginMode::Verify).await;
+    app.user_with_faces("barack", &["obama_1.jpg"]).await;
+    let a = app.agent().await;
+    for i in 0..5 {
+        let (status, code) =
+            error_of(a.face_login(&face("biden_2.jpg"), Some("barack")).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::UNAUTHORIZED, "unknown"),
+            "attempt {i}"
+        );
+    }
+    let (status, code) = error_of(a.face_login(&face("obama_2.jpg"), Some("barack")).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, "locked")
+    );
+    assert_eq!(a.me().await, None);
+
+    let b = app.agent().await;
+    assert_eq!(b.login("barack", PASSWORD).await.status(), StatusCode::OK);
+    assert_eq!(b.me().await.as_deref(), Some("barack"));
+
+    let attempts = app.state.services.recent_attempts(10).await.unwrap();
+    assert_eq!(attempts[1].outcome, "locked");
+}
+
+#[tokio::test]
+async fn identify_mode_locks_the_account_that_matched() {
+    let app = TestApp::spawn().await;
+    let id = app.user_with_faces("barack", &["obama_1.jpg"]).await;
+    let until = time::OffsetDateTime::now_utc() + time::Duration::minutes(10);
+    let store = &app.state.services.store;
+    for _ in 0..5 {
+        store.record_face_failure(id, 5, until).await.unwrap();
+    }
+    let a = app.agent().await;
+    let (status, code) = error_of(a.face_login(&face("obama_2.jpg"), None).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, "locked")
+    );
+    store.reset_face_failures(id).await.unwrap();
+    assert_eq!(
+        a.face_login(&face("obama_2.jpg"), None).await.status(),
+        StatusCode::OK
+    );
+}

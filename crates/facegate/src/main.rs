@@ -1,0 +1,95 @@
+//! The `facegate` command: the web server and its administration, plus the
+//! face engine's tools (detect, compare, eval, bench).
+
+mod bench;
+mod engine_cli;
+mod eval;
+mod progress;
+mod setup;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "facegate", version, about = "Face login for web applications")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web server (sets up models, runtime and assets on first run).
+    Serve(facegate_app::cli::ServeArgs),
+    /// Apply pending database migrations.
+    Migrate(facegate_app::cli::MigrateArgs),
+    /// Create a staff superuser account.
+    Createsuperuser(facegate_app::cli::CreateSuperuserArgs),
+    /// Enrol face photos for an existing user.
+    Enroll(facegate_app::cli::EnrollArgs),
+    /// Fetch the ONNX Runtime library and the web assets now.
+    Setup,
+    /// Detect faces: boxes, landmarks, scores and quality.
+    Detect(engine_cli::DetectArgs),
+    /// Compare the faces of two images.
+    Compare(engine_cli::CompareArgs),
+    /// Measure verification accuracy on a list of labelled pairs.
+    Eval(eval::EvalArgs),
+    /// Measure per-stage latency, throughput and memory.
+    Bench(bench::BenchArgs),
+}
+
+/// Logs go to stderr; `RUST_LOG` filters them (default `info`) and
+/// `FACEGATE_LOG_FORMAT=json` makes them structured JSON lines.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("FACEGATE_LOG_FORMAT").is_ok_and(|v| v == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Serve(args) => {
+            setup::ensure_runtime()?;
+            setup::ensure_web_assets(&PathBuf::from("web"))?;
+            facegate_app::cli::serve(args)
+        }
+        Command::Migrate(args) => facegate_app::cli::migrate(args),
+        Command::Createsuperuser(args) => facegate_app::cli::create_superuser(args),
+        Command::Enroll(args) => {
+            setup::ensure_runtime()?;
+            facegate_app::cli::enroll(args)
+        }
+        Command::Setup => {
+            setup::ensure_runtime()?;
+            setup::ensure_web_assets(&PathBuf::from("web"))
+        }
+        Command::Detect(args) => {
+            setup::ensure_runtime()?;
+            engine_cli::detect(args)
+        }
+        Command::Compare(args) => {
+            setup::ensure_runtime()?;
+            engine_cli::compare(args)
+        }
+        Command::Eval(args) => {
+            setup::ensure_runtime()?;
+            eval::run(args)
+        }
+        Command::Bench(args) => {
+            setup::ensure_runtime()?;
+            bench::run(args)
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The engine commands as a user runs them: the real `facegate` binary on
+//! the labelled photos, checking what it prints.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn faces_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/faces")
+}
+
+fn facegate(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_facegate"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("running facegate");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(args: &[&str]) -> Value {
+    let (ok, stdout, stderr) = facegate(args);
+    assert!(ok, "facegate {args:?} failed: {stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+fn photo(name: &str) -> String {
+    faces_dir().join(name).display().to_string()
+}
+
+/// (file, identity, faces) rows of LABELS.csv.
+fn labels() -> Vec<(String, String, usize)> {
+    let text = std::fs::read_to_string(faces_dir().join("LABELS.csv")).expect("LABELS.csv");
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f[0].to_string(),
+                f[1].to_string(),
+                f[2].parse().expect("face count"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn eval_on_all_single_person_pairs_accepts_no_impostor() {
+    let singles: Vec<_> = labels().into_iter().filter(|(_, _, n)| *n == 1).collect();
+    let mut csv = String::from("file_x,file_y,label\n");
+    let (mut genuine, mut impostor) = (0, 0);
+    for (i, a) in singles.iter().enumerate() {
+        for b in &singles[i + 1..] {
+            let same = a.1 == b.1;
+            csv.push_str(&format!(
+                "{},{},{}\n",
+                a.0,
+                b.0,
+                if same { "Yes" } else { "No" }
+            ));
+            if same {
+                genuine += 1
+            } else {
+                impostor += 1
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = dir.path().join("pairs.csv");
+    std::fs::write(&pairs, csv).unwrap();
+    let report = json(&[
+        "eval",
+        "--pairs",
+        pairs.to_str().unwrap(),
+        "--images",
+        faces_dir().to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(report["pairs"], genuine + impostor);
+    assert_eq!(report["skipped"], 0);
+    assert_eq!(report["fmr"], 0.0, "{report}");
+    assert!(report["tar"].as_f64().unwrap() >= 0.95, "{report}");
+    assert!(report["threshold"].as_f64().unwrap() > 0.0);
+    for key in ["accuracy", "best_threshold", "best_accuracy"] {
+        assert!(report[key].is_number(), "{key} missing");
+    }
+    assert!(report["tar_at_fmr"]["1e-2"].is_number() && report["tar_at_fmr"]["1e-3"].is_number());
+    let g: u64 = report["histograms"]["genuine"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    let i: u64 = report["histograms"]["impostor"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!((g, i), (genuine as u64, impostor as u64));
+}
+
+#[test]
+fn eval_counts_pairs_without_a_usable_face_as_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = dir.path().join("pairs.csv");
+    std::fs::write(
+        &pairs,
+        "file_x,file_y,label\nobama_1.jpg,obama_2.jpg,Yes\nmulti_group.jpg,obama_2.jpg,No\n",
+    )
+    .unwrap();
+    let report = json(&[
+        "eval",
+        "--pairs",
+        pairs.to_str().unwrap(),
+        "--images",
+        faces_dir().to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(report["pairs"], 2);
+    assert_eq!(report["skipped"], 1);
+    assert_eq!(report["tar"], 1.0);
+}
+
+#[test]
+fn detect_prints_one_object_per_image() {
+    let report = json(&[
+        "detect",
+        "--json",
+        &photo("multi_group.jpg"),
+        &photo("obama_2.jpg"),
+    ]);
+    let images = report.as_array().unwrap();
+    assert_eq!(images.len(), 2);
+    assert!(images[0]["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("multi_group.jpg"));
+    let in_view = |i: usize| {
+        images[i]["faces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["in_view"] == true)
+            .count()
+    };
+    assert_eq!((in_view(0), in_view(1)), (6, 1));
+    let face = &images[1]["faces"][0];
+    assert_eq!(face["landmarks"].as_array().unwrap().len(), 5);
+    assert!(face["quality"]["sharpness"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn detect_reports_a_bad_file_without_failing_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("notes.jpg");
+    std::fs::write(&bad, "not a picture").unwrap();
+    let report = json(&[
+        "detect",
+        "--json",
+        bad.to_str().unwrap(),
+        &photo("obama_2.jpg"),
+    ]);
+    assert_eq!(report[0]["error"]["code"], "invalid_image");
+    assert_eq!(report[1]["faces"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn compare_tells_same_and_different_people() {
+    let same = json(&[
+        "compare",
+        "--json",
+        &photo("obama_1.jpg"),
+        &photo("obama_3.jpg"),
+    ]);
+    assert_eq!(same["same_person"], true, "{same}");
+    let different = json(&[
+        "compare",
+        "--json",
+        &photo("obama_1.jpg"),
+        &photo("biden_2.jpg"),
+    ]);
+    assert_eq!(different["same_person"], false, "{different}");
+    let (ok, _, stderr) = facegate(&["compare", &photo("multi_group.jpg"), &photo("obama_1.jpg")]);
+    assert!(
+        !ok && stderr.contains("faces found where exactly one is required"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bench_reports_every_stage() {
+    let report = json(&["bench", "--json", "--runs", "2", &photo("obama_2.jpg")]);
+    for stage in [
+        "decode",
+        "detect",
+        "align",
+        "embed",
+        "anti_spoof",
+        "end_to_end",
+    ] {
+        let p50 = report[stage]["p50_ms"].as_f64().unwrap_or(-1.0);
+        assert!(p50 > 0.0, "{stage}: {report}");
+        assert!(report[stage]["p95_ms"].as_f64().unwrap() >= p50);
+    }
+    assert!(report["throughput_fps"].as_f64().unwrap() > 0.0);
+    assert!(report["peak_rss_mb"].as_f64().unwrap() > 0.0);
+}
