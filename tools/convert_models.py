@@ -21,6 +21,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -660,6 +661,8 @@ def main():
     args.models_dir = os.path.join(args.root, "models")
     args.ref_dir = os.path.join(args.models_dir, "reference")
     args.assets = os.path.join(args.expo_dir, "android", "src", "main", "assets")
+    # Start the fixtures afresh so that no file of an earlier contract lingers.
+    shutil.rmtree(args.ref_dir, ignore_errors=True)
     os.makedirs(args.ref_dir, exist_ok=True)
     with open(os.path.join(args.root, "tools", "convert_requirements.txt")) as f:
         PINS["lines"] = [l.strip() for l in f if l.strip() and not l.startswith("#")]
