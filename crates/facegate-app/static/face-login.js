@@ -22,7 +22,8 @@
     rate_limited: "Too many attempts, try again later",
     not_authenticated: "Log in with your password first",
     invalid_image: "The camera picture could not be read",
-    too_large: "The camera picture is too large"
+    too_large: "The camera picture is too large",
+    csrf: "This page has expired — reload it to try again"
   };
 
   function say(text) { status.textContent = text; }
@@ -61,7 +62,9 @@
             return;
           }
           say(MESSAGES[body.error] || body.message || "Something went wrong");
-          if (body.error === "locked" || body.error === "not_authenticated") { stop(); return; }
+          // A stale CSRF token (session expired or cookies cleared) never
+          // becomes valid again: stop instead of posting every interval.
+          if (body.error === "locked" || body.error === "not_authenticated" || body.error === "csrf") { stop(); return; }
           schedule(body.error === "rate_limited" ? Math.max(interval, 10000) : interval);
         });
       });

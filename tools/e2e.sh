@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Real-browser end-to-end test of the web pages (tests/e2e): the system's
+# Chromium, driven by playwright-core, with a fake webcam fed from clips that
+# ffmpeg makes from the test photos. No browser is downloaded.
+#
+#   tools/e2e.sh            install the npm deps, build if needed, run the test
+#
+# Environment:
+#   CHROMIUM               Chromium binary (default /usr/bin/chromium)
+#   FACEGATE_E2E_NO_BUILD  1: use the server binary as it is, do not build
+#   FACEGATE_E2E_BIN       server binary (default target/release/facegate)
+#   FACEGATE_E2E_FACES     test photos (default ../shared/testdata/faces)
+# Screenshots and the server log go to target/e2e-artifacts/.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+export CHROMIUM
+
+die() { echo "e2e: $*" >&2; exit 1; }
+
+command -v node >/dev/null || die "node is missing (Node.js 20 or newer is needed)"
+command -v npm >/dev/null || die "npm is missing"
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+[ "$node_major" -ge 20 ] || die "Node.js $(node --version) is too old: 20 or newer is needed"
+
+# System packages: Chromium and ffmpeg, from the distribution's packages.
+missing=()
+[ -x "$CHROMIUM" ] || missing+=(chromium)
+command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        echo "e2e: installing ${missing[*]} with apt-get"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        die "missing: ${missing[*]}. Install them (Debian: sudo apt-get install ${missing[*]}), or set CHROMIUM to a Chromium binary."
+    fi
+fi
+[ -x "$CHROMIUM" ] || die "Chromium not found at $CHROMIUM (set CHROMIUM)"
+
+# npm dependencies of the test (playwright-core only, exact version, lockfile).
+npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
+
+# The server: build (a no-op when up to date), then fetch the runtime and
+# web assets once so that the first start does not have to.
+if [ "${FACEGATE_E2E_NO_BUILD:-0}" != 1 ]; then
+    cargo build --release -p facegate
+fi
+BIN="${FACEGATE_E2E_BIN:-target/release/facegate}"
+[ -x "$BIN" ] || die "$BIN is missing (cargo build --release -p facegate)"
+if [ ! -d .facegate/runtime ] || [ ! -d web/node_modules ]; then
+    "$BIN" setup
+fi
+
+start=$(date +%s)
+status=0
+node --test tests/e2e/ || status=$?
+echo "e2e: finished in $(( $(date +%s) - start )) s with status $status; screenshots in target/e2e-artifacts/"
+exit "$status"
