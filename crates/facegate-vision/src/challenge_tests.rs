@@ -1,0 +1,240 @@
+//! Unit tests of [`super::judge`] on synthetic landmark sequences: a 3-D
+//! face (five points with realistic depths, in millimetres) seen by a
+//! pinhole camera while it turns, against the same points on a flat picture
+//! moved by homographies (a tilted print, a turned phone).
+
+use super::*;
+
+/// Eyes, nose tip, mouth corners: x right, y down, z away from the camera
+/// (the nose tip sticks out 25 mm in front of the eyes, the mouth 8 mm).
+const HEAD: [[f32; 3]; 5] = [
+    [-31.0, 0.0, 0.0],
+    [31.0, 0.0, 0.0],
+    [0.0, 38.0, -25.0],
+    [-24.0, 68.0, -8.0],
+    [24.0, 68.0, -8.0],
+];
+
+/// Projects `pts` turned by `yaw` (nose to the image's right when
+/// positive) and raised by `up` degrees about `pivot`, 600 mm away.
+fn project(pts: &[[f32; 3]; 5], pivot: [f32; 3], yaw: f32, up: f32) -> [[f32; 2]; 5] {
+    let (sy, cy) = yaw.to_radians().sin_cos();
+    let (sp, cp) = up.to_radians().sin_cos();
+    pts.map(|p| {
+        let (x, y, z) = (p[0] - pivot[0], p[1] - pivot[1], p[2] - pivot[2]);
+        let (x1, z1) = (x * cy - z * sy, x * sy + z * cy);
+        let (y2, z2) = (y * cp + z1 * sp, -y * sp + z1 * cp);
+        let depth = 600.0 + z2 + pivot[2];
+        [
+            320.0 + 800.0 * (x1 + pivot[0]) / depth,
+            240.0 + 800.0 * (y2 + pivot[1]) / depth,
+        ]
+    })
+}
+
+/// A real head turns about a point behind the face.
+fn head(yaw: f32, up: f32) -> [[f32; 2]; 5] {
+    project(&HEAD, [0.0, 40.0, 60.0], yaw, up)
+}
+
+/// A print of a frontal face: the same points flattened onto the paper,
+/// turned about the paper's centre (a homography of the frontal landmarks).
+fn print(yaw: f32, up: f32) -> [[f32; 2]; 5] {
+    let flat = HEAD.map(|p| [p[0], p[1], 0.0]);
+    project(&flat, [0.0, 40.0, 0.0], yaw, up)
+}
+
+/// A sequence at 5 frames per second through `poses` (yaw, up).
+fn sequence(shape: fn(f32, f32) -> [[f32; 2]; 5], poses: &[(f32, f32)]) -> Vec<FrameObservation> {
+    poses
+        .iter()
+        .enumerate()
+        .map(|(i, &(yaw, up))| {
+            let mut emb = vec![0.1f32; 16];
+            emb[i % 16] += 0.02;
+            FrameObservation {
+                t_ms: 1000.0 + 200.0 * i as f64,
+                faces: 1,
+                landmarks: Some(shape(yaw, up)),
+                embedding: Some(emb),
+                thumb: vec![(i * 7 % 250) as u8; 64],
+            }
+        })
+        .collect()
+}
+
+/// Start level, turn left, come back through the middle, turn right.
+const LEFT_RIGHT: &[(f32, f32)] = &[
+    (0.0, 0.0),
+    (1.0, 0.0),
+    (0.0, 1.0),
+    (10.0, 0.0),
+    (22.0, 0.0),
+    (28.0, 0.0),
+    (12.0, 0.0),
+    (-5.0, 0.0),
+    (-18.0, 0.0),
+    (-27.0, 0.0),
+    (-12.0, 0.0),
+    (0.0, 0.0),
+];
+
+const UP_CENTER: &[(f32, f32)] = &[
+    (0.0, 0.0),
+    (0.0, 1.0),
+    (1.0, 0.0),
+    (0.0, 10.0),
+    (0.0, 20.0),
+    (0.0, 25.0),
+    (1.0, 12.0),
+    (0.0, 3.0),
+    (0.0, 0.0),
+];
+
+fn run(frames: &[FrameObservation], steps: &[Step], cfg: &ChallengeConfig) -> Judgement {
+    judge(frames, steps, cfg, 15_000.0, 5_000.0)
+}
+
+#[test]
+fn a_head_turning_left_then_right_is_live() {
+    let j = run(
+        &sequence(head, LEFT_RIGHT),
+        &[Step::Left, Step::Right],
+        &ChallengeConfig::default(),
+    );
+    assert_eq!(j.verdict, Verdict::Live, "{j:?}");
+    assert!(j.scores.planar_residual.unwrap() > 0.06, "{j:?}");
+}
+
+#[test]
+fn a_head_looking_up_then_back_is_live() {
+    let j = run(
+        &sequence(head, UP_CENTER),
+        &[Step::Up, Step::Center],
+        &ChallengeConfig::default(),
+    );
+    assert_eq!(j.verdict, Verdict::Live, "{j:?}");
+}
+
+#[test]
+fn turns_in_the_wrong_order_fail_the_steps() {
+    let j = run(
+        &sequence(head, LEFT_RIGHT),
+        &[Step::Right, Step::Left],
+        &ChallengeConfig::default(),
+    );
+    assert_eq!(j.verdict, Verdict::Spoof(SpoofCheck::Steps), "{j:?}");
+}
+
+/// A print or a phone turned the same way is refused; with the pose
+/// thresholds lowered until its steps count, the 3-D check still refuses it.
+#[test]
+fn a_turned_print_is_flat() {
+    for poses in [LEFT_RIGHT, UP_CENTER] {
+        let frames = sequence(print, poses);
+        let steps = if poses == LEFT_RIGHT {
+            [Step::Left, Step::Right]
+        } else {
+            [Step::Up, Step::Center]
+        };
+        let j = run(&frames, &steps, &ChallengeConfig::default());
+        assert!(matches!(j.verdict, Verdict::Spoof(_)), "{j:?}");
+        let lenient = ChallengeConfig {
+            turn_yaw_deg: 0.5,
+            up_pitch_deg: 0.5,
+            center_deg: 30.0,
+            min_pose_change_deg: 0.5,
+            ..ChallengeConfig::default()
+        };
+        let j = run(&frames, &steps, &lenient);
+        assert_eq!(j.verdict, Verdict::Spoof(SpoofCheck::Flat), "{j:?}");
+        assert!(j.scores.planar_residual.unwrap() < 0.01, "{j:?}");
+    }
+}
+
+/// A print tilted and turned at once, with landmark noise of about a pixel,
+/// stays well below the threshold.
+#[test]
+fn noisy_print_motion_stays_below_the_threshold() {
+    let a = print(0.0, 0.0);
+    for (k, (yaw, up)) in [(25.0, 0.0), (-25.0, 10.0), (15.0, -15.0)]
+        .iter()
+        .enumerate()
+    {
+        let mut b = print(*yaw, *up);
+        for (i, p) in b.iter_mut().enumerate() {
+            p[0] += ((i + k) % 3) as f32 - 1.0;
+            p[1] += ((i * 2 + k) % 3) as f32 - 1.0;
+        }
+        let r = planar_residual(&a, &b).unwrap();
+        assert!(r < ChallengeConfig::default().min_planar_residual, "{r}");
+        let real = planar_residual(&head(0.0, 0.0), &head(*yaw, *up)).unwrap();
+        assert!(
+            real > ChallengeConfig::default().min_planar_residual,
+            "{real}"
+        );
+    }
+}
+
+#[test]
+fn repeated_frames_are_duplicates() {
+    let mut frames = sequence(head, LEFT_RIGHT);
+    for f in frames.iter_mut() {
+        f.thumb = vec![128; 64];
+    }
+    let j = run(
+        &frames,
+        &[Step::Left, Step::Right],
+        &ChallengeConfig::default(),
+    );
+    assert_eq!(j.verdict, Verdict::Spoof(SpoofCheck::Duplicates), "{j:?}");
+}
+
+#[test]
+fn another_face_mid_sequence_is_an_identity_mismatch() {
+    let mut frames = sequence(head, LEFT_RIGHT);
+    let mut other = vec![0.0f32; 16];
+    other[3] = 1.0;
+    frames[6].embedding = Some(other);
+    let j = run(
+        &frames,
+        &[Step::Left, Step::Right],
+        &ChallengeConfig::default(),
+    );
+    assert_eq!(j.verdict, Verdict::IdentityMismatch, "{j:?}");
+}
+
+#[test]
+fn timing_faces_and_expiry() {
+    let steps = [Step::Left, Step::Right];
+    let cfg = ChallengeConfig::default();
+    let mut frames = sequence(head, LEFT_RIGHT);
+    frames[4].t_ms = frames[3].t_ms; // not increasing
+    assert_eq!(
+        run(&frames, &steps, &cfg).verdict,
+        Verdict::Spoof(SpoofCheck::Timing)
+    );
+    let frames = sequence(head, LEFT_RIGHT);
+    // Frames spanning 2.2 s cannot answer a challenge issued 0.5 s ago.
+    assert_eq!(
+        judge(&frames, &steps, &cfg, 15_000.0, 500.0).verdict,
+        Verdict::Expired
+    );
+    assert_eq!(
+        judge(&frames, &steps, &cfg, 15_000.0, 16_000.0).verdict,
+        Verdict::Expired
+    );
+    let mut two = sequence(head, LEFT_RIGHT);
+    two[2].faces = 2;
+    assert_eq!(run(&two, &steps, &cfg).verdict, Verdict::MultipleFaces);
+    let mut none = sequence(head, LEFT_RIGHT);
+    for f in none.iter_mut().take(3) {
+        f.faces = 0;
+        f.landmarks = None;
+    }
+    assert_eq!(run(&none, &steps, &cfg).verdict, Verdict::NoFace);
+    assert_eq!(
+        run(&frames[..3], &steps, &cfg).verdict,
+        Verdict::Spoof(SpoofCheck::TooFewFrames)
+    );
+}

@@ -1,0 +1,274 @@
+//! Passive liveness cues on one frame, and the engine side of active
+//! liveness (reducing a frame to a [`FrameObservation`]).
+//!
+//! Cues: the FaceAntiSpoofing network's score ([`crate::liveness`]); the
+//! share of the face's spectral energy at high frequencies (a screen's pixel
+//! grid and a print's halftone leave moiré there); the fraction of
+//! near-white pixels on the face (glare on glass or glossy paper); and the
+//! face's sharpness (recaptures are often soft). Each cue has a threshold in
+//! [`PassiveConfig`]; [`PassiveScores::failing`] names the first one crossed.
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::challenge::{thumbnail, FrameObservation};
+use crate::detect::DetectedFace;
+use crate::engine::FaceEngine;
+use crate::error::VisionError;
+
+/// Thresholds of the passive cues (defaults in docs/LIVENESS.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PassiveConfig {
+    /// Network score above which a face is a spoof (its authors use 0.2;
+    /// see docs/LIVENESS.md for why the default is higher).
+    pub max_net_score: f32,
+    /// Largest share of spectral energy beyond half the Nyquist frequency.
+    pub max_hf_energy: f32,
+    /// Largest fraction of near-white pixels on the face.
+    pub max_glare: f32,
+    /// Smallest Laplacian variance of the aligned face (0 turns it off).
+    pub min_sharpness: f32,
+}
+
+impl Default for PassiveConfig {
+    fn default() -> Self {
+        PassiveConfig {
+            max_net_score: 0.5,
+            max_hf_energy: 0.2,
+            max_glare: 0.06,
+            min_sharpness: 0.0,
+        }
+    }
+}
+
+/// The passive cues measured on one face.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PassiveScores {
+    pub net: f32,
+    pub hf_energy: f32,
+    pub glare: f32,
+    pub sharpness: f32,
+}
+
+impl PassiveScores {
+    /// The first cue past its threshold, if any.
+    pub fn failing(&self, cfg: &PassiveConfig) -> Option<&'static str> {
+        if self.net > cfg.max_net_score {
+            Some("net")
+        } else if self.hf_energy > cfg.max_hf_energy {
+            Some("moire")
+        } else if self.glare > cfg.max_glare {
+            Some("glare")
+        } else if self.sharpness < cfg.min_sharpness {
+            Some("blur")
+        } else {
+            None
+        }
+    }
+}
+
+/// Side of the grey face crop the spectrum is taken on.
+const SPECTRUM: usize = 64;
+
+/// The square face box as a grey `SPECTRUM`² crop (bilinear; outside the
+/// image clamps to the border).
+fn grey_face(img: &RgbImage, face: &DetectedFace) -> Vec<f32> {
+    let b = face.bbox;
+    let side = b.width().max(b.height()).max(1.0);
+    let (cx, cy) = ((b.x1 + b.x2) / 2.0, (b.y1 + b.y2) / 2.0);
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    let at = |x: i64, y: i64| {
+        let p = img.get_pixel(x.clamp(0, w - 1) as u32, y.clamp(0, h - 1) as u32);
+        0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2])
+    };
+    let mut out = Vec::with_capacity(SPECTRUM * SPECTRUM);
+    for j in 0..SPECTRUM {
+        for i in 0..SPECTRUM {
+            let x = cx - side / 2.0 + (i as f32 + 0.5) * side / SPECTRUM as f32 - 0.5;
+            let y = cy - side / 2.0 + (j as f32 + 0.5) * side / SPECTRUM as f32 - 0.5;
+            let (x0, y0) = (x.floor(), y.floor());
+            let (fx, fy) = (x - x0, y - y0);
+            let (x0, y0) = (x0 as i64, y0 as i64);
+            let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1, y0) * fx;
+            let bottom = at(x0, y0 + 1) * (1.0 - fx) + at(x0 + 1, y0 + 1) * fx;
+            out.push(top * (1.0 - fy) + bottom * fy);
+        }
+    }
+    out
+}
+
+/// Share of the windowed face spectrum's energy (DC excluded) beyond half
+/// the Nyquist frequency.
+pub fn hf_energy(grey: &[f32]) -> f32 {
+    let n = SPECTRUM;
+    let mean = grey.iter().sum::<f32>() / grey.len().max(1) as f32;
+    let hann: Vec<f32> = (0..n)
+        .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / (n - 1) as f32).cos())
+        .collect();
+    let (cos, sin): (Vec<f32>, Vec<f32>) = (0..n)
+        .map(|k| {
+            let a = -2.0 * std::f32::consts::PI * k as f32 / n as f32;
+            (a.cos(), a.sin())
+        })
+        .unzip();
+    // Rows first, then columns (separable DFT).
+    let mut re = vec![0.0f32; n * n];
+    let mut im = vec![0.0f32; n * n];
+    for y in 0..n {
+        for u in 0..n {
+            let (mut sr, mut si) = (0.0, 0.0);
+            for x in 0..n {
+                let v = (grey[y * n + x] - mean) * hann[x] * hann[y];
+                let k = (u * x) % n;
+                sr += v * cos[k];
+                si += v * sin[k];
+            }
+            re[y * n + u] = sr;
+            im[y * n + u] = si;
+        }
+    }
+    let (mut high, mut total) = (0.0f64, 0.0f64);
+    for u in 0..n {
+        for v in 0..n {
+            let (mut sr, mut si) = (0.0, 0.0);
+            for y in 0..n {
+                let k = (v * y) % n;
+                let (a, b) = (re[y * n + u], im[y * n + u]);
+                sr += a * cos[k] - b * sin[k];
+                si += a * sin[k] + b * cos[k];
+            }
+            let fu = u.min(n - u) as f32;
+            let fv = v.min(n - v) as f32;
+            let r = (fu * fu + fv * fv).sqrt() / (n as f32 / 2.0);
+            if r == 0.0 {
+                continue;
+            }
+            let e = f64::from(sr * sr + si * si);
+            total += e;
+            if r > 0.5 {
+                high += e;
+            }
+        }
+    }
+    if total <= 0.0 {
+        0.0
+    } else {
+        (high / total) as f32
+    }
+}
+
+/// Fraction of the face box's pixels that are near white in every channel.
+pub fn glare(img: &RgbImage, face: &DetectedFace) -> f32 {
+    let b = face.bbox;
+    let x0 = b.x1.max(0.0) as u32;
+    let y0 = b.y1.max(0.0) as u32;
+    let x1 = (b.x2.max(0.0) as u32).min(img.width());
+    let y1 = (b.y2.max(0.0) as u32).min(img.height());
+    let (mut bright, mut all) = (0u32, 0u32);
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let p = img.get_pixel(x, y);
+            all += 1;
+            if p[0] >= 240 && p[1] >= 240 && p[2] >= 240 {
+                bright += 1;
+            }
+        }
+    }
+    if all == 0 {
+        0.0
+    } else {
+        bright as f32 / all as f32
+    }
+}
+
+impl FaceEngine {
+    /// Every passive cue on one face.
+    pub fn passive_scores(
+        &self,
+        img: &RgbImage,
+        face: &DetectedFace,
+    ) -> Result<PassiveScores, VisionError> {
+        Ok(PassiveScores {
+            net: self.spoof_score(img, face)?,
+            hf_energy: hf_energy(&grey_face(img, face)),
+            glare: glare(img, face),
+            sharpness: self.quality(img, face).sharpness,
+        })
+    }
+
+    /// Reduces one challenge frame to what [`crate::challenge::judge`]
+    /// needs; also returns the face when there is exactly one (for the
+    /// passive cues). Faces smaller than `min_face_px` are not looked for:
+    /// the frame is shrunk so that they would fall below the detector's
+    /// smallest size, which makes detection several times cheaper; quality
+    /// and embedding still use the full frame.
+    pub fn observe_frame(
+        &self,
+        img: &RgbImage,
+        t_ms: f64,
+        min_face_px: f32,
+    ) -> Result<(FrameObservation, Option<DetectedFace>), VisionError> {
+        let detector_min = self.config().detector.min_face.max(12.0);
+        let factor = (detector_min / min_face_px.max(detector_min)).min(1.0);
+        let detected = if factor < 0.95 {
+            let (w, h) = (
+                ((img.width() as f32 * factor).round() as u32).max(1),
+                ((img.height() as f32 * factor).round() as u32).max(1),
+            );
+            let small = image::imageops::resize(img, w, h, image::imageops::FilterType::Triangle);
+            let back = img.width() as f32 / w as f32;
+            self.detect(&small)?
+                .into_iter()
+                .map(|f| DetectedFace {
+                    bbox: crate::detect::BoundingBox {
+                        x1: f.bbox.x1 * back,
+                        y1: f.bbox.y1 * back,
+                        x2: f.bbox.x2 * back,
+                        y2: f.bbox.y2 * back,
+                    },
+                    score: f.score,
+                    landmarks: f.landmarks.map(|[x, y]| [x * back, y * back]),
+                })
+                .collect()
+        } else {
+            self.detect(img)?
+        };
+        let limits = &self.config().quality;
+        let faces: Vec<DetectedFace> = detected
+            .into_iter()
+            .filter(|f| crate::quality::is_present(f, &self.quality(img, f), limits))
+            .collect();
+        let mut obs = FrameObservation {
+            t_ms,
+            faces: faces.len(),
+            thumb: thumbnail(img),
+            ..FrameObservation::default()
+        };
+        let single = (faces.len() == 1).then(|| faces[0]);
+        if let Some(face) = single {
+            let e = self.embed(img, &face)?;
+            obs.landmarks = Some(face.landmarks);
+            obs.embedding = Some(e.vector);
+        }
+        Ok((obs, single))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fine_stripes_have_more_high_frequency_energy_than_smooth_shading() {
+        let n = SPECTRUM;
+        let smooth: Vec<f32> = (0..n * n)
+            .map(|i| 100.0 + 0.5 * (i % n) as f32 + 0.3 * (i / n) as f32)
+            .collect();
+        let stripes: Vec<f32> = (0..n * n)
+            .map(|i| 100.0 + 30.0 * (((i % n) * 3 / 2) % 2) as f32)
+            .collect();
+        let (s, m) = (hf_energy(&smooth), hf_energy(&stripes));
+        assert!(s < 0.05 && m > 0.3, "{s} {m}");
+    }
+}
