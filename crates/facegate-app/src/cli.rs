@@ -82,6 +82,15 @@ pub struct EnrollArgs {
     pub common: CommonArgs,
 }
 
+mod data;
+
+pub use data::{export_user, rotate_key, ExportUserArgs, RotateKeyArgs};
+
+/// The configured master key, if any (else the key file is used).
+fn master_key(config: &Config) -> Option<&str> {
+    config.master_key.as_ref().map(|k| k.0.as_str())
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -101,7 +110,12 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let engine_config = config.engine.clone();
         let engine = tokio::task::spawn_blocking(move || crate::load_engine(&engine_config)).await??;
         let addr = config.addr;
+        let header_timeout = config.header_timeout_seconds;
         let (router, state) = crate::build_app(config, engine).await?;
+        let swept = state.services.sweep_orphan_photos().await?;
+        if swept > 0 {
+            tracing::warn!(files = swept, "removed photo files without a template (interrupted writes)");
+        }
         let store = state.services.store.clone();
         let cleanup = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(3600));
@@ -117,7 +131,11 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("binding {addr}"))?;
         tracing::info!(%addr, mode = state.services.config.face_login.as_str(), "facegate listening");
         println!("facegate listening on http://{}", listener.local_addr()?);
-        crate::run_server(listener, router, crate::shutdown_signal()).await?;
+        let limits = crate::web::server::ServerLimits {
+            header_timeout: Duration::from_secs(header_timeout.max(1)),
+            ..Default::default()
+        };
+        crate::web::server::serve(listener, router, crate::shutdown_signal(), limits).await?;
         cleanup.abort();
         Ok(())
     })
@@ -127,7 +145,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
 pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let config = args.common.load()?;
     runtime()?.block_on(async move {
-        let store = store::open_sqlite(&config.data_dir).await?;
+        let store = store::open_sqlite(&config.data_dir, master_key(&config)).await?;
         store.migrate().await?;
         println!("migrations applied in {}", config.data_dir.display());
         Ok(())
@@ -166,7 +184,7 @@ pub fn create_superuser(args: CreateSuperuserArgs) -> anyhow::Result<()> {
         (username, email, password)
     };
     runtime()?.block_on(async move {
-        let store = store::open_sqlite(&config.data_dir).await?;
+        let store = store::open_sqlite(&config.data_dir, master_key(&config)).await?;
         store.migrate().await?;
         let user = crate::service::create_superuser(store, &username, &email, &password).await?;
         println!("superuser {} created (id {})", user.username, user.id);
@@ -183,7 +201,7 @@ pub fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
         let engine_config = config.engine.clone();
         let engine =
             tokio::task::spawn_blocking(move || crate::load_engine(&engine_config)).await??;
-        let store = store::open_sqlite(&config.data_dir).await?;
+        let store = store::open_sqlite(&config.data_dir, master_key(&config)).await?;
         store.migrate().await?;
         let user = store
             .user_by_username(&args.username)

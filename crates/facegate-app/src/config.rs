@@ -33,15 +33,38 @@ impl FaceLoginMode {
     }
 }
 
-/// Presentation-attack detection (accepted here, implemented separately).
+/// Presentation-attack detection (docs/LIVENESS.md): `passive` checks
+/// single frames, `active` requires a server-issued head-movement
+/// challenge, `both` does both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Liveness {
-    #[default]
     Off,
     Passive,
     Active,
+    #[default]
     Both,
+}
+
+impl Liveness {
+    /// True when a face login needs a challenge answer.
+    pub fn active(&self) -> bool {
+        matches!(self, Liveness::Active | Liveness::Both)
+    }
+
+    /// True when the passive cues run.
+    pub fn passive(&self) -> bool {
+        matches!(self, Liveness::Passive | Liveness::Both)
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Liveness::Off => "off",
+            Liveness::Passive => "passive",
+            Liveness::Active => "active",
+            Liveness::Both => "both",
+        }
+    }
 }
 
 /// All settings of the web application.
@@ -66,6 +89,19 @@ pub struct Config {
     pub lockout_seconds: i64,
     pub max_upload_files: usize,
     pub liveness: Liveness,
+    /// Lifetime of a liveness challenge, in milliseconds.
+    pub challenge_ttl_ms: u64,
+    /// Thresholds of the active checks (`[liveness_challenge]`).
+    pub liveness_challenge: facegate_vision::ChallengeConfig,
+    /// Thresholds of the passive cues (`[liveness_passive]`).
+    pub liveness_passive: facegate_vision::PassiveConfig,
+    /// AES-256 master key for biometric data at rest (base64 or hex);
+    /// unset: `<data-dir>/master.key`, created at first start.
+    pub master_key: Option<crate::crypto::SecretString>,
+    /// Whole-request deadline (body included); 408 after it.
+    pub request_timeout_seconds: u64,
+    /// Time a client has to send its request headers (slow clients are cut).
+    pub header_timeout_seconds: u64,
     pub engine: EngineConfig,
 }
 
@@ -87,7 +123,13 @@ impl Default for Config {
             lockout_threshold: 5,
             lockout_seconds: 900,
             max_upload_files: 10,
-            liveness: Liveness::Off,
+            liveness: Liveness::Both,
+            challenge_ttl_ms: 15_000,
+            liveness_challenge: facegate_vision::ChallengeConfig::default(),
+            liveness_passive: facegate_vision::PassiveConfig::default(),
+            master_key: None,
+            request_timeout_seconds: 30,
+            header_timeout_seconds: 10,
             engine: EngineConfig::default(),
         }
     }
@@ -111,6 +153,12 @@ const KEYS: &[&str] = &[
     "lockout_seconds",
     "max_upload_files",
     "liveness",
+    "challenge_ttl_ms",
+    "liveness_challenge",
+    "liveness_passive",
+    "master_key",
+    "request_timeout_seconds",
+    "header_timeout_seconds",
     "engine",
 ];
 
@@ -248,7 +296,8 @@ mod tests {
         assert_eq!(c.capture_interval_ms, 2000);
         assert_eq!(c.rate_limit_per_address, 30);
         assert_eq!(c.face_login, FaceLoginMode::Identify);
-        assert_eq!(c.liveness, Liveness::Off);
+        assert_eq!(c.liveness, Liveness::Both);
+        assert_eq!(c.challenge_ttl_ms, 15_000);
     }
 
     #[test]

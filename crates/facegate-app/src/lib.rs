@@ -5,13 +5,13 @@
 
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod domain;
 pub mod service;
 pub mod store;
 pub mod web;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -31,10 +31,9 @@ pub async fn build_app(
     config: Config,
     engine: Arc<FaceEngine>,
 ) -> anyhow::Result<(Router, AppState)> {
-    if config.liveness != Liveness::Off {
-        tracing::warn!(liveness = ?config.liveness, "liveness checks are not implemented yet; the setting is ignored");
-    }
-    let store = store::open_sqlite(&config.data_dir)
+    tracing::info!(liveness = config.liveness.as_str(), "liveness policy");
+    let master_key = config.master_key.as_ref().map(|k| k.0.as_str());
+    let store = store::open_sqlite(&config.data_dir, master_key)
         .await
         .context("opening the database")?;
     store.migrate().await.context("running migrations")?;
@@ -58,18 +57,14 @@ pub fn load_engine(config: &EngineConfig) -> anyhow::Result<Arc<FaceEngine>> {
 }
 
 /// Serves `router` on `listener` with client addresses available to the
-/// handlers, until `shutdown` completes.
+/// handlers and the default connection limits, until `shutdown` completes;
+/// in-flight requests then finish. See [`web::server`].
 pub async fn run_server(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    web::server::serve(listener, router, shutdown, Default::default()).await
 }
 
 /// Completes on ctrl-c or SIGTERM.

@@ -7,6 +7,8 @@
   var interval = parseInt(root.getAttribute("data-interval"), 10) || 2000;
   var csrf = root.getAttribute("data-csrf");
   var mode = root.getAttribute("data-mode");
+  // With active liveness, static/liveness.js runs the challenge instead.
+  if (/^(active|both)$/.test(root.getAttribute("data-liveness") || "")) { return; }
   var video = document.getElementById("camera");
   var canvas = document.getElementById("face-canvas");
   var status = document.getElementById("face-status");

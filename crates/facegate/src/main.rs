@@ -4,6 +4,7 @@
 mod bench;
 mod engine_cli;
 mod eval;
+mod liveness_cli;
 mod progress;
 mod setup;
 
@@ -29,6 +30,10 @@ enum Command {
     Createsuperuser(facegate_app::cli::CreateSuperuserArgs),
     /// Enrol face photos for an existing user.
     Enroll(facegate_app::cli::EnrollArgs),
+    /// Re-encrypt all face templates and photos with a new master key (resumable).
+    RotateKey(facegate_app::cli::RotateKeyArgs),
+    /// Write all of a user's data (decrypted templates, photos, attempts) to a directory.
+    ExportUser(facegate_app::cli::ExportUserArgs),
     /// Fetch the ONNX Runtime library and the web assets now.
     Setup,
     /// Detect faces: boxes, landmarks, scores and quality.
@@ -39,6 +44,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Measure per-stage latency, throughput and memory.
     Bench(bench::BenchArgs),
+    /// Measure the liveness checks: error rates (eval) and cost (bench).
+    Liveness(liveness_cli::LivenessArgs),
 }
 
 /// Logs go to stderr; `RUST_LOG` filters them (default `info`) and
@@ -71,6 +78,8 @@ fn main() -> Result<()> {
             setup::ensure_runtime()?;
             facegate_app::cli::enroll(args)
         }
+        Command::RotateKey(args) => facegate_app::cli::rotate_key(args),
+        Command::ExportUser(args) => facegate_app::cli::export_user(args),
         Command::Setup => {
             setup::ensure_runtime()?;
             setup::ensure_web_assets(&PathBuf::from("web"))
@@ -90,6 +99,10 @@ fn main() -> Result<()> {
         Command::Bench(args) => {
             setup::ensure_runtime()?;
             bench::run(args)
+        }
+        Command::Liveness(args) => {
+            setup::ensure_runtime()?;
+            liveness_cli::run(args)
         }
     }
 }

@@ -1,8 +1,10 @@
 //! Domain types: users, face templates, login attempts and the validated
 //! newtypes ([`Username`], [`Email`], [`Password`]) that guard user input.
 
+mod audit;
 mod validated;
 
+pub use audit::{AuditEvent, AuditFilter, AuditKind, NewAuditEvent};
 pub use validated::{Email, Password, Username, ValidationError};
 
 use serde::Serialize;
@@ -137,6 +139,8 @@ pub struct NewLoginAttempt {
     pub outcome: Outcome,
     pub best_score: Option<f32>,
     pub reason: String,
+    /// Scores of the liveness checks as JSON, when any ran.
+    pub liveness: Option<String>,
 }
 
 /// An audit record of one login attempt, as read back.

@@ -11,8 +11,8 @@ use argon2::Argon2;
 use super::{Client, ServiceError, ServiceResult, Services};
 use crate::config::FaceLoginMode;
 use crate::domain::{
-    Email, LoginAttempt, LoginMethod, NewLoginAttempt, NewUser, Outcome, Password, User,
-    UserSummary, Username, ValidationError,
+    AuditKind, Email, LoginAttempt, LoginMethod, NewAuditEvent, NewLoginAttempt, NewUser, Outcome,
+    Password, User, UserSummary, Username, ValidationError,
 };
 use crate::store::DynStore;
 
@@ -111,7 +111,14 @@ impl Services {
         email: &str,
         password: &str,
     ) -> ServiceResult<User> {
-        self.create_account(username, email, password, false).await
+        let user = self
+            .create_account(username, email, password, false)
+            .await?;
+        self.record_event(
+            NewAuditEvent::new(AuditKind::Registration, "success").by(user.id, &user.username),
+        )
+        .await;
+        Ok(user)
     }
 
     /// Creates an account; `superuser` also makes it staff.
@@ -142,6 +149,7 @@ impl Services {
             outcome: Outcome::RateLimited,
             best_score: None,
             reason: "rate_limited".into(),
+            liveness: None,
         };
         let account_key = claimed.to_ascii_lowercase();
         if self.check_address(client).is_err() || !self.account_limiter.hit(&account_key) {
@@ -212,7 +220,16 @@ impl Services {
         let new = Password::parse(new)?;
         let hash = blocking_hash(new.expose().to_string()).await?;
         self.store.set_password_hash(user.id, &hash).await?;
+        self.record_event(
+            NewAuditEvent::new(AuditKind::PasswordChanged, "success").by(user.id, &user.username),
+        )
+        .await;
         Ok(())
+    }
+
+    /// Whether `password` is the user's (re-authentication before erasure).
+    pub async fn check_password(&self, user: &User, password: &str) -> ServiceResult<bool> {
+        blocking_verify(password.to_string(), Some(user.password_hash.clone())).await
     }
 
     pub async fn change_email(&self, user: &User, email: &str) -> ServiceResult<()> {

@@ -4,7 +4,7 @@
 use facegate_vision::{Quality, QualityLimits, VisionError};
 
 use super::{ServiceError, ServiceResult, Services};
-use crate::domain::{NewTemplate, Template, User};
+use crate::domain::{AuditKind, NewAuditEvent, NewTemplate, Template, User};
 
 /// A 0–1 summary of a face's quality: half size, half sharpness, scaled so
 /// that a face at twice the enrolment minimums scores 1, minus a pose
@@ -46,6 +46,12 @@ impl Services {
         match self.store.add_template(&new).await {
             Ok(t) => {
                 self.invalidate_templates();
+                self.record_event(
+                    NewAuditEvent::new(AuditKind::Enrolment, "success")
+                        .by(user.id, &user.username)
+                        .detail(format!("template={} quality={:.3}", t.id, t.quality)),
+                )
+                .await;
                 Ok(t)
             }
             Err(e) => {
@@ -88,6 +94,11 @@ impl Services {
         self.store.delete_template(t.id).await?;
         self.invalidate_templates();
         self.media.remove(&t.image_path);
+        let mut event = NewAuditEvent::new(AuditKind::FaceDeleted, "success")
+            .by(viewer.id, &viewer.username)
+            .detail(format!("template={}", t.id));
+        event.subject_user_id = Some(t.user_id);
+        self.record_event(event).await;
         Ok(())
     }
 
@@ -99,6 +110,10 @@ impl Services {
             self.media.remove(&t.image_path);
         }
         self.media.remove_user(user_id);
+        let mut event = NewAuditEvent::new(AuditKind::FacesDeleted, "success")
+            .detail(format!("faces={}", deleted.len()));
+        event.subject_user_id = Some(user_id);
+        self.record_event(event).await;
         Ok(deleted.len())
     }
 }

@@ -16,7 +16,7 @@ use time::{Duration, OffsetDateTime};
 use super::matching::{decide, rank, Decision};
 use super::{Client, ServiceError, ServiceResult, Services};
 use crate::config::FaceLoginMode;
-use crate::domain::{LoginMethod, NewLoginAttempt, Outcome, User};
+use crate::domain::{AuditKind, LoginMethod, NewAuditEvent, NewLoginAttempt, Outcome, User};
 
 /// One face login attempt.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +26,8 @@ pub struct FaceLoginRequest {
     pub username: Option<String>,
     /// The user whose password was already checked (`second_factor` mode).
     pub pending_user: Option<i64>,
+    /// A face that already passed a liveness challenge (`image` unused).
+    pub probe: Option<super::liveness::LiveProbe>,
 }
 
 /// A successful face login.
@@ -66,10 +68,22 @@ impl Services {
             outcome: Outcome::RateLimited,
             best_score: None,
             reason: "rate_limited".into(),
+            liveness: None,
         };
-        if self.check_address(client).is_err() {
+        // A challenge answer was counted against the address already.
+        if req.probe.is_none() && self.check_address(client).is_err() {
             self.audit(attempt).await;
             return Err(ServiceError::RateLimited);
+        }
+        // With active liveness a single picture never logs anyone in.
+        if req.probe.is_none() && self.config.liveness.active() {
+            attempt.outcome = Outcome::Failure;
+            attempt.reason = "challenge_required".into();
+            self.audit(attempt).await;
+            return Err(ServiceError::FaceRejected {
+                code: "challenge_required",
+                message: "A liveness challenge is required: use POST /api/face-login/challenge.",
+            });
         }
 
         // The account a 1:1 attempt is about, checked for a lock first.
@@ -107,11 +121,30 @@ impl Services {
             }
         }
 
-        let probe = match self
-            .blocking(move |e| e.analyze_single(&req.image, false))
-            .await?
-        {
-            Ok(single) => single.analysis.embedding,
+        let passive = (self.config.liveness == crate::config::Liveness::Passive)
+            .then(|| self.config.liveness_passive.clone());
+        let analysed = match req.probe {
+            Some(p) => Ok((p.embedding, Some(p.liveness), None)),
+            None => {
+                let image = req.image;
+                self.blocking(move |e| super::liveness::single_frame(e, &image, passive.as_ref()))
+                    .await?
+            }
+        };
+        let probe = match analysed {
+            Ok((embedding, liveness, failing)) => {
+                attempt.liveness = liveness;
+                if let Some(cue) = failing {
+                    attempt.outcome = Outcome::Failure;
+                    attempt.reason = format!("spoof_passive_{cue}");
+                    self.audit(attempt).await;
+                    return Err(super::liveness::rejection(
+                        facegate_vision::Verdict::Live,
+                        Some(cue),
+                    ));
+                }
+                embedding
+            }
             Err(e) => {
                 attempt.outcome = Outcome::Failure;
                 attempt.reason = e.code().into();
@@ -189,14 +222,45 @@ impl Services {
             }
         };
 
-        self.store.reset_face_failures(user.id).await?;
-        attempt.outcome = Outcome::Success;
-        attempt.reason = "ok".into();
-        self.audit(attempt).await;
-        Ok(FaceLoginOk { user, score })
+        self.accept(attempt, user, score).await
+    }
+
+    /// Lets `user` in unless their face login got locked meanwhile; the
+    /// check and the reset happen under the account's gate.
+    async fn accept(
+        &self,
+        mut attempt: NewLoginAttempt,
+        user: User,
+        score: f32,
+    ) -> ServiceResult<FaceLoginOk> {
+        let _gate = self.gate.enter(user.id).await;
+        let fresh = self.active_user(user.id).await?;
+        match fresh {
+            Some(u) if u.face_locked(OffsetDateTime::now_utc()) => {
+                attempt.outcome = Outcome::Locked;
+                attempt.reason = "locked".into();
+                self.audit(attempt).await;
+                Err(ServiceError::Locked)
+            }
+            Some(u) => {
+                self.store.reset_face_failures(u.id).await?;
+                attempt.outcome = Outcome::Success;
+                attempt.reason = "ok".into();
+                self.audit(attempt).await;
+                Ok(FaceLoginOk { user: u, score })
+            }
+            None => {
+                attempt.outcome = Outcome::Failure;
+                attempt.reason = "inactive".into();
+                self.audit(attempt).await;
+                Err(UNKNOWN)
+            }
+        }
     }
 
     /// Audits a failed attempt, charges `charge` a failure, answers `unknown`.
+    /// The charge happens under the account's gate: once the account is
+    /// locked, further attempts get `locked` and are not counted.
     async fn reject(
         &self,
         mut attempt: NewLoginAttempt,
@@ -204,14 +268,29 @@ impl Services {
         charge: Option<i64>,
     ) -> ServiceResult<FaceLoginOk> {
         if let Some(id) = charge {
-            let until =
-                OffsetDateTime::now_utc() + Duration::seconds(self.config.lockout_seconds.max(1));
+            let _gate = self.gate.enter(id).await;
+            let now = OffsetDateTime::now_utc();
+            if let Some(u) = self.store.user_by_id(id).await? {
+                if u.face_locked(now) {
+                    attempt.outcome = Outcome::Locked;
+                    attempt.reason = "locked".into();
+                    self.audit(attempt).await;
+                    return Err(ServiceError::Locked);
+                }
+            }
+            let until = now + Duration::seconds(self.config.lockout_seconds.max(1));
             if self
                 .store
                 .record_face_failure(id, self.config.lockout_threshold, until)
                 .await?
             {
                 tracing::warn!(user_id = id, "face login locked after repeated failures");
+                self.metrics.observe_lockout();
+                let mut event = NewAuditEvent::new(AuditKind::Lockout, "locked")
+                    .detail(format!("until={}", until.unix_timestamp()));
+                event.subject_user_id = Some(id);
+                event.client_addr = Some(attempt.client_addr.clone());
+                self.record_event(event).await;
             }
         }
         attempt.outcome = Outcome::Failure;

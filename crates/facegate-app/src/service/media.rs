@@ -1,21 +1,59 @@
 //! Face photos on disk under `<data-dir>/media/users/<user-id>/<random>.jpg`,
-//! always re-encoded from decoded pixels, never the uploaded bytes.
+//! always re-encoded from decoded pixels, never the uploaded bytes, and
+//! sealed with AES-256-GCM (the path is the associated data). Files are
+//! written to a temporary name, synced, then renamed: a crash leaves either
+//! the whole file or none.
 
-use std::io::Cursor;
+use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use facegate_vision::RgbImage;
 use rand::RngCore;
+
+use crate::crypto::{self, image_aad, Vault};
 
 /// The media directory.
 #[derive(Debug, Clone)]
 pub struct Media {
     root: PathBuf,
+    vault: Arc<Vault>,
+}
+
+fn crypto_err(e: crypto::CryptoError) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// Writes `bytes` to `path` atomically and durably.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("no parent directory"))?;
+    std::fs::create_dir_all(dir)?;
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    let mut f = std::fs::File::create(&tmp)?;
+    let written = f.write_all(bytes).and_then(|_| f.sync_all());
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 impl Media {
-    pub fn new(root: PathBuf) -> Self {
-        Media { root }
+    pub fn new(root: PathBuf, vault: Arc<Vault>) -> Self {
+        Media { root, vault }
+    }
+
+    /// The media root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// Encodes `img` as JPEG and writes it for `user_id`; returns the path
@@ -28,17 +66,33 @@ impl Media {
         let mut name = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut name);
         let rel = format!("users/{user_id}/{}.jpg", hex::encode(name));
-        let path = self.root.join(&rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(&path, buf.into_inner())?;
+        let sealed = self.vault.seal(&buf.into_inner(), &image_aad(&rel));
+        write_atomic(&self.root.join(&rel), &sealed)?;
         Ok(rel)
     }
 
-    /// Reads a stored photo.
+    /// Reads and decrypts a stored photo (a legacy plaintext file as is).
     pub fn read(&self, rel: &str) -> std::io::Result<Vec<u8>> {
-        std::fs::read(self.checked(rel)?)
+        let data = std::fs::read(self.checked(rel)?)?;
+        if crypto::envelope_key_id(&data).is_none() {
+            return Ok(data);
+        }
+        self.vault.open(&data, &image_aad(rel)).map_err(crypto_err)
+    }
+
+    /// Re-seals a stored photo with the primary key; false when it already
+    /// was. The file is replaced atomically.
+    pub fn reseal(&self, rel: &str) -> std::io::Result<bool> {
+        let path = self.checked(rel)?;
+        let data = std::fs::read(&path)?;
+        if let Some(id) = crypto::envelope_key_id(&data) {
+            if hex::encode(id) == self.vault.primary_id() {
+                return Ok(false);
+            }
+        }
+        let plain = self.read(rel)?;
+        write_atomic(&path, &self.vault.seal(&plain, &image_aad(rel)))?;
+        Ok(true)
     }
 
     /// Removes a stored photo (missing files are fine).
@@ -84,14 +138,32 @@ mod tests {
     #[test]
     fn save_read_remove() {
         let dir = tempfile::tempdir().unwrap();
-        let media = Media::new(dir.path().to_path_buf());
+        let old = crypto::MasterKey::generate();
+        let media = Media::new(
+            dir.path().to_path_buf(),
+            Arc::new(Vault::new(old.clone(), [])),
+        );
         let img = RgbImage::from_pixel(32, 24, image::Rgb([200, 10, 10]));
         let rel = media.save(7, &img).unwrap();
         assert!(rel.starts_with("users/7/") && rel.ends_with(".jpg"));
+        let raw = std::fs::read(dir.path().join(&rel)).unwrap();
+        assert_eq!(&raw[..4], crypto::MAGIC, "sealed on disk");
         let bytes = media.read(&rel).unwrap();
         assert_eq!(&bytes[..2], &[0xFF, 0xD8]);
+        // Rotation: a vault with a new primary re-seals, once.
+        let rotated = Media::new(
+            dir.path().to_path_buf(),
+            Arc::new(Vault::new(crypto::MasterKey::generate(), [old])),
+        );
+        assert!(rotated.reseal(&rel).unwrap());
+        assert!(!rotated.reseal(&rel).unwrap());
+        assert_eq!(rotated.read(&rel).unwrap(), bytes);
+        assert!(
+            media.read(&rel).is_err(),
+            "the old key alone no longer opens it"
+        );
         assert!(media.read("../etc/passwd").is_err());
-        media.remove(&rel);
-        assert!(media.read(&rel).is_err());
+        rotated.remove(&rel);
+        assert!(rotated.read(&rel).is_err());
     }
 }

@@ -3,11 +3,15 @@
 //! login attempts. Nothing here knows about HTTP or about SQLite.
 
 mod accounts;
+mod data;
 mod enrolment;
 mod face_login;
+mod gate;
 mod limits;
+mod liveness;
 mod matching;
 mod media;
+mod metrics;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -15,16 +19,19 @@ use std::sync::Arc;
 use facegate_vision::{FaceEngine, VisionError};
 
 use crate::config::Config;
-use crate::domain::{NewLoginAttempt, ValidationError};
+use crate::domain::{AuditKind, LoginMethod, NewAuditEvent, NewLoginAttempt, ValidationError};
 use crate::store::{DynStore, StoreError};
 
 pub use accounts::{
     create_account, create_superuser, hash_password, verify_password, PasswordLogin,
 };
+pub use data::{export_with, rotate_keys, ExportedFace, RotationReport, UserExport};
 pub use face_login::{FaceLoginOk, FaceLoginRequest};
 pub use limits::RateLimiter;
+pub use liveness::{ChallengeAnswer, IssuedChallenge, LiveProbe};
 pub use matching::{decide, rank, Decision, TemplateCache};
 pub use media::Media;
+pub use metrics::Metrics;
 
 /// A failure a caller can act on; each maps to one HTTP status and code.
 #[derive(Debug, thiserror::Error)]
@@ -82,18 +89,22 @@ pub struct Services {
     pub engine: Arc<FaceEngine>,
     pub config: Arc<Config>,
     pub media: Media,
+    pub metrics: Arc<Metrics>,
     address_limiter: RateLimiter,
     account_limiter: RateLimiter,
     cache: TemplateCache,
+    gate: gate::AccountGate,
 }
 
 impl Services {
     pub fn new(store: DynStore, engine: Arc<FaceEngine>, config: Arc<Config>) -> Self {
-        let media = Media::new(config.data_dir.join("media"));
+        let media = Media::new(config.data_dir.join("media"), store.vault());
         Services {
             address_limiter: RateLimiter::per_minute(config.rate_limit_per_address),
             account_limiter: RateLimiter::per_minute(config.rate_limit_per_account),
             cache: TemplateCache::default(),
+            metrics: Arc::new(Metrics::default()),
+            gate: gate::AccountGate::default(),
             store,
             engine,
             config,
@@ -110,10 +121,41 @@ impl Services {
         }
     }
 
-    /// Writes an attempt to the audit table; a failure is logged, not fatal.
+    /// Writes an attempt to the attempts table and the audit trail; a
+    /// failure is logged, not fatal.
     async fn audit(&self, attempt: NewLoginAttempt) {
         if let Err(e) = self.store.record_attempt(&attempt).await {
             tracing::error!(error = %e, "could not record a login attempt");
+        }
+        let kind = match attempt.method {
+            LoginMethod::Password => AuditKind::PasswordLogin,
+            _ => {
+                self.metrics.observe_face_login(attempt.outcome.as_str());
+                AuditKind::FaceLogin
+            }
+        };
+        let user = attempt.user_id;
+        self.record_event(NewAuditEvent {
+            kind,
+            outcome: attempt.outcome.as_str().to_string(),
+            actor_user_id: user,
+            subject_user_id: user,
+            username: attempt.claimed_username.clone(),
+            client_addr: Some(attempt.client_addr.clone()),
+            score: attempt.best_score,
+            detail: format!(
+                "method={} reason={}",
+                attempt.method.as_str(),
+                attempt.reason
+            ),
+        })
+        .await;
+    }
+
+    /// Appends a security event to the audit trail; a failure is logged.
+    pub async fn record_event(&self, event: NewAuditEvent) {
+        if let Err(e) = self.store.append_audit(&event).await {
+            tracing::error!(error = %e, kind = event.kind.as_str(), "could not append an audit event");
         }
     }
 
@@ -128,8 +170,11 @@ impl Services {
         f: impl FnOnce(&FaceEngine) -> Result<T, VisionError> + Send + 'static,
     ) -> ServiceResult<Result<T, VisionError>> {
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || f(&engine))
+        let started = std::time::Instant::now();
+        let out = tokio::task::spawn_blocking(move || f(&engine))
             .await
-            .map_err(|e| ServiceError::Internal(format!("engine task failed: {e}")))
+            .map_err(|e| ServiceError::Internal(format!("engine task failed: {e}")));
+        self.metrics.observe_pipeline(started.elapsed());
+        out
     }
 }

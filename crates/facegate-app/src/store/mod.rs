@@ -4,27 +4,60 @@
 
 mod sessions;
 mod sqlite;
+mod sqlite_audit;
+mod sqlite_sealed;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::crypto::Vault;
 use crate::domain::{
-    Email, LoginAttempt, MatchTemplate, NewLoginAttempt, NewTemplate, NewUser, Template, User,
-    UserSummary,
+    AuditEvent, AuditFilter, Email, LoginAttempt, MatchTemplate, NewAuditEvent, NewLoginAttempt,
+    NewTemplate, NewUser, Template, User, UserSummary,
 };
 
 pub use sessions::SessionBackend;
 pub use sqlite::SqliteStore;
 
-/// Opens the embedded SQLite store in `data_dir` (creating the directory).
-pub async fn open_sqlite(data_dir: &std::path::Path) -> StoreResult<DynStore> {
+/// Where the encryption keys come from.
+#[derive(Debug, Clone)]
+pub enum Keys {
+    /// The `master_key` setting, else `<data_dir>/master.key` (created at
+    /// first start); see [`crate::crypto::load_keys`].
+    Configured {
+        data_dir: std::path::PathBuf,
+        master_key: Option<String>,
+    },
+    /// Exactly these keys (key rotation).
+    Vault(Vault),
+}
+
+/// Opens the embedded SQLite store in `data_dir` (creating the directory),
+/// applies the migrations and unlocks it with `master_key` (or the key
+/// file). A key that does not open the stored data is an error.
+pub async fn open_sqlite(
+    data_dir: &std::path::Path,
+    master_key: Option<&str>,
+) -> StoreResult<DynStore> {
+    let keys = Keys::Configured {
+        data_dir: data_dir.to_path_buf(),
+        master_key: master_key.map(str::to_string),
+    };
+    open_sqlite_with(data_dir, keys).await
+}
+
+/// Like [`open_sqlite`] with explicit keys.
+pub async fn open_sqlite_with(data_dir: &std::path::Path, keys: Keys) -> StoreResult<DynStore> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| StoreError::Backend(format!("{}: {e}", data_dir.display())))?;
-    let store = SqliteStore::open(&data_dir.join("facegate.sqlite3")).await?;
+    let store = SqliteStore::open(&data_dir.join(DB_FILE), keys).await?;
     Ok(Arc::new(store))
 }
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "facegate.sqlite3";
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +115,29 @@ pub trait Store: Send + Sync + 'static {
     async fn record_attempt(&self, attempt: &NewLoginAttempt) -> StoreResult<()>;
     /// The most recent attempts, newest first.
     async fn recent_attempts(&self, limit: i64) -> StoreResult<Vec<LoginAttempt>>;
+    /// A user's login attempts, oldest first (data export).
+    async fn attempts_for_user(&self, user_id: i64) -> StoreResult<Vec<LoginAttempt>>;
+
+    /// The keys sealing biometric data (also used for the photos).
+    fn vault(&self) -> Arc<Vault>;
+    /// Whether the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Templates not sealed with `key_id` (including legacy plaintext ones).
+    async fn template_ids_not_on_key(&self, key_id: &str) -> StoreResult<Vec<i64>>;
+    /// Re-seals one template with the primary key in its own transaction;
+    /// false when it already was.
+    async fn reseal_template(&self, id: i64) -> StoreResult<bool>;
+    /// Deletes an account with its templates (returned) and login
+    /// attempts, leaving no copy in the database file. Its sessions stop
+    /// working at once (ids are never reused).
+    async fn delete_user(&self, id: i64) -> StoreResult<Vec<Template>>;
+    /// Photo paths of all templates.
+    async fn image_paths(&self) -> StoreResult<Vec<String>>;
+
+    /// Appends to the audit trail (which refuses updates and deletes).
+    async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<()>;
+    /// Audit events matching `filter`, newest first.
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
 }
 
 /// A shared store handle.

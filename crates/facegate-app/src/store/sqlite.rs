@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
@@ -11,23 +12,24 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 
-use super::{
-    embedding_from_bytes, embedding_to_bytes, SessionBackend, Store, StoreError, StoreResult,
-};
+use super::{Keys, SessionBackend, Store, StoreError, StoreResult};
+use crate::crypto::Vault;
 use crate::domain::{
-    Email, LoginAttempt, MatchTemplate, NewLoginAttempt, NewTemplate, NewUser, Template, User,
-    UserSummary,
+    AuditEvent, AuditFilter, Email, LoginAttempt, MatchTemplate, NewAuditEvent, NewLoginAttempt,
+    NewTemplate, NewUser, Template, User, UserSummary,
 };
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// The SQLite store; cheap to clone.
+/// The SQLite store; cheap to clone. Face templates are sealed with the
+/// [`Vault`]'s primary key (see [`crate::crypto`]).
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
+    pub(super) vault: Arc<Vault>,
 }
 
-fn backend(e: sqlx::Error) -> StoreError {
+pub(super) fn backend(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e {
         if db.is_unique_violation() {
             return StoreError::Conflict;
@@ -36,15 +38,15 @@ fn backend(e: sqlx::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-fn ts(t: OffsetDateTime) -> i64 {
+pub(super) fn ts(t: OffsetDateTime) -> i64 {
     t.unix_timestamp()
 }
 
-fn from_ts(s: i64) -> OffsetDateTime {
+pub(super) fn from_ts(s: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(s).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     ts(OffsetDateTime::now_utc())
 }
 
@@ -70,21 +72,23 @@ fn user_from_row(r: &SqliteRow) -> Result<User, sqlx::Error> {
     })
 }
 
-fn template_from_row(r: &SqliteRow) -> Result<Template, sqlx::Error> {
-    Ok(Template {
-        id: r.try_get("id")?,
-        user_id: r.try_get("user_id")?,
-        model_id: r.try_get("model_id")?,
-        embedding: embedding_from_bytes(&r.try_get::<Vec<u8>, _>("embedding")?),
-        quality: r.try_get::<f64, _>("quality")? as f32,
-        image_path: r.try_get("image_path")?,
-        created_at: from_ts(r.try_get("created_at")?),
-    })
-}
-
 impl SqliteStore {
-    /// Opens (creating if needed) the database file `path`.
-    pub async fn open(path: &Path) -> StoreResult<Self> {
+    /// Opens (creating if needed) the database file `path`, applies the
+    /// migrations and unlocks it with `keys` (see [`SqliteStore::unlock`]).
+    pub async fn open(path: &Path, keys: Keys) -> StoreResult<Self> {
+        let pool = Self::connect(path).await?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let vault = Self::unlock(&pool, keys).await?;
+        Ok(SqliteStore {
+            pool,
+            vault: Arc::new(vault),
+        })
+    }
+
+    async fn connect(path: &Path) -> StoreResult<SqlitePool> {
         let opts = SqliteConnectOptions::from_str("sqlite://")
             .map_err(backend)?
             .filename(path)
@@ -92,13 +96,14 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // Deleted rows are overwritten, not left in free pages.
+            .pragma("secure_delete", "on")
             .busy_timeout(std::time::Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
+        SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(opts)
             .await
-            .map_err(backend)?;
-        Ok(SqliteStore { pool })
+            .map_err(backend)
     }
 
     /// The server-side session store, sharing this database.
@@ -239,26 +244,21 @@ impl Store for SqliteStore {
         threshold: u32,
         lock_until: OffsetDateTime,
     ) -> StoreResult<bool> {
-        let failures: Option<i64> = sqlx::query_scalar(
-            "UPDATE users SET face_failures = face_failures + 1 WHERE id = ? RETURNING face_failures",
+        // One statement: the count and the lock change together, so
+        // concurrent failures can neither be lost nor lock twice.
+        let locked: Option<bool> = sqlx::query_scalar(
+            "UPDATE users SET \
+               face_locked_until = CASE WHEN face_failures + 1 >= ?1 THEN ?2 ELSE face_locked_until END, \
+               face_failures = CASE WHEN face_failures + 1 >= ?1 THEN 0 ELSE face_failures + 1 END \
+             WHERE id = ?3 RETURNING face_failures = 0",
         )
+        .bind(i64::from(threshold.max(1)))
+        .bind(ts(lock_until))
         .bind(id)
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        let Some(failures) = failures else {
-            return Ok(false);
-        };
-        if failures >= i64::from(threshold.max(1)) {
-            sqlx::query("UPDATE users SET face_failures = 0, face_locked_until = ? WHERE id = ?")
-                .bind(ts(lock_until))
-                .bind(id)
-                .execute(&self.pool)
-                .await
-                .map_err(backend)?;
-            return Ok(true);
-        }
-        Ok(false)
+        Ok(locked.unwrap_or(false))
     }
 
     async fn reset_face_failures(&self, id: i64) -> StoreResult<()> {
@@ -271,22 +271,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_template(&self, new: &NewTemplate) -> StoreResult<Template> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO face_templates (user_id, model_id, embedding, quality, image_path, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(new.user_id)
-        .bind(&new.model_id)
-        .bind(embedding_to_bytes(&new.embedding))
-        .bind(f64::from(new.quality))
-        .bind(&new.image_path)
-        .bind(now())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(backend)?;
-        self.template(id)
-            .await?
-            .ok_or_else(|| StoreError::Backend("inserted template vanished".into()))
+        self.insert_sealed_template(new).await
     }
 
     async fn template(&self, id: i64) -> StoreResult<Option<Template>> {
@@ -295,10 +280,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        row.as_ref()
-            .map(template_from_row)
-            .transpose()
-            .map_err(backend)
+        row.as_ref().map(|r| self.template_from_row(r)).transpose()
     }
 
     async fn templates_for_user(&self, user_id: i64) -> StoreResult<Vec<Template>> {
@@ -307,10 +289,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
-        rows.iter()
-            .map(template_from_row)
-            .collect::<Result<_, _>>()
-            .map_err(backend)
+        rows.iter().map(|r| self.template_from_row(r)).collect()
     }
 
     async fn delete_template(&self, id: i64) -> StoreResult<()> {
@@ -319,7 +298,65 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(backend)?;
+        self.checkpoint().await;
         Ok(())
+    }
+
+    fn vault(&self) -> Arc<Vault> {
+        self.vault.clone()
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn template_ids_not_on_key(&self, key_id: &str) -> StoreResult<Vec<i64>> {
+        sqlx::query_scalar(
+            "SELECT id FROM face_templates WHERE key_id IS NULL OR key_id != ? ORDER BY id",
+        )
+        .bind(key_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)
+    }
+
+    async fn reseal_template(&self, id: i64) -> StoreResult<bool> {
+        self.reseal(id).await
+    }
+
+    async fn delete_user(&self, id: i64) -> StoreResult<Vec<Template>> {
+        self.delete_user_everywhere(id).await
+    }
+
+    async fn image_paths(&self) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar("SELECT image_path FROM face_templates")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<()> {
+        self.insert_audit(event).await
+    }
+
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
+        self.select_audit(filter).await
+    }
+
+    async fn attempts_for_user(&self, user_id: i64) -> StoreResult<Vec<LoginAttempt>> {
+        let rows = sqlx::query("SELECT * FROM login_attempts WHERE user_id = ? ORDER BY id")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(attempt_from_row)
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(backend)
     }
 
     async fn delete_templates_for_user(&self, user_id: i64) -> StoreResult<Vec<Template>> {
@@ -328,16 +365,14 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
-        rows.iter()
-            .map(template_from_row)
-            .collect::<Result<_, _>>()
-            .map_err(backend)
+        self.checkpoint().await;
+        rows.iter().map(|r| self.template_from_row(r)).collect()
     }
 
     async fn active_templates(&self, model_id: &str) -> StoreResult<Vec<MatchTemplate>> {
         let rows = sqlx::query(
-            "SELECT f.user_id, f.embedding FROM face_templates f JOIN users u ON u.id = f.user_id \
-             WHERE u.is_active = 1 AND f.model_id = ?",
+            "SELECT f.id, f.user_id, f.embedding, f.key_id FROM face_templates f \
+             JOIN users u ON u.id = f.user_id WHERE u.is_active = 1 AND f.model_id = ?",
         )
         .bind(model_id)
         .fetch_all(&self.pool)
@@ -346,18 +381,17 @@ impl Store for SqliteStore {
         rows.iter()
             .map(|r| {
                 Ok(MatchTemplate {
-                    user_id: r.try_get("user_id")?,
-                    embedding: embedding_from_bytes(&r.try_get::<Vec<u8>, _>("embedding")?),
+                    user_id: r.try_get("user_id").map_err(backend)?,
+                    embedding: self.open_embedding(r)?,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(backend)
+            .collect()
     }
 
     async fn record_attempt(&self, a: &NewLoginAttempt) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO login_attempts (at, claimed_username, user_id, client_addr, method, outcome, best_score, reason) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO login_attempts (at, claimed_username, user_id, client_addr, method, outcome, best_score, reason, liveness) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(now())
         .bind(&a.claimed_username)
@@ -367,6 +401,7 @@ impl Store for SqliteStore {
         .bind(a.outcome.as_str())
         .bind(a.best_score.map(f64::from))
         .bind(&a.reason)
+        .bind(&a.liveness)
         .execute(&self.pool)
         .await
         .map_err(backend)?;
@@ -380,20 +415,22 @@ impl Store for SqliteStore {
             .await
             .map_err(backend)?;
         rows.iter()
-            .map(|r| {
-                Ok(LoginAttempt {
-                    id: r.try_get("id")?,
-                    at: from_ts(r.try_get("at")?),
-                    claimed_username: r.try_get("claimed_username")?,
-                    user_id: r.try_get("user_id")?,
-                    client_addr: r.try_get("client_addr")?,
-                    method: r.try_get("method")?,
-                    outcome: r.try_get("outcome")?,
-                    best_score: r.try_get::<Option<f64>, _>("best_score")?.map(|s| s as f32),
-                    reason: r.try_get("reason")?,
-                })
-            })
+            .map(attempt_from_row)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(backend)
     }
+}
+
+fn attempt_from_row(r: &SqliteRow) -> Result<LoginAttempt, sqlx::Error> {
+    Ok(LoginAttempt {
+        id: r.try_get("id")?,
+        at: from_ts(r.try_get("at")?),
+        claimed_username: r.try_get("claimed_username")?,
+        user_id: r.try_get("user_id")?,
+        client_addr: r.try_get("client_addr")?,
+        method: r.try_get("method")?,
+        outcome: r.try_get("outcome")?,
+        best_score: r.try_get::<Option<f64>, _>("best_score")?.map(|s| s as f32),
+        reason: r.try_get("reason")?,
+    })
 }

@@ -30,6 +30,11 @@ const APP_FILES: &[(&str, &str, &str)] = &[
         include_str!("../../static/face-login.js"),
     ),
     (
+        "liveness.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/liveness.js"),
+    ),
+    (
         "profile.js",
         "text/javascript; charset=utf-8",
         include_str!("../../static/profile.js"),

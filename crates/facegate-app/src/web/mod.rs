@@ -5,8 +5,10 @@ pub mod assets;
 pub mod client;
 pub mod error;
 pub mod openapi;
+pub mod ops;
 pub mod routes;
 pub mod security;
+pub mod server;
 pub mod session;
 pub mod views;
 
@@ -52,6 +54,15 @@ pub fn router(state: AppState, sessions: SessionBackend) -> Router {
         .merge(assets::router(&config))
         .layer(DefaultBodyLimit::max(one_image))
         .layer(sessions)
+        .merge(ops::router())
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_secs(config.request_timeout_seconds.max(1)),
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::track,
+        ))
         .layer(axum::middleware::from_fn(security::headers))
         .with_state(state)
 }

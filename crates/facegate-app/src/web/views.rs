@@ -29,6 +29,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "admin_attempts.html",
         include_str!("../../templates/admin_attempts.html"),
     ),
+    (
+        "admin_audit.html",
+        include_str!("../../templates/admin_audit.html"),
+    ),
     ("error.html", include_str!("../../templates/error.html")),
 ];
 

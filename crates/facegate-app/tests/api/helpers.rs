@@ -44,9 +44,13 @@ impl TestApp {
 
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        // These tests exercise login, enrolment and modes, not liveness
+        // (default `both`): they turn it off; tests/api/liveness.rs turns
+        // it back on.
         let mut config = Config {
             data_dir: dir.path().to_path_buf(),
             engine: engine_config(),
+            liveness: facegate_app::Liveness::Off,
             ..Config::default()
         };
         tweak(&mut config);
@@ -66,13 +70,18 @@ impl TestApp {
 
     /// A new browser-like client with its own cookies and CSRF token.
     pub async fn agent(&self) -> Agent {
+        Self::agent_for(&self.base).await
+    }
+
+    /// A new browser-like client of the server at `base`.
+    pub async fn agent_for(base: &str) -> Agent {
         let client = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
         let mut agent = Agent {
-            base: self.base.clone(),
+            base: base.to_string(),
             client,
             csrf: String::new(),
         };

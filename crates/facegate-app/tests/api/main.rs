@@ -2,8 +2,14 @@
 //! SQLite data directory and talks to it with reqwest. The face engine is
 //! loaded once for the whole test binary.
 
+mod abuse;
+mod audit_ops;
 mod flow;
+mod harness;
 mod helpers;
+mod hostile;
+mod liveness;
 mod modes;
 mod openapi;
+mod protection;
 mod security;

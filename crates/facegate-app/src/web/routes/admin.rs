@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use tower_sessions::Session;
 
 use super::pages::{check_form_csrf, error_page, page_user, render, CsrfForm};
-use crate::domain::User;
+use crate::domain::{AuditKind, NewAuditEvent, User};
 use crate::web::error::user_message;
 use crate::web::session::{self as sess};
 use crate::web::AppState;
@@ -21,14 +21,15 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users", get(users))
         .route("/admin/users/{id}/{action}", post(user_action))
         .route("/admin/attempts", get(attempts))
+        .merge(super::audit::router())
 }
 
-fn fmt_time(t: OffsetDateTime) -> String {
+pub(super) fn fmt_time(t: OffsetDateTime) -> String {
     let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     t.format(&f).unwrap_or_default()
 }
 
-async fn staff(st: &AppState, session: &Session) -> Result<User, Response> {
+pub(super) async fn staff(st: &AppState, session: &Session) -> Result<User, Response> {
     let user = page_user(st, session).await?;
     if !user.is_staff {
         return Err(error_page(
@@ -107,6 +108,15 @@ async fn user_action(
             .map(|n| format!("Deleted {n} face photos of the user.")),
         _ => return error_page(&st, StatusCode::NOT_FOUND, "No such action."),
     };
+    let mut event = NewAuditEvent::new(
+        AuditKind::AdminAction,
+        if result.is_ok() { "success" } else { "failure" },
+    )
+    .detail(format!("action={action}"));
+    event.actor_user_id = Some(me.id);
+    event.username = Some(me.username.clone());
+    event.subject_user_id = Some(id);
+    st.services.record_event(event).await;
     match result {
         Ok(msg) => sess::flash(&session, "success", msg).await,
         Err(e) => sess::flash(&session, "danger", user_message(&e)).await,

@@ -29,10 +29,22 @@ pub fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::POST, "/api/login", post(login)),
         (Method::POST, "/api/logout", post(logout)),
         (Method::GET, "/api/me", get(me)),
+        (Method::DELETE, "/api/me", delete(delete_me)),
+        (Method::GET, "/api/me/export", get(export_me)),
         (Method::GET, "/api/me/faces", get(list_faces)),
         (Method::POST, "/api/me/faces", post(add_face)),
         (Method::DELETE, "/api/me/faces/{id}", delete(delete_face)),
         (Method::POST, "/api/face-login", post(face_login)),
+        (
+            Method::POST,
+            "/api/face-login/challenge",
+            super::liveness::issue_route(),
+        ),
+        (
+            Method::POST,
+            "/api/face-login/challenge/{id}/frames",
+            super::liveness::frames_route(facegate_vision::ChallengeConfig::default().max_frames),
+        ),
     ]
 }
 
@@ -136,6 +148,46 @@ async fn me(State(st): State<AppState>, session: Session) -> ApiResult<Json<Valu
     })))
 }
 
+/// All of the user's data, photos as base64 JPEG.
+async fn export_me(State(st): State<AppState>, session: Session) -> ApiResult<Response> {
+    use base64::Engine as _;
+    let user = sess::require_user(&st.services, &session).await?;
+    let export = st.services.export_user(&user).await?;
+    let mut doc = serde_json::to_value(&export)
+        .map_err(|e| ServiceError::Internal(format!("export: {e}")))?;
+    if let Some(faces) = doc["faces"].as_array_mut() {
+        for (v, f) in faces.iter_mut().zip(&export.faces) {
+            v["image_jpeg_base64"] =
+                Value::String(base64::engine::general_purpose::STANDARD.encode(&f.jpeg));
+        }
+    }
+    let name = format!("attachment; filename=\"facegate-{}.json\"", export.username);
+    Ok(([(axum::http::header::CONTENT_DISPOSITION, name)], Json(doc)).into_response())
+}
+
+#[derive(Deserialize)]
+struct DeleteMeBody {
+    password: String,
+}
+
+/// Erases the account and all its biometric data; the password confirms.
+async fn delete_me(
+    State(st): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    session: Session,
+    Json(body): Json<DeleteMeBody>,
+) -> ApiResult<StatusCode> {
+    let user = sess::require_user(&st.services, &session).await?;
+    if !st.services.check_password(&user, &body.password).await? {
+        return Err(ServiceError::InvalidCredentials.into());
+    }
+    st.services
+        .delete_account(&user, &user, Some(&client))
+        .await?;
+    sess::log_out(&session).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 fn created(t: &time::OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
@@ -202,6 +254,7 @@ async fn face_login(
         image,
         username,
         pending_user: sess::pending(&session).await,
+        probe: None,
     };
     let ok = st.services.face_login(req, &client).await?;
     sess::log_in(&session, ok.user.id).await?;

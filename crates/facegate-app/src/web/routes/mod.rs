@@ -3,6 +3,8 @@
 
 pub mod admin;
 pub mod api;
+pub mod audit;
+pub mod liveness;
 pub mod pages;
 pub mod profile;
 

@@ -243,8 +243,11 @@ async fn face_login_page(State(st): State<AppState>, session: Session) -> Respon
         .await;
         return Redirect::to("/login").into_response();
     }
-    let extra =
-        context! { title => "Face login", interval => st.services.config.capture_interval_ms };
+    let extra = context! {
+        title => "Face login",
+        interval => st.services.config.capture_interval_ms,
+        liveness => st.services.config.liveness.as_str(),
+    };
     render(&st, &session, None, "face_login.html", extra).await
 }
 

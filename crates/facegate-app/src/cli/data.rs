@@ -1,0 +1,143 @@
+//! `facegate rotate-key` and `facegate export-user`: the operator's side of
+//! biometric data protection.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::{master_key, runtime, CommonArgs};
+use crate::crypto::{self, MasterKey, Vault};
+use crate::service::{rotate_keys, Media};
+use crate::store::{self, Keys};
+
+/// `facegate rotate-key`: re-encrypt all face data with a new key.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RotateKeyArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `facegate export-user`: write all of a user's data to a directory.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExportUserArgs {
+    /// The user to export
+    #[arg(long)]
+    pub username: String,
+    /// Output directory (created; must not exist or be empty)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Rotates the master key. With the key file: a new key is written to
+/// `master.key.next` (or the one already there is reused, resuming an
+/// interrupted rotation), every record not yet on it is re-sealed in its
+/// own transaction, then `master.key.next` replaces `master.key`. With
+/// `FACEGATE_MASTER_KEY`: the new key comes from `FACEGATE_NEW_MASTER_KEY`
+/// and the operator switches the variable afterwards. The server should be
+/// stopped while this runs.
+pub fn rotate_key(args: RotateKeyArgs) -> anyhow::Result<()> {
+    let config = args.common.load()?;
+    let dir = config.data_dir.clone();
+    let old = crypto::load_keys(&dir, master_key(&config))?
+        .context("no master key to rotate from (FACEGATE_MASTER_KEY or master.key)")?;
+    let from_env = master_key(&config).is_some_and(|k| !k.trim().is_empty());
+    let next_file = dir.join(crypto::NEXT_KEY_FILE);
+    let new = if from_env {
+        let text = std::env::var(crypto::NEW_KEY_ENV).with_context(|| {
+            format!(
+                "the key comes from FACEGATE_MASTER_KEY: set {} to the new key",
+                crypto::NEW_KEY_ENV
+            )
+        })?;
+        MasterKey::parse(&text)?
+    } else if next_file.exists() {
+        let k = MasterKey::read_file(&next_file)?;
+        println!("resuming the rotation to key {}", k.id_hex());
+        k
+    } else {
+        let k = MasterKey::generate();
+        k.write_new_file(&next_file)?;
+        k
+    };
+    anyhow::ensure!(
+        old.primary_id() != new.id_hex(),
+        "the new key is the current key"
+    );
+    // Opening keys: the old primary and whatever else was loaded.
+    let old_keys: Vec<MasterKey> = old_keys_of(&dir, &config)?;
+    let vault = Vault::new(new.clone(), old_keys);
+    let work_dir = dir.clone();
+    runtime()?.block_on(async move {
+        let dir = work_dir;
+        let store = store::open_sqlite_with(&dir, Keys::Vault(vault.clone())).await?;
+        store.migrate().await?;
+        let media = Media::new(dir.join("media"), Arc::new(vault));
+        let report = rotate_keys(&store, &media).await?;
+        println!(
+            "re-encrypted {} face record(s) with key {} ({} already on it)",
+            report.resealed, report.key_id, report.skipped
+        );
+        Ok::<_, anyhow::Error>(())
+    })?;
+    if from_env {
+        println!(
+            "done: now set FACEGATE_MASTER_KEY to the new key and unset {}",
+            crypto::NEW_KEY_ENV
+        );
+    } else {
+        std::fs::rename(&next_file, dir.join(crypto::KEY_FILE))
+            .context("installing the new master.key")?;
+        println!("done: master.key now holds key {}", new.id_hex());
+    }
+    Ok(())
+}
+
+fn old_keys_of(dir: &std::path::Path, config: &crate::Config) -> anyhow::Result<Vec<MasterKey>> {
+    let mut keys = Vec::new();
+    match master_key(config).filter(|k| !k.trim().is_empty()) {
+        Some(text) => keys.push(MasterKey::parse(text)?),
+        None => keys.push(MasterKey::read_file(&dir.join(crypto::KEY_FILE))?),
+    }
+    Ok(keys)
+}
+
+/// Exports a user: `user.json` (account, decrypted templates, login
+/// attempts) and `faces/<id>.jpg` (decrypted photos).
+pub fn export_user(args: ExportUserArgs) -> anyhow::Result<()> {
+    let mut config = args.common.load()?;
+    config.resolve_models_dir();
+    let out = args.out.clone();
+    if out.exists() {
+        anyhow::ensure!(
+            std::fs::read_dir(&out)?.next().is_none(),
+            "{} exists and is not empty",
+            out.display()
+        );
+    }
+    runtime()?.block_on(async move {
+        let store = store::open_sqlite(&config.data_dir, master_key(&config)).await?;
+        let user = store
+            .user_by_username(&args.username)
+            .await?
+            .with_context(|| format!("no user named {}", args.username))?;
+        let vault = store.vault();
+        // No face engine is needed to read stored data.
+        let media = Media::new(config.data_dir.join("media"), vault);
+        let export = crate::service::export_with(&store, &media, &user).await?;
+        std::fs::create_dir_all(out.join("faces"))?;
+        for f in &export.faces {
+            std::fs::write(out.join(&f.image_file), &f.jpeg)?;
+        }
+        std::fs::write(out.join("user.json"), serde_json::to_vec_pretty(&export)?)?;
+        println!(
+            "exported {} ({} face(s)) to {}",
+            export.username,
+            export.faces.len(),
+            out.display()
+        );
+        Ok(())
+    })
+}

@@ -1,0 +1,133 @@
+//! Audit trail records: append-only security events (registration,
+//! logins with scores, lockouts, enrolment, deletion, export, admin
+//! actions) and the filter staff use to read them.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    Registration,
+    PasswordLogin,
+    FaceLogin,
+    Lockout,
+    Enrolment,
+    FaceDeleted,
+    FacesDeleted,
+    AccountDeleted,
+    DataExported,
+    AdminAction,
+    PasswordChanged,
+    KeyRotated,
+}
+
+impl AuditKind {
+    pub const ALL: [AuditKind; 12] = [
+        AuditKind::Registration,
+        AuditKind::PasswordLogin,
+        AuditKind::FaceLogin,
+        AuditKind::Lockout,
+        AuditKind::Enrolment,
+        AuditKind::FaceDeleted,
+        AuditKind::FacesDeleted,
+        AuditKind::AccountDeleted,
+        AuditKind::DataExported,
+        AuditKind::AdminAction,
+        AuditKind::PasswordChanged,
+        AuditKind::KeyRotated,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AuditKind::Registration => "registration",
+            AuditKind::PasswordLogin => "password_login",
+            AuditKind::FaceLogin => "face_login",
+            AuditKind::Lockout => "lockout",
+            AuditKind::Enrolment => "enrolment",
+            AuditKind::FaceDeleted => "face_deleted",
+            AuditKind::FacesDeleted => "faces_deleted",
+            AuditKind::AccountDeleted => "account_deleted",
+            AuditKind::DataExported => "data_exported",
+            AuditKind::AdminAction => "admin_action",
+            AuditKind::PasswordChanged => "password_changed",
+            AuditKind::KeyRotated => "key_rotated",
+        }
+    }
+}
+
+/// An event to append.
+#[derive(Debug, Clone)]
+pub struct NewAuditEvent {
+    pub kind: AuditKind,
+    /// `success`, `failure`, `locked`, `rate_limited`, …
+    pub outcome: String,
+    /// Who acted (the user themself, or a staff member).
+    pub actor_user_id: Option<i64>,
+    /// The account the event is about.
+    pub subject_user_id: Option<i64>,
+    /// The username given or concerned.
+    pub username: Option<String>,
+    pub client_addr: Option<String>,
+    /// A face match score.
+    pub score: Option<f32>,
+    /// Free text: reason, action, counts.
+    pub detail: String,
+}
+
+impl NewAuditEvent {
+    pub fn new(kind: AuditKind, outcome: &str) -> Self {
+        NewAuditEvent {
+            kind,
+            outcome: outcome.to_string(),
+            actor_user_id: None,
+            subject_user_id: None,
+            username: None,
+            client_addr: None,
+            score: None,
+            detail: String::new(),
+        }
+    }
+
+    /// Sets actor and subject to the same user.
+    pub fn by(mut self, user_id: i64, username: &str) -> Self {
+        self.actor_user_id = Some(user_id);
+        self.subject_user_id = Some(user_id);
+        self.username = Some(username.to_string());
+        self
+    }
+
+    pub fn detail(mut self, d: impl Into<String>) -> Self {
+        self.detail = d.into();
+        self
+    }
+}
+
+/// A stored event.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEvent {
+    pub id: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub kind: String,
+    pub outcome: String,
+    pub actor_user_id: Option<i64>,
+    pub subject_user_id: Option<i64>,
+    pub username: Option<String>,
+    pub client_addr: Option<String>,
+    pub score: Option<f32>,
+    pub detail: String,
+}
+
+/// Which events to read; empty fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub kind: Option<String>,
+    pub outcome: Option<String>,
+    /// Matches the username (case-insensitive) or, when numeric, a user id.
+    pub user: Option<String>,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    pub limit: i64,
+}

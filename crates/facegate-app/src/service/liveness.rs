@@ -1,0 +1,245 @@
+//! Liveness in face login (docs/LIVENESS.md): issuing head-movement
+//! challenges, judging their answers with the engine's active checks and
+//! passive cues, and the passive check of single-frame logins. A live
+//! answer is then matched like any face login ([`Services::face_login`]
+//! with a precomputed [`LiveProbe`]); every check's score is written to the
+//! login attempt.
+
+use facegate_vision::challenge::{SpoofCheck, Step, Verdict};
+use facegate_vision::{ChallengeSpec, Embedding, FaceEngine, PassiveConfig, VisionError};
+use rand::seq::SliceRandom;
+use rand::{Rng, RngCore};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::{Client, FaceLoginOk, FaceLoginRequest, ServiceError, ServiceResult, Services};
+use crate::config::FaceLoginMode;
+use crate::domain::{LoginMethod, NewLoginAttempt, Outcome};
+
+/// A challenge as issued (kept in the server-side session).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedChallenge {
+    pub id: String,
+    pub steps: Vec<Step>,
+    /// Unix milliseconds.
+    pub issued_ms: i64,
+    pub expires_ms: i64,
+}
+
+/// A face already checked for liveness, ready for matching.
+#[derive(Debug, Clone)]
+pub struct LiveProbe {
+    pub embedding: Embedding,
+    /// The liveness scores (JSON) for the login attempt.
+    pub liveness: String,
+}
+
+/// The frames answering a challenge.
+#[derive(Debug, Clone, Default)]
+pub struct ChallengeAnswer {
+    /// JPEG frames in capture order.
+    pub frames: Vec<Vec<u8>>,
+    /// Capture times in milliseconds, one per frame.
+    pub timestamps: Vec<f64>,
+    pub username: Option<String>,
+    pub pending_user: Option<i64>,
+}
+
+pub fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The error a refused liveness check answers with.
+pub fn rejection(verdict: Verdict, passive_cue: Option<&str>) -> ServiceError {
+    let (code, message) = match (verdict, passive_cue) {
+        (Verdict::Expired, _) => ("expired", "The challenge expired. Please start again."),
+        (Verdict::NoFace, _) => (
+            "no_face",
+            "Your face was not in view all the time. Stay in front of the camera.",
+        ),
+        (Verdict::MultipleFaces, _) => (
+            "multiple_faces",
+            "Several faces were in view; only one person, please.",
+        ),
+        (Verdict::IdentityMismatch, _) => ("unknown", "We could not recognise you."),
+        (Verdict::Spoof(check), _) => ("spoof", spoof_message(check)),
+        (Verdict::Live, Some(_)) => (
+            "spoof",
+            "This looks like a photo or a screen, not a live person.",
+        ),
+        (Verdict::Live, None) => ("unknown", "We could not recognise you."),
+    };
+    ServiceError::FaceRejected { code, message }
+}
+
+fn spoof_message(check: SpoofCheck) -> &'static str {
+    match check {
+        SpoofCheck::TooFewFrames => {
+            "Too few camera pictures arrived to check that you are a live person."
+        }
+        SpoofCheck::Timing => "The camera pictures' timing was not plausible for a live camera.",
+        SpoofCheck::Duplicates => {
+            "The camera picture did not change: this looks like a still photo, not a live person."
+        }
+        SpoofCheck::Steps => "Your head movements did not follow the instructions.",
+        SpoofCheck::Flat => {
+            "The face moved like a flat picture, not like a live head. Use your own face."
+        }
+    }
+}
+
+fn reason_of(verdict: Verdict, passive_cue: Option<&str>) -> String {
+    match (verdict, passive_cue) {
+        (Verdict::Spoof(c), _) => format!("spoof_{}", c.as_str()),
+        (Verdict::Live, Some(cue)) => format!("spoof_passive_{cue}"),
+        (Verdict::Expired, _) => "expired".into(),
+        (Verdict::NoFace, _) => "no_face".into(),
+        (Verdict::MultipleFaces, _) => "multiple_faces".into(),
+        (Verdict::IdentityMismatch, _) => "identity_mismatch".into(),
+        (Verdict::Live, None) => "ok".into(),
+    }
+}
+
+/// Analyses a single-frame login probe; with `passive`, also measures the
+/// passive cues. Returns the embedding, the scores as JSON and the first
+/// failing cue.
+pub(super) fn single_frame(
+    engine: &FaceEngine,
+    bytes: &[u8],
+    passive: Option<&PassiveConfig>,
+) -> Result<(Embedding, Option<String>, Option<&'static str>), VisionError> {
+    let single = engine.analyze_single(bytes, false)?;
+    let Some(cfg) = passive else {
+        return Ok((single.analysis.embedding, None, None));
+    };
+    let scores = engine.passive_scores(&single.image, &single.analysis.face)?;
+    let failing = scores.failing(cfg);
+    let doc = json!({"mode": "passive", "passive": [scores], "passive_failure": failing});
+    Ok((single.analysis.embedding, Some(doc.to_string()), failing))
+}
+
+impl Services {
+    /// A new challenge: two or three steps, no step twice in a row.
+    pub fn issue_challenge(&self) -> IssuedChallenge {
+        let mut rng = rand::thread_rng();
+        let n = rng.gen_range(2..=3);
+        let mut steps: Vec<Step> = Vec::with_capacity(n);
+        while steps.len() < n {
+            let s = *Step::ALL.choose(&mut rng).unwrap_or(&Step::Left);
+            if steps.last() != Some(&s) {
+                steps.push(s);
+            }
+        }
+        let mut id = [0u8; 16];
+        rng.fill_bytes(&mut id);
+        let issued_ms = now_ms();
+        IssuedChallenge {
+            id: hex::encode(id),
+            steps,
+            issued_ms,
+            expires_ms: issued_ms + self.config.challenge_ttl_ms as i64,
+        }
+    }
+
+    /// Judges the answer to `challenge` (already taken out of the session,
+    /// so it is used once) and, when live, logs the face in.
+    pub async fn face_login_challenge(
+        &self,
+        challenge: IssuedChallenge,
+        answer: ChallengeAnswer,
+        client: &Client,
+    ) -> ServiceResult<FaceLoginOk> {
+        let method = match self.config.face_login {
+            FaceLoginMode::Identify => LoginMethod::FaceIdentify,
+            FaceLoginMode::Verify => LoginMethod::FaceVerify,
+            FaceLoginMode::SecondFactor => LoginMethod::FaceSecondFactor,
+        };
+        let mut attempt = NewLoginAttempt {
+            claimed_username: answer.username.clone(),
+            user_id: None,
+            client_addr: client.addr.to_string(),
+            method,
+            outcome: Outcome::RateLimited,
+            best_score: None,
+            reason: "rate_limited".into(),
+            liveness: None,
+        };
+        if self.check_address(client).is_err() {
+            self.audit(attempt).await;
+            return Err(ServiceError::RateLimited);
+        }
+        let now = now_ms();
+        attempt.outcome = Outcome::Failure;
+        if now > challenge.expires_ms {
+            attempt.reason = "expired".into();
+            self.audit(attempt).await;
+            return Err(rejection(Verdict::Expired, None));
+        }
+        let active = self.config.liveness_challenge.clone();
+        let passive = self
+            .config
+            .liveness
+            .passive()
+            .then(|| self.config.liveness_passive.clone());
+        let steps = challenge.steps.clone();
+        let life_ms = (challenge.expires_ms - challenge.issued_ms) as f64;
+        let elapsed_ms = (now - challenge.issued_ms) as f64;
+        let (frames, timestamps) = (answer.frames, answer.timestamps);
+        let report = self
+            .blocking(move |e| {
+                let imgs = frames
+                    .iter()
+                    .map(|b| e.decode(b))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let spec = ChallengeSpec {
+                    steps: &steps,
+                    life_ms,
+                    elapsed_ms,
+                };
+                e.check_sequence(&imgs, &timestamps, &spec, &active, passive.as_ref())
+            })
+            .await?;
+        let report = match report {
+            Ok(r) => r,
+            Err(e) => {
+                attempt.reason = e.code().into();
+                self.audit(attempt).await;
+                return Err(match e {
+                    VisionError::Model(m) => ServiceError::Internal(m),
+                    other => ServiceError::Vision(other),
+                });
+            }
+        };
+        let doc = json!({
+            "mode": self.config.liveness.as_str(),
+            "challenge": challenge.steps,
+            "report": report,
+        })
+        .to_string();
+        attempt.liveness = Some(doc.clone());
+        if !report.is_live() {
+            attempt.reason = reason_of(report.active.verdict, report.passive_failure);
+            self.audit(attempt).await;
+            return Err(rejection(report.active.verdict, report.passive_failure));
+        }
+        let Some(vector) = report.embedding else {
+            attempt.reason = "no_face".into();
+            self.audit(attempt).await;
+            return Err(rejection(Verdict::NoFace, None));
+        };
+        let req = FaceLoginRequest {
+            image: Vec::new(),
+            username: answer.username,
+            pending_user: answer.pending_user,
+            probe: Some(LiveProbe {
+                embedding: Embedding {
+                    model_id: self.engine.model_id().to_string(),
+                    vector,
+                },
+                liveness: doc,
+            }),
+        };
+        self.face_login(req, client).await
+    }
+}

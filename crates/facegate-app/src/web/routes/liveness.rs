@@ -1,0 +1,113 @@
+//! Liveness challenge endpoints of the JSON API:
+//! `POST /api/face-login/challenge` issues a challenge bound to the session;
+//! `POST /api/face-login/challenge/{id}/frames` takes the answer (multipart:
+//! repeated `frame` JPEG parts in capture order, one `timestamps` part with a
+//! JSON array of milliseconds, `username` in verify mode).
+
+use axum::extract::multipart::Multipart;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::routing::{post, MethodRouter};
+use axum::Json;
+use serde_json::{json, Value};
+use tower_sessions::Session;
+
+use crate::service::{ChallengeAnswer, IssuedChallenge, ServiceError};
+use crate::web::client::ClientAddr;
+use crate::web::error::{ApiError, ApiResult};
+use crate::web::session as sess;
+use crate::web::AppState;
+
+const CHALLENGE: &str = "liveness_challenge";
+/// Largest accepted frame (the page sends ≤ 480-px JPEGs of ~30 KB).
+const MAX_FRAME_BYTES: usize = 512 * 1024;
+
+pub fn issue_route() -> MethodRouter<AppState> {
+    post(issue)
+}
+
+/// The frames route, with a body limit sized for a batch of frames.
+pub fn frames_route(max_frames: usize) -> MethodRouter<AppState> {
+    post(frames).layer(DefaultBodyLimit::max(
+        max_frames * MAX_FRAME_BYTES + 64 * 1024,
+    ))
+}
+
+fn internal(e: tower_sessions::session::Error) -> ApiError {
+    ServiceError::Internal(format!("session: {e}")).into()
+}
+
+async fn issue(State(st): State<AppState>, session: Session) -> ApiResult<Json<Value>> {
+    let ch = st.services.issue_challenge();
+    session.insert(CHALLENGE, &ch).await.map_err(internal)?;
+    let cfg = &st.services.config;
+    Ok(Json(json!({
+        "challenge_id": ch.id,
+        "steps": ch.steps,
+        "expires_in_ms": cfg.challenge_ttl_ms,
+        "min_frames": cfg.liveness_challenge.min_frames,
+    })))
+}
+
+async fn frames(
+    State(st): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    session: Session,
+    Path(id): Path<String>,
+    mut mp: Multipart,
+) -> ApiResult<Json<Value>> {
+    // Single use: the challenge leaves the session whatever happens next.
+    let issued: Option<IssuedChallenge> = session.remove(CHALLENGE).await.map_err(internal)?;
+    let max_frames = st.services.config.liveness_challenge.max_frames;
+    let mut answer = ChallengeAnswer::default();
+    let mut timestamps: Option<String> = None;
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        ApiError::bad_request(format!("Malformed upload: {}", e.body_text()))
+    };
+    while let Some(field) = mp.next_field().await.map_err(bad)? {
+        match field.name().unwrap_or_default() {
+            "frame" => {
+                let bytes = field.bytes().await.map_err(bad)?;
+                if bytes.len() > MAX_FRAME_BYTES || answer.frames.len() >= max_frames {
+                    return Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "too_large",
+                        format!("At most {max_frames} frames of 512 KB each."),
+                    ));
+                }
+                answer.frames.push(bytes.to_vec());
+            }
+            "timestamps" => timestamps = Some(field.text().await.map_err(bad)?),
+            "username" => {
+                let u = field.text().await.map_err(bad)?;
+                answer.username = Some(u.trim().to_string()).filter(|u| !u.is_empty());
+            }
+            _ => {}
+        }
+    }
+    let Some(ch) = issued.filter(|c| c.id == id) else {
+        return Err(ServiceError::FaceRejected {
+            code: "expired",
+            message: "This challenge is unknown, used or expired. Please start again.",
+        }
+        .into());
+    };
+    answer.timestamps =
+        serde_json::from_str(timestamps.as_deref().unwrap_or("null")).map_err(|_| {
+            ApiError::bad_request("Send `timestamps`: a JSON array of milliseconds, one per frame.")
+        })?;
+    if answer.timestamps.len() != answer.frames.len() {
+        return Err(ApiError::bad_request(
+            "Send one timestamp per frame, in capture order.",
+        ));
+    }
+    answer.pending_user = sess::pending(&session).await;
+    let ok = st
+        .services
+        .face_login_challenge(ch, answer, &client)
+        .await?;
+    sess::log_in(&session, ok.user.id).await?;
+    Ok(Json(
+        json!({"id": ok.user.id, "username": ok.user.username, "score": ok.score}),
+    ))
+}

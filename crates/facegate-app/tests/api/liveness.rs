@@ -1,0 +1,208 @@
+//! Liveness over the API: challenges, their answers built in the test from
+//! the shared photos (genuine head poses and attacks: a repeated frame, a
+//! turned print, a phone screen with bezel and glare, another face in the
+//! middle), the single-frame policy and the scores on the login attempt.
+//!
+//! Every challenge the server draws can be answered from the photos
+//! (level `obama_1`, left `obama_4`/`obama_partial_2`, right `obama_2`, up
+//! `obama_3`; see `facegate_vision::scenarios`), so the tests answer
+//! whatever steps they are given; no test-only hook fixes the steps. The
+//! test waits as long as the frames' timestamps span before sending them,
+//! as a real capture would.
+
+use std::sync::{Arc, LazyLock};
+
+use facegate_app::Liveness;
+use facegate_vision::challenge::Step;
+use facegate_vision::scenarios::{build, Family, Library};
+use reqwest::multipart::{Form, Part};
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::{error_of, face, Agent, TestApp, ENGINE, FACES};
+
+static LIBRARY: LazyLock<Arc<Library>> = LazyLock::new(|| {
+    Arc::new(Library::load(&ENGINE, std::path::Path::new(FACES)).expect("loading the photos"))
+});
+
+async fn library() -> Arc<Library> {
+    tokio::task::spawn_blocking(|| LIBRARY.clone())
+        .await
+        .unwrap()
+}
+
+/// Starts a challenge; returns its id and steps.
+async fn challenge(a: &Agent) -> (String, Vec<Step>) {
+    let r = a
+        .post_json("/api/face-login/challenge", serde_json::json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["expires_in_ms"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["min_frames"].as_u64().unwrap() >= 2, "{v}");
+    let steps: Vec<Step> = serde_json::from_value(v["steps"].clone()).unwrap();
+    assert!((2..=3).contains(&steps.len()), "{v}");
+    assert!(steps.windows(2).all(|w| w[0] != w[1]), "{v}");
+    (v["challenge_id"].as_str().unwrap().to_string(), steps)
+}
+
+/// Posts JPEG frames with their timestamps to the challenge `id`.
+async fn send(a: &Agent, id: &str, frames: &[Vec<u8>], times: &[f64]) -> Response {
+    let mut form = Form::new();
+    for f in frames {
+        form = form.part("frame", Part::bytes(f.clone()).file_name("frame.jpg"));
+    }
+    form = form.text("timestamps", serde_json::to_string(times).unwrap());
+    a.client
+        .post(a.url(&format!("/api/face-login/challenge/{id}/frames")))
+        .header("X-CSRF-Token", &a.csrf)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Answers a fresh challenge with a sequence of `family`, after waiting as
+/// long as the capture would have taken.
+async fn answer(a: &Agent, family: Family, seed: u64) -> Response {
+    let (id, steps) = challenge(a).await;
+    let lib = library().await;
+    let (frames, times) = tokio::task::spawn_blocking(move || {
+        let (imgs, times) = build(&lib, family, &steps, 3, seed);
+        let jpegs: Vec<Vec<u8>> = imgs.iter().map(facegate_vision::attacks::jpeg).collect();
+        (jpegs, times)
+    })
+    .await
+    .unwrap();
+    let span = times.last().unwrap() - times.first().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(span as u64 + 50)).await;
+    send(a, &id, &frames, &times).await
+}
+
+async fn app_with(liveness: Liveness) -> TestApp {
+    let app = TestApp::spawn_with(|c| {
+        c.liveness = liveness;
+        c.rate_limit_per_address = 0;
+        c.rate_limit_per_account = 0;
+    })
+    .await;
+    app.user_with_faces("barack", &["obama_1.jpg"]).await;
+    app
+}
+
+#[tokio::test]
+async fn genuine_head_poses_following_the_challenge_log_in() {
+    // Active only: the geometry and identity checks (the passive network's
+    // error rates on these synthetic frames are in docs/LIVENESS.md).
+    let app = app_with(Liveness::Active).await;
+    for seed in 0..2 {
+        let a = app.agent().await;
+        let r = answer(&a, Family::Genuine, seed).await;
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "seed {seed}: {body}");
+        assert_eq!(body["username"], "barack");
+        assert_eq!(a.me().await.as_deref(), Some("barack"));
+    }
+}
+
+#[tokio::test]
+async fn attacks_are_refused() {
+    let app = app_with(Liveness::Both).await;
+    for (family, expected) in [
+        (Family::Replay, "spoof"),
+        (Family::Print, "spoof"),
+        (Family::Screen, "spoof"),
+        (Family::Swap, "unknown"),
+    ] {
+        let a = app.agent().await;
+        let (status, code) = error_of(answer(&a, family, 3).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::UNAUTHORIZED, expected),
+            "{family:?}"
+        );
+        assert_eq!(a.me().await, None, "{family:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_single_frame_does_not_log_in_when_a_challenge_is_required() {
+    for mode in [Liveness::Active, Liveness::Both] {
+        let app = app_with(mode).await;
+        let a = app.agent().await;
+        let (status, code) = error_of(a.face_login(&face("obama_2.jpg"), None).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::UNAUTHORIZED, "challenge_required")
+        );
+        assert_eq!(a.me().await, None);
+    }
+    // Passive only: the single frame is checked and a live photo passes.
+    let app = app_with(Liveness::Passive).await;
+    let a = app.agent().await;
+    let r = a.face_login(&face("obama_2.jpg"), None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn challenges_are_single_use_bound_to_the_session_and_expire() {
+    let app = app_with(Liveness::Both).await;
+    let lib = library().await;
+    let (frames, times) = tokio::task::spawn_blocking(move || {
+        let (imgs, times) = build(&lib, Family::Genuine, &[Step::Left, Step::Right], 3, 1);
+        let jpegs: Vec<Vec<u8>> = imgs.iter().map(facegate_vision::attacks::jpeg).collect();
+        (jpegs, times)
+    })
+    .await
+    .unwrap();
+
+    // Another session cannot answer someone else's challenge.
+    let a = app.agent().await;
+    let b = app.agent().await;
+    let (id, _) = challenge(&a).await;
+    let (_, code) = error_of(send(&b, &id, &frames, &times).await).await;
+    assert_eq!(code, "expired");
+    // Used once (here: refused), then gone.
+    let _ = send(&a, &id, &frames[..2], &times[..2]).await;
+    let (_, code) = error_of(send(&a, &id, &frames, &times).await).await;
+    assert_eq!(code, "expired");
+
+    // Past its life.
+    let app = TestApp::spawn_with(|c| c.challenge_ttl_ms = 50).await;
+    let a = app.agent().await;
+    let (id, _) = challenge(&a).await;
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    let (status, code) = error_of(send(&a, &id, &frames, &times).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "expired")
+    );
+}
+
+#[tokio::test]
+async fn every_check_score_is_written_to_the_attempt() {
+    let app = app_with(Liveness::Both).await;
+    let a = app.agent().await;
+    let (_, code) = error_of(answer(&a, Family::Replay, 5).await).await;
+    assert_eq!(code, "spoof");
+    let db = app.state.services.config.data_dir.join("facegate.sqlite3");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let (reason, liveness): (String, Option<String>) = sqlx::query_as(
+        "SELECT reason, liveness FROM login_attempts WHERE liveness IS NOT NULL ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(reason, "spoof_duplicates");
+    let doc: Value = serde_json::from_str(&liveness.unwrap()).unwrap();
+    let scores = &doc["report"]["active"]["scores"];
+    assert!(
+        scores["longest_duplicate_run"].as_u64().unwrap() > 3,
+        "{doc}"
+    );
+    assert!(scores["identity_min"].as_f64().is_some(), "{doc}");
+    assert_eq!(doc["mode"], "both");
+}

@@ -1,0 +1,214 @@
+//! `facegate liveness eval` and `facegate liveness bench`: the liveness
+//! checks measured on challenge answers built from the test photos
+//! (see `facegate_vision::scenarios`). `eval` prints, per attack family,
+//! attacks tried and accepted (APCER) and genuine answers refused (BPCER);
+//! `bench` times the server's work on a 15-frame answer on one core.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use facegate_vision::challenge::{ChallengeConfig, Step, Verdict};
+use facegate_vision::scenarios::{all_challenges, build, Family, Library};
+use facegate_vision::{ChallengeSpec, EngineConfig, FaceEngine, PassiveConfig, SequenceReport};
+
+#[derive(Args)]
+pub struct LivenessArgs {
+    #[command(subcommand)]
+    pub command: LivenessCommand,
+}
+
+#[derive(Subcommand)]
+pub enum LivenessCommand {
+    /// APCER/BPCER per attack family over every 2- and 3-step challenge.
+    Eval(CommonArgs),
+    /// Server cost of judging a 15-frame challenge answer on one core.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct CommonArgs {
+    /// The shared test photos.
+    #[arg(long, default_value = "../shared/testdata/faces")]
+    pub faces: PathBuf,
+    /// Directory with the ONNX models.
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
+    /// Sequences per challenge and family (different jitter and photos).
+    #[arg(long, default_value_t = 1)]
+    pub seeds: u64,
+    /// Print the scores of every refused genuine answer and accepted attack.
+    #[arg(long)]
+    pub show: bool,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Measured runs (after one warm-up run).
+    #[arg(long, default_value_t = 10)]
+    pub runs: usize,
+}
+
+fn load(common: &CommonArgs) -> Result<(FaceEngine, Library)> {
+    let config = EngineConfig {
+        models_dir: common.models.clone(),
+        intra_threads: 1,
+        sessions: 1,
+        ..EngineConfig::default()
+    };
+    let engine = FaceEngine::load(config).context("loading the face engine")?;
+    let lib = Library::load(&engine, &common.faces).context("loading the test photos")?;
+    Ok((engine, lib))
+}
+
+fn check(
+    engine: &FaceEngine,
+    frames: &[image::RgbImage],
+    times: &[f64],
+    steps: &[Step],
+) -> Result<SequenceReport> {
+    let spec = ChallengeSpec {
+        steps,
+        life_ms: 15_000.0,
+        elapsed_ms: times.last().copied().unwrap_or(0.0) + 500.0,
+    };
+    Ok(engine.check_sequence(
+        frames,
+        times,
+        &spec,
+        &ChallengeConfig::default(),
+        Some(&PassiveConfig::default()),
+    )?)
+}
+
+/// Why a sequence was refused, as one word.
+fn reason(r: &SequenceReport) -> String {
+    match r.active.verdict {
+        Verdict::Live => match r.passive_failure {
+            Some(cue) => format!("passive:{cue}"),
+            None => "accepted".into(),
+        },
+        Verdict::Spoof(c) => format!("spoof:{}", c.as_str()),
+        Verdict::IdentityMismatch => "identity".into(),
+        Verdict::Expired => "expired".into(),
+        Verdict::NoFace => "no_face".into(),
+        Verdict::MultipleFaces => "multiple_faces".into(),
+    }
+}
+
+pub fn run(args: LivenessArgs) -> Result<()> {
+    match args.command {
+        LivenessCommand::Eval(common) => eval(&common),
+        LivenessCommand::Bench(b) => bench(&b),
+    }
+}
+
+fn eval(common: &CommonArgs) -> Result<()> {
+    let (engine, lib) = load(common)?;
+    let challenges = all_challenges();
+    println!(
+        "{} challenges x {} seed(s) per family; defaults of ChallengeConfig and PassiveConfig.\n",
+        challenges.len(),
+        common.seeds
+    );
+    println!("| Family | Presentations | Accepted | Rate | Refused by |");
+    println!("|---|---|---|---|---|");
+    for family in Family::ALL {
+        let (mut tried, mut accepted) = (0usize, 0usize);
+        let mut why: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, steps) in challenges.iter().enumerate() {
+            for seed in 0..common.seeds {
+                let (frames, times) = build(&lib, family, steps, 3, seed * 100 + i as u64);
+                let r = check(&engine, &frames, &times, steps)?;
+                tried += 1;
+                let odd = r.is_live() != (family == Family::Genuine);
+                if common.show && odd {
+                    println!("{family:?} {steps:?}: {}", serde_json::to_string(&r)?);
+                }
+                if r.is_live() {
+                    accepted += 1;
+                } else {
+                    *why.entry(reason(&r)).or_default() += 1;
+                }
+            }
+        }
+        let (label, rate) = if family == Family::Genuine {
+            ("BPCER", (tried - accepted) as f64 / tried as f64)
+        } else {
+            ("APCER", accepted as f64 / tried as f64)
+        };
+        let why: Vec<String> = why.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!(
+            "| {} | {tried} | {accepted} | {label} {:.1} % | {} |",
+            family.name(),
+            100.0 * rate,
+            if why.is_empty() {
+                "-".into()
+            } else {
+                why.join(", ")
+            }
+        );
+    }
+    Ok(())
+}
+
+fn bench(args: &BenchArgs) -> Result<()> {
+    let (engine, lib) = load(&args.common)?;
+    let steps = [Step::Left, Step::Right, Step::Up];
+    let (frames, times) = build(&lib, Family::Genuine, &steps, 4, 7);
+    let jpegs: Vec<Vec<u8>> = frames.iter().map(facegate_vision::attacks::jpeg).collect();
+    println!(
+        "{} frames of {}x{} px, challenge {:?}, one ONNX Runtime thread, one frame at a time",
+        frames.len(),
+        frames[0].width(),
+        frames[0].height(),
+        steps
+    );
+    let mut rows: Vec<[f64; 4]> = Vec::new();
+    for run in 0..=args.runs {
+        let t0 = Instant::now();
+        let decoded: Vec<image::RgbImage> = jpegs
+            .iter()
+            .map(|b| engine.decode(b))
+            .collect::<Result<_, _>>()?;
+        let decode_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let t1 = Instant::now();
+        let r = check(&engine, &decoded, &times, &steps)?;
+        let total = t1.elapsed().as_secs_f64() * 1000.0;
+        anyhow::ensure!(
+            r.is_live(),
+            "the bench sequence was refused: {}",
+            serde_json::to_string(&r)?
+        );
+        if run > 0 {
+            rows.push([decode_ms, r.observe_ms, r.passive_ms, decode_ms + total]);
+        }
+    }
+    let median = |k: usize| {
+        let mut v: Vec<f64> = rows.iter().map(|r| r[k]).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!("median of {} runs:", rows.len());
+    println!(
+        "  JPEG decoding                          {:7.1} ms",
+        median(0)
+    );
+    println!(
+        "  detection, landmarks, identity, geometry {:5.1} ms",
+        median(1)
+    );
+    println!(
+        "  passive cues (net on 2 frames)         {:7.1} ms",
+        median(2)
+    );
+    println!(
+        "  total                                  {:7.1} ms",
+        median(3)
+    );
+    Ok(())
+}

@@ -1,0 +1,169 @@
+// Real-browser end-to-end test of the liveness challenge on the face-login
+// page (docs/LIVENESS.md).
+//
+// Starts `target/release/facegate serve` with FACEGATE_LIVENESS=both on a
+// free loopback port with a fresh data directory; enrols Barack Obama over
+// the JSON API; then opens /face-login in the system's Chromium
+// (playwright-core) whose fake webcam plays a y4m clip made with ffmpeg from
+// a still photo of him. The page runs the challenge, and the server refuses
+// the unchanging picture: the page says so in plain words and no session is
+// opened. Screenshots and the server log go to target/e2e-artifacts-liveness/
+// (a directory of its own: face_login.test.mjs clears target/e2e-artifacts/).
+//
+// Settings (environment), as in face_login.test.mjs: FACEGATE_E2E_BIN,
+// FACEGATE_E2E_FACES, CHROMIUM, FFMPEG.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(HERE, "..", "..");
+const BIN = path.resolve(REPO, process.env.FACEGATE_E2E_BIN || "target/release/facegate");
+const FACES = path.resolve(REPO, process.env.FACEGATE_E2E_FACES || "../shared/testdata/faces");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const FFMPEG = process.env.FFMPEG || "ffmpeg";
+const ARTIFACTS = path.join(REPO, "target", "e2e-artifacts-liveness");
+
+let tmp;
+let server;
+let baseUrl;
+let browser;
+
+function startServer(dataDir) {
+  const log = fs.createWriteStream(path.join(ARTIFACTS, "server.log"));
+  let cmd = BIN;
+  let args = ["serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir];
+  if (fs.existsSync("/usr/bin/setpriv")) {
+    args = ["--pdeathsig", "SIGKILL", "--", cmd, ...args];
+    cmd = "/usr/bin/setpriv";
+  }
+  const child = spawn(cmd, args, {
+    cwd: REPO,
+    env: {
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("FACEGATE_"))),
+      FACEGATE_FACE_LOGIN: "identify",
+      FACEGATE_LIVENESS: "both",
+      FACEGATE_RATE_LIMIT_PER_ADDRESS: "0",
+      FACEGATE_RATE_LIMIT_PER_ACCOUNT: "0",
+      RUST_LOG: process.env.RUST_LOG || "info",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const listening = new Promise((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 120_000);
+    const onData = (chunk) => {
+      log.write(chunk);
+      out += chunk.toString();
+      const m = out.match(/listening on (http:\/\/[^\s]+)/);
+      if (m) { clearTimeout(timer); resolve(m[1].replace(/\/$/, "")); }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`server exited (${code}):\n${out}`)); });
+  });
+  return { child, listening };
+}
+
+// Registers `username` and enrols `photo` through the JSON API.
+async function enrol(username, photo) {
+  let cookie = "";
+  const call = async (url, init = {}) => {
+    const res = await fetch(baseUrl + url, { ...init, headers: { ...(init.headers || {}), cookie } });
+    const set = res.headers.getSetCookie ? res.headers.getSetCookie() : [];
+    for (const c of set) { cookie = c.split(";")[0]; }
+    return res;
+  };
+  const csrf = (await (await call("/api/csrf")).json()).csrf_token;
+  const reg = await call("/api/register", {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-csrf-token": csrf },
+    body: JSON.stringify({ username, email: `${username}@example.com`, password: "correct horse battery staple" }),
+  });
+  assert.equal(reg.status, 201, await reg.text());
+  const form = new FormData();
+  form.append("image", new Blob([fs.readFileSync(path.join(FACES, photo))], { type: "image/jpeg" }), photo);
+  const csrf2 = (await (await call("/api/csrf")).json()).csrf_token;
+  const up = await call("/api/me/faces", { method: "POST", headers: { "x-csrf-token": csrf2 }, body: form });
+  assert.equal(up.status, 201, await up.text());
+}
+
+process.on("exit", () => {
+  if (server && server.exitCode === null) { server.kill("SIGKILL"); }
+  if (tmp) { fs.rmSync(tmp, { recursive: true, force: true }); }
+});
+
+before(async () => {
+  assert.ok(fs.existsSync(BIN), `server binary missing: ${BIN} (cargo build --release -p facegate)`);
+  assert.ok(fs.existsSync(CHROMIUM), `Chromium missing: ${CHROMIUM}`);
+  fs.rmSync(ARTIFACTS, { recursive: true, force: true });
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "facegate-e2e-liveness-"));
+  const s = startServer(path.join(tmp, "data"));
+  server = s.child;
+  baseUrl = await s.listening;
+});
+
+after(async () => {
+  if (browser) { await browser.close().catch(() => {}); }
+  if (server && server.exitCode === null) { server.kill("SIGTERM"); }
+});
+
+test("a still photo on the camera is refused by the challenge, in plain words", { timeout: 180_000 }, async () => {
+  await enrol("barack", "obama_1.jpg");
+  // A one-second clip of a still photo, looped by Chromium's fake camera.
+  const clip = path.join(tmp, "still.y4m");
+  execFileSync(FFMPEG, [
+    "-hide_banner", "-loglevel", "error", "-y",
+    "-loop", "1", "-i", path.join(FACES, "obama_2.jpg"), "-t", "1", "-r", "10",
+    "-vf", "scale=640:480:force_original_aspect_ratio=decrease,pad=640:480:(ow-iw)/2:(oh-ih)/2",
+    "-pix_fmt", "yuv420p", clip,
+  ], { stdio: ["ignore", "ignore", "pipe"] });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+      "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+      `--use-file-for-fake-video-capture=${clip}`,
+    ],
+  });
+  const context = await browser.newContext({ baseURL: baseUrl, viewport: { width: 1280, height: 900 } });
+  await context.grantPermissions(["camera"], { origin: baseUrl });
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(e.message));
+  const answers = [];
+  page.on("response", async (res) => {
+    if (res.request().method() === "POST" && /\/frames$/.test(new URL(res.url()).pathname)) {
+      let body = {};
+      try { body = await res.json(); } catch { /* not JSON */ }
+      answers.push({ status: res.status(), error: body.error });
+    }
+  });
+
+  await page.goto("/face-login");
+  // An instruction with its progress ring appears while frames are taken.
+  await page.locator("#challenge-step").filter({ hasText: /Turn your head|Tilt your head|Look straight/ })
+    .waitFor({ timeout: 30_000 });
+  await page.screenshot({ path: path.join(ARTIFACTS, "01-challenge-instruction.png"), fullPage: true });
+
+  const status = page.locator("#face-status");
+  await status.filter({ hasText: /Not let in/ }).waitFor({ timeout: 60_000 });
+  const text = await status.innerText();
+  await page.screenshot({ path: path.join(ARTIFACTS, "02-challenge-refused.png"), fullPage: true });
+
+  assert.deepEqual(answers.map((a) => [a.status, a.error]), [[401, "spoof"]]);
+  assert.match(text, /still photo|flat picture|photo or a screen|did not follow/i, text);
+  assert.ok(await page.locator("#challenge-retry").isVisible(), "a Try again button is offered");
+  const me = await page.request.get("/api/me");
+  assert.equal(me.status(), 401, "no session was opened");
+  assert.equal(new URL(page.url()).pathname, "/face-login");
+  assert.deepEqual(problems, []);
+});

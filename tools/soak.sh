@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Soak run: `facegate serve` on a fresh data dir with one enrolled user, then
+# wrk with tools/soak.lua (face logins, page views, health checks) for
+# DURATION (default 60s); prints RSS before and after and the 5xx count
+# from /metrics. Usage: tools/soak.sh [DURATION]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration="${1:-60s}"
+faces="../shared/testdata/faces"
+data="$(mktemp -d)"
+trap 'kill "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
+FACEGATE_LIVENESS=off FACEGATE_RATE_LIMIT_PER_ADDRESS=0 \
+  target/release/facegate serve --addr 127.0.0.1:8765 --data-dir "$data" >"$data/out.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do curl -sf http://127.0.0.1:8765/healthz >/dev/null && break; sleep 0.2; done
+jar="$data/jar"
+csrf() { curl -s -b "$jar" -c "$jar" http://127.0.0.1:8765/api/csrf | sed 's/.*"csrf_token":"\([^"]*\)".*/\1/'; }
+t=$(csrf)
+curl -s -b "$jar" -c "$jar" -H "X-CSRF-Token: $t" -H 'Content-Type: application/json' \
+  -d '{"username":"barack","email":"b@example.com","password":"correct horse battery"}' \
+  http://127.0.0.1:8765/api/register >/dev/null
+t=$(csrf)
+curl -s -b "$jar" -c "$jar" -H "X-CSRF-Token: $t" -F "image=@$faces/obama_1.jpg" \
+  http://127.0.0.1:8765/api/me/faces >/dev/null
+# A fresh anonymous session for the load; the probe is a face not
+# enrolled (a success would rotate the session id, which wrk cannot follow).
+rm -f "$jar"; t=$(csrf)
+cookie="facegate_session=$(awk '$6=="facegate_session"{print $7}' "$jar")"
+rss() { awk '/VmRSS/{print $2}' "/proc/$pid/status"; }
+echo "RSS before: $(rss) kB"
+SOAK_COOKIE="$cookie" SOAK_CSRF="$t" SOAK_IMAGE="$faces/biden_2.jpg" \
+  wrk -t1 -c2 -d"$duration" --latency -s tools/soak.lua http://127.0.0.1:8765/
+echo "RSS after: $(rss) kB"
+curl -s http://127.0.0.1:8765/metrics | grep -E "^facegate_(http_requests_total|face_pipeline_seconds_count|face_logins_total)"
+echo "5xx responses: $(curl -s http://127.0.0.1:8765/metrics | grep -c 'status="5' || true)"
