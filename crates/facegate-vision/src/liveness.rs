@@ -23,7 +23,7 @@ impl AntiSpoof {
     pub fn load(dir: &ModelDir, opts: &SessionOptions) -> Result<Self, VisionError> {
         let bytes = dir.read_verified("anti_spoofing.onnx", None)?;
         Ok(AntiSpoof {
-            pool: SessionPool::load("anti_spoofing", &bytes, opts)?,
+            pool: SessionPool::load_lean("anti_spoofing", &bytes, opts)?,
         })
     }
 

@@ -45,14 +45,19 @@ impl Integral {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let stride = (w + 1) * 3;
         let mut sums = vec![0u32; (h + 1) * stride];
-        let raw = img.as_raw();
-        for y in 0..h {
+        for (y, pixels) in img.as_raw().chunks_exact(w * 3).enumerate() {
+            let (above, below) = sums.split_at_mut((y + 1) * stride);
+            let above = &above[y * stride + 3..];
+            let below = &mut below[3..stride];
             let mut row = [0u32; 3];
-            for x in 0..w {
+            for ((px, up), out) in pixels
+                .chunks_exact(3)
+                .zip(above.chunks_exact(3))
+                .zip(below.chunks_exact_mut(3))
+            {
                 for c in 0..3 {
-                    row[c] += u32::from(raw[(y * w + x) * 3 + c]);
-                    sums[(y + 1) * stride + (x + 1) * 3 + c] =
-                        sums[y * stride + (x + 1) * 3 + c] + row[c];
+                    row[c] += u32::from(px[c]);
+                    out[c] = up[c] + row[c];
                 }
             }
         }

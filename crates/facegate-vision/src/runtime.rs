@@ -93,6 +93,30 @@ pub struct SessionOptions {
     pub sessions: usize,
 }
 
+/// Turns off ONNX Runtime's CPU memory arena for a session. The arena keeps
+/// a session's high-water mark for good; for P-Net, which sees a new input
+/// shape at every pyramid level and frame size, that is hundreds of MB
+/// across sessions.
+fn disable_arena(builder: &mut ort::session::builder::SessionBuilder) -> Result<(), ort::Error> {
+    use ort::AsPointer;
+    // SAFETY: the builder owns a valid OrtSessionOptions for its lifetime,
+    // and DisableCpuMemArena only sets a flag on it.
+    let status = unsafe { (ort::api().DisableCpuMemArena)(builder.ptr_mut()) };
+    if status.0.is_null() {
+        Ok(())
+    } else {
+        // SAFETY: a non-null status is ours to read and release.
+        let message = unsafe {
+            let msg = std::ffi::CStr::from_ptr((ort::api().GetErrorMessage)(status.0))
+                .to_string_lossy()
+                .into_owned();
+            (ort::api().ReleaseStatus)(status.0);
+            msg
+        };
+        Err(ort::Error::new(message))
+    }
+}
+
 /// Several sessions of one model; a call takes whichever is free.
 pub struct SessionPool {
     name: String,
@@ -101,16 +125,39 @@ pub struct SessionPool {
 }
 
 impl SessionPool {
+    /// Loads a model whose input shapes repeat (fixed size, small batches):
+    /// ONNX Runtime's memory arena and allocation plans serve it well.
     pub fn load(name: &str, model: &[u8], opts: &SessionOptions) -> Result<Self, VisionError> {
+        Self::build(name, model, opts, true)
+    }
+
+    /// Loads a model without ONNX Runtime's memory arena and allocation
+    /// plans, so that its memory follows the current call instead of the
+    /// largest ever seen: for P-Net, fed a new input shape at every pyramid
+    /// level and frame size, and for the anti-spoofing net, whose 256×256
+    /// activations are large and which runs on one or two frames a login.
+    pub fn load_lean(name: &str, model: &[u8], opts: &SessionOptions) -> Result<Self, VisionError> {
+        Self::build(name, model, opts, false)
+    }
+
+    fn build(
+        name: &str,
+        model: &[u8],
+        opts: &SessionOptions,
+        arena: bool,
+    ) -> Result<Self, VisionError> {
         let sessions = (0..opts.sessions.max(1))
             .map(|_| {
-                Session::builder()?
+                let mut builder = Session::builder()?
                     .with_optimization_level(GraphOptimizationLevel::Level3)?
                     .with_intra_threads(opts.intra_threads.max(1))?
                     .with_inter_threads(1)?
                     .with_intra_op_spinning(false)?
-                    .commit_from_memory(model)
-                    .map(Mutex::new)
+                    .with_memory_pattern(arena)?;
+                if !arena {
+                    disable_arena(&mut builder)?;
+                }
+                builder.commit_from_memory(model).map(Mutex::new)
             })
             .collect::<Result<Vec<_>, ort::Error>>()
             .map_err(|e| VisionError::Model(format!("{name}: {e}")))?;
