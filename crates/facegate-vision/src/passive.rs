@@ -29,6 +29,9 @@ pub struct PassiveConfig {
     pub max_glare: f32,
     /// Smallest Laplacian variance of the aligned face (0 turns it off).
     pub min_sharpness: f32,
+    /// Frames of a challenge the network runs on, the most frontal first
+    /// (1 or 2; each costs about 100 ms on one core).
+    pub frames: usize,
 }
 
 impl Default for PassiveConfig {
@@ -38,6 +41,7 @@ impl Default for PassiveConfig {
             max_hf_energy: 0.2,
             max_glare: 0.06,
             min_sharpness: 0.0,
+            frames: 1,
         }
     }
 }

@@ -53,7 +53,8 @@ pub const MAX_PASSIVE_FRAMES: usize = 2;
 impl FaceEngine {
     /// Runs the active checks on `frames` (decoded, in capture order, with
     /// their timestamps) and, when `passive` is given and they pass, the
-    /// passive cues on the two most frontal frames.
+    /// passive cues on the most frontal frames (`PassiveConfig::frames`,
+    /// at most [`MAX_PASSIVE_FRAMES`]).
     pub fn check_sequence(
         &self,
         frames: &[RgbImage],
@@ -99,8 +100,8 @@ impl FaceEngine {
         };
         if let (Some(cfg), Verdict::Live) = (passive, report.active.verdict) {
             let start = Instant::now();
-            // The two most frontal frames: the network was trained on
-            // frontal faces.
+            // The most frontal frames: the network was trained on frontal
+            // faces.
             let mut with_face: Vec<(f32, usize)> = observations
                 .iter()
                 .enumerate()
@@ -111,7 +112,10 @@ impl FaceEngine {
                 .collect();
             with_face.sort_by(|a, b| a.0.total_cmp(&b.0));
             let picks: Vec<usize> = with_face.iter().map(|w| w.1).collect();
-            for i in picks.into_iter().take(MAX_PASSIVE_FRAMES) {
+            for i in picks
+                .into_iter()
+                .take(cfg.frames.clamp(1, MAX_PASSIVE_FRAMES))
+            {
                 if let Some(face) = &faces[i] {
                     let s = self.passive_scores(&frames[i], face)?;
                     if report.passive_failure.is_none() {

@@ -203,7 +203,8 @@ fn bench(args: &BenchArgs) -> Result<()> {
         median(1)
     );
     println!(
-        "  passive cues (net on 2 frames)         {:7.1} ms",
+        "  passive cues (net on {} frame(s))       {:7.1} ms",
+        facegate_vision::passive::PassiveConfig::default().frames,
         median(2)
     );
     println!(
