@@ -92,6 +92,14 @@ pub async fn check_form_csrf(
     }
 }
 
+/// The logged-in user of a submitted form whose CSRF token is right; the
+/// login redirect or the error page otherwise.
+pub async fn form_user(st: &AppState, session: &Session, token: &str) -> Result<User, Response> {
+    let user = page_user(st, session).await?;
+    check_form_csrf(st, session, token).await?;
+    Ok(user)
+}
+
 /// The logged-in user, or a redirect to the login page.
 pub async fn page_user(st: &AppState, session: &Session) -> Result<User, Response> {
     match sess::current_user(&st.services, session).await {

@@ -10,7 +10,7 @@ use minijinja::context;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::pages::{check_form_csrf, error_page, page_user, render, CsrfForm};
+use super::pages::{check_form_csrf, error_page, form_user, page_user, render, CsrfForm};
 use super::read_upload;
 use crate::config::Config;
 use crate::web::error::user_message;
@@ -70,13 +70,10 @@ async fn change_email(
     session: Session,
     Form(f): Form<EmailForm>,
 ) -> Response {
-    let user = match page_user(&st, &session).await {
+    let user = match form_user(&st, &session, &f.csrf_token).await {
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(r) = check_form_csrf(&st, &session, &f.csrf_token).await {
-        return r;
-    }
     match st.services.change_email(&user, &f.email).await {
         Ok(()) => sess::flash(&session, "success", "Your e-mail address was saved.").await,
         Err(e) => sess::flash(&session, "danger", user_message(&e)).await,
@@ -98,13 +95,10 @@ async fn change_password(
     session: Session,
     Form(f): Form<PasswordForm>,
 ) -> Response {
-    let user = match page_user(&st, &session).await {
+    let user = match form_user(&st, &session, &f.csrf_token).await {
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(r) = check_form_csrf(&st, &session, &f.csrf_token).await {
-        return r;
-    }
     if f.password != f.password2 {
         sess::flash(&session, "danger", "The two new passwords differ.").await;
         return back();
@@ -171,13 +165,10 @@ async fn delete_face(
     Path(id): Path<i64>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let user = match page_user(&st, &session).await {
+    let user = match form_user(&st, &session, &f.csrf_token).await {
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(r) = check_form_csrf(&st, &session, &f.csrf_token).await {
-        return r;
-    }
     match st.services.delete_face(&user, id).await {
         Ok(()) => sess::flash(&session, "success", "The photo was deleted.").await,
         Err(e) => sess::flash(&session, "danger", user_message(&e)).await,
@@ -190,13 +181,10 @@ async fn delete_all(
     session: Session,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let user = match page_user(&st, &session).await {
+    let user = match form_user(&st, &session, &f.csrf_token).await {
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(r) = check_form_csrf(&st, &session, &f.csrf_token).await {
-        return r;
-    }
     match st.services.delete_all_faces(user.id).await {
         Ok(n) => {
             sess::flash(
