@@ -27,19 +27,11 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { REPO, BIN, FACES, CHROMIUM, startServer, makeClip, launchWithClip } from "./support.mjs";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, "..", "..");
-const BIN = path.resolve(REPO, process.env.FACEGATE_E2E_BIN || "target/release/facegate");
-const FACES = path.resolve(REPO, process.env.FACEGATE_E2E_FACES || "../shared/testdata/faces");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const FFMPEG = process.env.FFMPEG || "ffmpeg";
 const ARTIFACTS = path.join(REPO, "target", "e2e-artifacts");
 
 const INTERVAL_MS = 500;
@@ -66,32 +58,15 @@ function photo(name) {
 function clipOf(name) {
   const out = path.join(tmp, name.replace(/\.[^.]+$/, "") + ".y4m");
   if (!fs.existsSync(out)) {
-    execFileSync(FFMPEG, [
-      "-hide_banner", "-loglevel", "error", "-y",
-      "-loop", "1", "-i", photo(name), "-t", "1", "-r", "10",
-      "-vf", "scale=640:480:force_original_aspect_ratio=decrease,pad=640:480:(ow-iw)/2:(oh-ih)/2",
-      "-pix_fmt", "yuv420p", out,
-    ], { stdio: ["ignore", "ignore", "pipe"] });
+    makeClip(photo(name), out);
   }
   return out;
 }
 
 // A fresh Chromium (own profile) whose webcam shows `clip`.
 async function launchWithCamera(clip) {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-      `--use-file-for-fake-video-capture=${clip}`,
-    ],
-  });
+  const { browser, context, page } = await launchWithClip(clip, baseUrl);
   browsers.add(browser);
-  const context = await browser.newContext({ baseURL: baseUrl, viewport: { width: 1280, height: 900 } });
-  await context.grantPermissions(["camera"], { origin: baseUrl });
-  const page = await context.newPage();
   page.setDefaultTimeout(30_000);
   // Script errors and broken same-origin resources fail the test; the
   // expected 401/422/429 answers of the API do not count.
@@ -144,52 +119,6 @@ async function waitFor(cond, ms, what) {
   assert.fail(`timed out after ${ms} ms waiting for ${what}`);
 }
 
-function startServer(dataDir) {
-  const log = fs.createWriteStream(path.join(ARTIFACTS, "server.log"));
-  // Where util-linux's setpriv exists, the kernel ends the server when this
-  // process dies, however it dies (setpriv execs, so the pid stays the same).
-  let cmd = BIN;
-  let args = ["serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir];
-  if (fs.existsSync("/usr/bin/setpriv")) {
-    args = ["--pdeathsig", "SIGKILL", "--", cmd, ...args];
-    cmd = "/usr/bin/setpriv";
-  }
-  const child = spawn(cmd, args, {
-    cwd: REPO,
-    env: {
-      // The caller's own FACEGATE_* settings must not change the test.
-      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("FACEGATE_"))),
-      FACEGATE_FACE_LOGIN: "identify",
-      FACEGATE_CAPTURE_INTERVAL_MS: String(INTERVAL_MS),
-      FACEGATE_LIVENESS: "off",
-      FACEGATE_RATE_LIMIT_PER_ADDRESS: "0",
-      FACEGATE_RATE_LIMIT_PER_ACCOUNT: "0",
-      RUST_LOG: process.env.RUST_LOG || "info",
-      NO_COLOR: "1",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
-  const listening = new Promise((resolve, reject) => {
-    let out = "";
-    const timer = setTimeout(() => reject(new Error(`server did not say "listening" within 120 s:\n${out}`)), 120_000);
-    const onData = (chunk) => {
-      log.write(chunk);
-      out += chunk.toString();
-      const m = out.match(/listening on (http:\/\/[^\s]+)/);
-      if (m) { clearTimeout(timer); resolve(m[1]); }
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-    child.on("error", (e) => { clearTimeout(timer); reject(e); });
-    exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (code ${code}, signal ${signal}) before listening:\n${out}`));
-    });
-  });
-  return { child, exited, listening };
-}
-
 // Safety net: never leave the server running, even if the runner dies.
 process.on("exit", () => {
   if (server && server.exitCode === null) { server.kill("SIGKILL"); }
@@ -211,7 +140,10 @@ before(async () => {
   fs.rmSync(ARTIFACTS, { recursive: true, force: true });
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "facegate-e2e-"));
-  const s = startServer(path.join(tmp, "data"));
+  const s = startServer(path.join(tmp, "data"), path.join(ARTIFACTS, "server.log"), {
+    FACEGATE_CAPTURE_INTERVAL_MS: String(INTERVAL_MS),
+    FACEGATE_LIVENESS: "off",
+  });
   server = s.child;
   serverExit = s.exited;
   baseUrl = (await s.listening).replace(/\/$/, "");

@@ -15,61 +15,17 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { REPO, BIN, FACES, CHROMIUM, startServer, makeClip, launchWithClip } from "./support.mjs";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, "..", "..");
-const BIN = path.resolve(REPO, process.env.FACEGATE_E2E_BIN || "target/release/facegate");
-const FACES = path.resolve(REPO, process.env.FACEGATE_E2E_FACES || "../shared/testdata/faces");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const FFMPEG = process.env.FFMPEG || "ffmpeg";
 const ARTIFACTS = path.join(REPO, "target", "e2e-artifacts-liveness");
 
 let tmp;
 let server;
 let baseUrl;
 let browser;
-
-function startServer(dataDir) {
-  const log = fs.createWriteStream(path.join(ARTIFACTS, "server.log"));
-  let cmd = BIN;
-  let args = ["serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir];
-  if (fs.existsSync("/usr/bin/setpriv")) {
-    args = ["--pdeathsig", "SIGKILL", "--", cmd, ...args];
-    cmd = "/usr/bin/setpriv";
-  }
-  const child = spawn(cmd, args, {
-    cwd: REPO,
-    env: {
-      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("FACEGATE_"))),
-      FACEGATE_FACE_LOGIN: "identify",
-      FACEGATE_LIVENESS: "both",
-      FACEGATE_RATE_LIMIT_PER_ADDRESS: "0",
-      FACEGATE_RATE_LIMIT_PER_ACCOUNT: "0",
-      RUST_LOG: process.env.RUST_LOG || "info",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const listening = new Promise((resolve, reject) => {
-    let out = "";
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 120_000);
-    const onData = (chunk) => {
-      log.write(chunk);
-      out += chunk.toString();
-      const m = out.match(/listening on (http:\/\/[^\s]+)/);
-      if (m) { clearTimeout(timer); resolve(m[1].replace(/\/$/, "")); }
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-    child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`server exited (${code}):\n${out}`)); });
-  });
-  return { child, listening };
-}
 
 // Registers `username` and enrols `photo` through the JSON API.
 async function enrol(username, photo) {
@@ -105,7 +61,7 @@ before(async () => {
   fs.rmSync(ARTIFACTS, { recursive: true, force: true });
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "facegate-e2e-liveness-"));
-  const s = startServer(path.join(tmp, "data"));
+  const s = startServer(path.join(tmp, "data"), path.join(ARTIFACTS, "server.log"), { FACEGATE_LIVENESS: "both" });
   server = s.child;
   baseUrl = await s.listening;
 });
@@ -118,25 +74,9 @@ after(async () => {
 test("a still photo on the camera is refused by the challenge, in plain words", { timeout: 180_000 }, async () => {
   await enrol("barack", "obama_1.jpg");
   // A one-second clip of a still photo, looped by Chromium's fake camera.
-  const clip = path.join(tmp, "still.y4m");
-  execFileSync(FFMPEG, [
-    "-hide_banner", "-loglevel", "error", "-y",
-    "-loop", "1", "-i", path.join(FACES, "obama_2.jpg"), "-t", "1", "-r", "10",
-    "-vf", "scale=640:480:force_original_aspect_ratio=decrease,pad=640:480:(ow-iw)/2:(oh-ih)/2",
-    "-pix_fmt", "yuv420p", clip,
-  ], { stdio: ["ignore", "ignore", "pipe"] });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-      "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-      `--use-file-for-fake-video-capture=${clip}`,
-    ],
-  });
-  const context = await browser.newContext({ baseURL: baseUrl, viewport: { width: 1280, height: 900 } });
-  await context.grantPermissions(["camera"], { origin: baseUrl });
-  const page = await context.newPage();
+  const clip = makeClip(path.join(FACES, "obama_2.jpg"), path.join(tmp, "still.y4m"));
+  let page;
+  ({ browser, page } = await launchWithClip(clip, baseUrl));
   const problems = [];
   page.on("pageerror", (e) => problems.push(e.message));
   const answers = [];
