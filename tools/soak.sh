@@ -28,8 +28,13 @@ rm -f "$jar"; t=$(csrf)
 cookie="facegate_session=$(awk '$6=="facegate_session"{print $7}' "$jar")"
 rss() { awk '/VmRSS/{print $2}' "/proc/$pid/status"; }
 echo "RSS before: $(rss) kB"
+# RSS every 30 s during the run, to tell a plateau from steady growth.
+( while sleep 30; do echo "RSS at +$((SECONDS))s: $(rss) kB"; done ) &
+sampler=$!
+SECONDS=0
 SOAK_COOKIE="$cookie" SOAK_CSRF="$t" SOAK_IMAGE="$faces/biden_2.jpg" \
   wrk -t1 -c2 -d"$duration" --latency -s tools/soak.lua http://127.0.0.1:8765/
+kill "$sampler" 2>/dev/null || true
 echo "RSS after: $(rss) kB"
 curl -s http://127.0.0.1:8765/metrics | grep -E "^facegate_(http_requests_total|face_pipeline_seconds_count|face_logins_total)"
 echo "5xx responses: $(curl -s http://127.0.0.1:8765/metrics | grep -c 'status="5' || true)"
