@@ -29,6 +29,21 @@ fn json(args: &[&str]) -> Value {
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }
 
+/// Runs `facegate eval --json` on a pairs CSV with the given contents.
+fn eval(csv: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = dir.path().join("pairs.csv");
+    std::fs::write(&pairs, csv).unwrap();
+    json(&[
+        "eval",
+        "--pairs",
+        pairs.to_str().unwrap(),
+        "--images",
+        faces_dir().to_str().unwrap(),
+        "--json",
+    ])
+}
+
 fn photo(name: &str) -> String {
     faces_dir().join(name).display().to_string()
 }
@@ -71,17 +86,7 @@ fn eval_on_all_single_person_pairs_accepts_no_impostor() {
             }
         }
     }
-    let dir = tempfile::tempdir().unwrap();
-    let pairs = dir.path().join("pairs.csv");
-    std::fs::write(&pairs, csv).unwrap();
-    let report = json(&[
-        "eval",
-        "--pairs",
-        pairs.to_str().unwrap(),
-        "--images",
-        faces_dir().to_str().unwrap(),
-        "--json",
-    ]);
+    let report = eval(&csv);
     assert_eq!(report["pairs"], genuine + impostor);
     assert_eq!(report["skipped"], 0);
     assert_eq!(report["fmr"], 0.0, "{report}");
@@ -108,21 +113,8 @@ fn eval_on_all_single_person_pairs_accepts_no_impostor() {
 
 #[test]
 fn eval_counts_pairs_without_a_usable_face_as_skipped() {
-    let dir = tempfile::tempdir().unwrap();
-    let pairs = dir.path().join("pairs.csv");
-    std::fs::write(
-        &pairs,
-        "file_x,file_y,label\nobama_1.jpg,obama_2.jpg,Yes\nmulti_group.jpg,obama_2.jpg,No\n",
-    )
-    .unwrap();
-    let report = json(&[
-        "eval",
-        "--pairs",
-        pairs.to_str().unwrap(),
-        "--images",
-        faces_dir().to_str().unwrap(),
-        "--json",
-    ]);
+    let report =
+        eval("file_x,file_y,label\nobama_1.jpg,obama_2.jpg,Yes\nmulti_group.jpg,obama_2.jpg,No\n");
     assert_eq!(report["pairs"], 2);
     assert_eq!(report["skipped"], 1);
     assert_eq!(report["tar"], 1.0);

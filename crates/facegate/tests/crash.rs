@@ -59,15 +59,7 @@ async fn agent(base: &str) -> (reqwest::Client, String) {
         .cookie_store(true)
         .build()
         .unwrap();
-    let v: Value = client
-        .get(format!("{base}/api/csrf"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (client, v["csrf_token"].as_str().unwrap().to_string())
+    agent_refresh(client, base).await
 }
 
 async fn login(base: &str, username: &str) -> (reqwest::Client, String) {

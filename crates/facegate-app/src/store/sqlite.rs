@@ -72,7 +72,42 @@ fn user_from_row(r: &SqliteRow) -> Result<User, sqlx::Error> {
     })
 }
 
+/// The user columns changed one at a time.
+#[derive(Clone, Copy)]
+enum UserColumn {
+    Active,
+    PasswordHash,
+    Email,
+}
+
+impl UserColumn {
+    fn update_sql(self) -> &'static str {
+        match self {
+            UserColumn::Active => "UPDATE users SET is_active = ?, updated_at = ? WHERE id = ?",
+            UserColumn::PasswordHash => {
+                "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?"
+            }
+            UserColumn::Email => "UPDATE users SET email = ?, updated_at = ? WHERE id = ?",
+        }
+    }
+}
+
 impl SqliteStore {
+    /// Sets one column of a user row, and its `updated_at`.
+    async fn update_user<'q, T>(&self, id: i64, column: UserColumn, value: T) -> StoreResult<()>
+    where
+        T: 'q + Send + sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    {
+        sqlx::query(column.update_sql())
+            .bind(value)
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
     /// Opens (creating if needed) the database file `path`, applies the
     /// migrations and unlocks it with `keys` (see [`SqliteStore::unlock`]).
     pub async fn open(path: &Path, keys: Keys) -> StoreResult<Self> {
@@ -206,36 +241,16 @@ impl Store for SqliteStore {
     }
 
     async fn set_active(&self, id: i64, active: bool) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET is_active = ?, updated_at = ? WHERE id = ?")
-            .bind(active)
-            .bind(now())
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        Ok(())
+        self.update_user(id, UserColumn::Active, active).await
     }
 
     async fn set_password_hash(&self, id: i64, hash: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
-            .bind(hash)
-            .bind(now())
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        Ok(())
+        self.update_user(id, UserColumn::PasswordHash, hash).await
     }
 
     async fn set_email(&self, id: i64, email: &Email) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET email = ?, updated_at = ? WHERE id = ?")
-            .bind(email.as_str())
-            .bind(now())
-            .bind(id)
-            .execute(&self.pool)
+        self.update_user(id, UserColumn::Email, email.as_str())
             .await
-            .map_err(backend)?;
-        Ok(())
     }
 
     async fn record_face_failure(
