@@ -3,10 +3,13 @@
 //!
 //! Genuine answers are photos of one person (Barack Obama) in different
 //! head poses, ordered to follow the challenge: level `obama_1`, left
-//! `obama_4`/`obama_partial_2`, right `obama_2`, up
-//! `obama_3`, each made into camera frames with small shifts, scale and
-//! noise ([`crate::attacks::camera_frame`]). These are real 3-D head poses,
-//! but they jump between poses instead of moving smoothly.
+//! `obama_4` or `obama_2` mirrored, right `obama_2` or `obama_4` mirrored,
+//! up `obama_3`, each made into camera frames with small shifts, scale and
+//! noise ([`crate::attacks::camera_frame`]). These are real 3-D head poses
+//! (a mirrored head is still a head), but they jump between poses instead
+//! of moving smoothly. Each pose photo is turned well past the thresholds
+//! (about 19° of yaw, 25° of pitch), so a genuine answer's margin does not
+//! hang on a degree or two of landmark noise.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -55,16 +58,22 @@ impl Family {
 }
 
 /// Photos used by the scenarios.
-pub const PHOTOS: [&str; 6] = [
+pub const PHOTOS: [&str; 5] = [
     "obama_1.jpg",
     "obama_2.jpg",
     "obama_3.jpg",
     "obama_4.jpg",
-    "obama_partial_2.jpg",
     "biden_2.jpg",
 ];
 
-/// The decoded photos with the box of their main face.
+/// The pose photos used mirrored: (key, photo).
+const MIRRORED: [(&str, &str); 2] = [
+    ("obama_2.jpg mirrored", "obama_2.jpg"),
+    ("obama_4.jpg mirrored", "obama_4.jpg"),
+];
+
+/// The decoded photos (and their mirror images) with the box of their
+/// main face.
 pub struct Library {
     photos: HashMap<&'static str, (RgbImage, BoundingBox)>,
 }
@@ -84,6 +93,17 @@ impl Library {
                 .ok_or(VisionError::NoFace)?;
             photos.insert(name, (img, face.0.bbox));
         }
+        for (key, name) in MIRRORED {
+            let (img, b) = &photos[name];
+            let w = img.width() as f32;
+            let bbox = BoundingBox {
+                x1: w - b.x2,
+                y1: b.y1,
+                x2: w - b.x1,
+                y2: b.y2,
+            };
+            photos.insert(key, (image::imageops::flip_horizontal(img), bbox));
+        }
         Ok(Library { photos })
     }
 
@@ -99,8 +119,9 @@ fn photo_for(step: Option<Step>, rng: &mut Lcg) -> &'static str {
     match step {
         None | Some(Step::Center) => "obama_1.jpg",
         Some(Step::Left) if pick => "obama_4.jpg",
-        Some(Step::Left) => "obama_partial_2.jpg",
-        Some(Step::Right) => "obama_2.jpg",
+        Some(Step::Left) => "obama_2.jpg mirrored",
+        Some(Step::Right) if pick => "obama_2.jpg",
+        Some(Step::Right) => "obama_4.jpg mirrored",
         Some(Step::Up) => "obama_3.jpg",
     }
 }

@@ -4,8 +4,8 @@
 //! middle), the single-frame policy and the scores on the login attempt.
 //!
 //! Every challenge the server draws can be answered from the photos
-//! (level `obama_1`, left `obama_4`/`obama_partial_2`, right `obama_2`, up
-//! `obama_3`; see `facegate_vision::scenarios`), so the tests answer
+//! (level `obama_1`, left `obama_4` or `obama_2` mirrored, right `obama_2`
+//! or `obama_4` mirrored, up `obama_3`; see `facegate_vision::scenarios`), so the tests answer
 //! whatever steps they are given; no test-only hook fixes the steps. The
 //! test waits as long as the frames' timestamps span before sending them,
 //! as a real capture would.
