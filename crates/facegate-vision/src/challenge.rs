@@ -56,7 +56,8 @@ pub struct FrameObservation {
     pub faces: usize,
     /// The landmarks of the face when there is exactly one.
     pub landmarks: Option<[[f32; 2]; 5]>,
-    /// Its L2-normalised embedding.
+    /// Its L2-normalised embedding, when the frame was picked for the
+    /// identity check (see [`ChallengeConfig::identity_frames`]).
     pub embedding: Option<Vec<f32>>,
     /// A grey thumbnail of the whole frame ([`thumbnail`]).
     pub thumb: Vec<u8>,
@@ -89,9 +90,17 @@ pub struct ChallengeConfig {
     pub max_frame_gap_ms: f64,
     /// Frames without a face tolerated (motion blur in a fast turn).
     pub max_faceless_frames: usize,
-    /// Lowest cosine similarity of any frame to the sequence's mean face;
-    /// below it the frames are not all the same person.
+    /// Lowest cosine similarity of any embedded frame to the sequence's
+    /// mean face; below it the frames are not all the same person.
     pub min_identity_similarity: f32,
+    /// Frames embedded for the identity check; 0 (the default) embeds
+    /// every frame. Otherwise always every frame that completes a step (the
+    /// frames a live head must produce), the first and last frames with a
+    /// face and the most frontal one, then frames drawn at random by the
+    /// server, unknown to the client, up to this many: cheaper, but another
+    /// face shown only in frames that complete no step may go unseen
+    /// (docs/LIVENESS.md).
+    pub identity_frames: usize,
     /// Mean absolute difference of two thumbnails (grey levels) below which
     /// the frames are near-duplicates.
     pub duplicate_mad: f32,
@@ -120,6 +129,7 @@ impl Default for ChallengeConfig {
             max_frame_gap_ms: 2500.0,
             max_faceless_frames: 2,
             min_identity_similarity: 0.55,
+            identity_frames: 0,
             duplicate_mad: 0.6,
             max_duplicate_run: 3,
             min_pose_change_deg: 8.0,
@@ -199,9 +209,7 @@ pub const THUMB_H: u32 = 72;
 
 /// A grey thumbnail of a whole frame for the duplicate check.
 pub fn thumbnail(img: &image::RgbImage) -> Vec<u8> {
-    let small =
-        image::imageops::resize(img, THUMB_W, THUMB_H, image::imageops::FilterType::Triangle);
-    small
+    crate::resample::shrink(img, THUMB_W, THUMB_H)
         .pixels()
         .map(|p| ((u32::from(p[0]) * 77 + u32::from(p[1]) * 150 + u32::from(p[2]) * 29) >> 8) as u8)
         .collect()
@@ -330,6 +338,28 @@ fn check_all(
         return Verdict::Spoof(SpoofCheck::Flat);
     }
     Verdict::Live
+}
+
+/// Indices of the frames that complete each step, as [`judge`] walks them
+/// (fewer than the steps when the pose does not follow them).
+pub fn step_frames(
+    frames: &[FrameObservation],
+    steps: &[Step],
+    cfg: &ChallengeConfig,
+) -> Vec<usize> {
+    let Some(t0) = frames.first().map(|f| f.t_ms) else {
+        return Vec::new();
+    };
+    let poses: Vec<(f64, Pose, [[f32; 2]; 5])> = frames
+        .iter()
+        .filter_map(|f| f.landmarks.map(|l| (f.t_ms, pose(&l), l)))
+        .collect();
+    let mut s = ActiveScores::default();
+    follow_steps(&poses, steps, cfg, t0, &mut s);
+    s.step_times_ms
+        .iter()
+        .filter_map(|dt| frames.iter().position(|f| f.t_ms - t0 == *dt))
+        .collect()
 }
 
 /// Lowest similarity of a frame's embedding to the normalised mean.

@@ -238,3 +238,36 @@ fn timing_faces_and_expiry() {
         Verdict::Spoof(SpoofCheck::TooFewFrames)
     );
 }
+
+#[test]
+fn a_sampled_identity_check_always_embeds_the_frames_that_complete_steps() {
+    let cfg = ChallengeConfig {
+        identity_frames: 7,
+        ..ChallengeConfig::default()
+    };
+    let steps = [Step::Left, Step::Right];
+    let frames = sequence(head, LEFT_RIGHT);
+    // The first frame turned past 10° to the left (the 10° frame estimates
+    // just under), then the first past 10° to the right.
+    assert_eq!(step_frames(&frames, &steps, &cfg), vec![4, 8]);
+    let spec = |seed| crate::ChallengeSpec {
+        steps: &steps,
+        life_ms: 15_000.0,
+        elapsed_ms: 3_000.0,
+        identity_seed: seed,
+    };
+    let picks: Vec<Vec<usize>> = (0..8)
+        .map(|seed| crate::sequence::identity_picks(&frames, &spec(seed), &cfg))
+        .collect();
+    for p in &picks {
+        assert_eq!(p.len(), cfg.identity_frames, "{p:?}");
+        for must in [0, 4, 8, 11] {
+            assert!(p.contains(&must), "{p:?}");
+        }
+    }
+    // The rest differs from answer to answer.
+    assert!(picks.iter().any(|p| p != &picks[0]), "{picks:?}");
+    // The default, 0, embeds every frame with a face.
+    let every = crate::sequence::identity_picks(&frames, &spec(1), &ChallengeConfig::default());
+    assert_eq!(every, (0..frames.len()).collect::<Vec<_>>());
+}

@@ -202,11 +202,12 @@ impl FaceEngine {
     }
 
     /// Reduces one challenge frame to what [`crate::challenge::judge`]
-    /// needs; also returns the face when there is exactly one (for the
-    /// passive cues). Faces smaller than `min_face_px` are not looked for:
-    /// the frame is shrunk so that they would fall below the detector's
-    /// smallest size, which makes detection several times cheaper; quality
-    /// and embedding still use the full frame.
+    /// needs, but for the embedding ([`crate::sequence`] embeds the frames
+    /// it picks); also returns the face when there is exactly one. Faces
+    /// smaller than `min_face_px` are not looked for: the frame is shrunk so
+    /// that they would fall below the detector's smallest size, which makes
+    /// detection several times cheaper; quality and landmarks are measured
+    /// on the full frame.
     pub fn observe_frame(
         &self,
         img: &RgbImage,
@@ -215,14 +216,15 @@ impl FaceEngine {
     ) -> Result<(FrameObservation, Option<DetectedFace>), VisionError> {
         let detector_min = self.config().detector.min_face.max(12.0);
         let factor = (detector_min / min_face_px.max(detector_min)).min(1.0);
-        let detected = if factor < 0.95 {
+        let (detected, thumb) = if factor < 0.95 {
             let (w, h) = (
                 ((img.width() as f32 * factor).round() as u32).max(1),
                 ((img.height() as f32 * factor).round() as u32).max(1),
             );
-            let small = image::imageops::resize(img, w, h, image::imageops::FilterType::Triangle);
+            let small = crate::resample::shrink(img, w, h);
             let back = img.width() as f32 / w as f32;
-            self.detect(&small)?
+            let faces = self
+                .detect(&small)?
                 .into_iter()
                 .map(|f| DetectedFace {
                     bbox: crate::detect::BoundingBox {
@@ -234,27 +236,24 @@ impl FaceEngine {
                     score: f.score,
                     landmarks: f.landmarks.map(|[x, y]| [x * back, y * back]),
                 })
-                .collect()
+                .collect();
+            (faces, thumbnail(&small))
         } else {
-            self.detect(img)?
+            (self.detect(img)?, thumbnail(img))
         };
         let limits = &self.config().quality;
         let faces: Vec<DetectedFace> = detected
             .into_iter()
             .filter(|f| crate::quality::is_present(f, &self.quality(img, f), limits))
             .collect();
-        let mut obs = FrameObservation {
+        let single = (faces.len() == 1).then(|| faces[0]);
+        let obs = FrameObservation {
             t_ms,
             faces: faces.len(),
-            thumb: thumbnail(img),
-            ..FrameObservation::default()
+            thumb,
+            landmarks: single.map(|f| f.landmarks),
+            embedding: None,
         };
-        let single = (faces.len() == 1).then(|| faces[0]);
-        if let Some(face) = single {
-            let e = self.embed(img, &face)?;
-            obs.landmarks = Some(face.landmarks);
-            obs.embedding = Some(e.vector);
-        }
         Ok((obs, single))
     }
 }

@@ -1,6 +1,7 @@
-//! Area resampling into normalised planar tensors for MTCNN: whole images
-//! through a summed-area table (each pyramid level costs only its own
-//! pixels) and face regions with zero padding past the border.
+//! Area resampling: into normalised planar tensors for MTCNN (whole images
+//! through a summed-area table, so each pyramid level costs only its own
+//! pixels, and face regions with zero padding past the border), and
+//! [`shrink`] for downscaling an RGB image cheaply.
 
 use image::RgbImage;
 
@@ -22,6 +23,38 @@ fn cell(o: usize, len: usize, out: usize) -> (usize, usize) {
     let start = o * len / out;
     let end = ((o + 1) * len).div_ceil(out).max(start + 1);
     (start, end)
+}
+
+/// `img` downscaled to `ow × oh` by averaging each output pixel's source
+/// cell (the cells of [`cell`]): cheap, and free of aliasing.
+pub fn shrink(img: &RgbImage, ow: u32, oh: u32) -> RgbImage {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let (ow, oh) = (ow.clamp(1, w.max(1) as u32), oh.clamp(1, h.max(1) as u32));
+    if w == 0 || h == 0 {
+        return img.clone();
+    }
+    let raw = img.as_raw();
+    let cols: Vec<(usize, usize)> = (0..ow as usize).map(|o| cell(o, w, ow as usize)).collect();
+    let mut out = Vec::with_capacity(ow as usize * oh as usize * 3);
+    let mut acc = vec![[0u32; 3]; ow as usize];
+    for oy in 0..oh as usize {
+        let (y0, y1) = cell(oy, h, oh as usize);
+        acc.iter_mut().for_each(|a| *a = [0; 3]);
+        for row in raw.chunks_exact(w * 3).take(y1).skip(y0) {
+            for (a, &(x0, x1)) in acc.iter_mut().zip(&cols) {
+                for px in row[x0 * 3..x1 * 3].chunks_exact(3) {
+                    a[0] += u32::from(px[0]);
+                    a[1] += u32::from(px[1]);
+                    a[2] += u32::from(px[2]);
+                }
+            }
+        }
+        for (a, &(x0, x1)) in acc.iter().zip(&cols) {
+            let n = ((x1 - x0) * (y1 - y0)) as u32;
+            out.extend(a.map(|v| ((v + n / 2) / n) as u8));
+        }
+    }
+    RgbImage::from_raw(ow, oh, out).expect("ow × oh × 3 bytes")
 }
 
 /// A rectangle of source pixels; it may reach past the image.
@@ -118,6 +151,19 @@ impl Integral {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shrink_averages_each_cell() {
+        // 4×2 → 2×1: each output pixel is the mean of a 2×2 block.
+        let img = RgbImage::from_fn(4, 2, |x, y| {
+            let v = (x * 10 + y * 100) as u8;
+            image::Rgb([v, 255 - v, 7])
+        });
+        let s = shrink(&img, 2, 1);
+        assert_eq!((s.width(), s.height()), (2, 1));
+        assert_eq!(s.get_pixel(0, 0).0, [55, 200, 7]);
+        assert_eq!(s.get_pixel(1, 0).0, [75, 180, 7]);
+    }
 
     /// Area resampling of a region of `img` to `ow × oh`; pixels outside the
     /// image count as black, as in the original MTCNN.

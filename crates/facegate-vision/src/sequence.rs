@@ -1,14 +1,17 @@
 //! All liveness checks on one challenge answer: every frame observed
-//! (detection, landmarks, embedding), the active checks judged, and the
-//! passive cues measured on at most two frames. The web app and the
-//! `facegate liveness` tools share this entry point.
+//! (detection, landmarks), the frames for the identity check picked and
+//! embedded, the active checks judged, and the passive cues measured on at
+//! most two frames. The web app and the `facegate liveness` tools share
+//! this entry point.
 
 use std::time::Instant;
 
 use image::RgbImage;
 use serde::Serialize;
 
-use crate::challenge::{judge, mean_embedding, ChallengeConfig, Judgement, Step, Verdict};
+use crate::challenge::{
+    judge, mean_embedding, step_frames, ChallengeConfig, FrameObservation, Judgement, Step, Verdict,
+};
 use crate::engine::FaceEngine;
 use crate::error::VisionError;
 use crate::passive::{PassiveConfig, PassiveScores};
@@ -21,6 +24,9 @@ pub struct ChallengeSpec<'a> {
     pub life_ms: f64,
     /// Time from its issue to the frames' arrival.
     pub elapsed_ms: f64,
+    /// Secret seed of the random part of the frames embedded for the
+    /// identity check (fresh and unpredictable for every answer).
+    pub identity_seed: u64,
 }
 
 /// Everything measured on a sequence.
@@ -32,7 +38,8 @@ pub struct SequenceReport {
     pub passive: Vec<PassiveScores>,
     /// The first passive cue past its threshold.
     pub passive_failure: Option<&'static str>,
-    /// Milliseconds spent observing frames, and on the passive cues.
+    /// Milliseconds spent observing and embedding frames and judging them,
+    /// and on the passive cues.
     pub observe_ms: f64,
     pub passive_ms: f64,
     /// The normalised mean embedding of the frames (for matching).
@@ -71,7 +78,11 @@ impl FaceEngine {
             observations.push(obs);
             faces.push(face);
         }
-        let observe_ms = start.elapsed().as_secs_f64() * 1000.0;
+        for i in identity_picks(&observations, spec, active) {
+            if let Some(face) = &faces[i] {
+                observations[i].embedding = Some(self.embed(&frames[i], face)?.vector);
+            }
+        }
         let active_j = if frames.len() == timestamps.len() {
             judge(
                 &observations,
@@ -85,6 +96,7 @@ impl FaceEngine {
             j.verdict = Verdict::Spoof(crate::challenge::SpoofCheck::Timing);
             j
         };
+        let observe_ms = start.elapsed().as_secs_f64() * 1000.0;
         let embs: Vec<&Vec<f32>> = observations
             .iter()
             .filter_map(|o| o.embedding.as_ref())
@@ -105,10 +117,8 @@ impl FaceEngine {
             let mut with_face: Vec<(f32, usize)> = observations
                 .iter()
                 .enumerate()
-                .filter_map(|(i, o)| {
-                    let p = crate::geometry::pose(&o.landmarks?);
-                    Some((p.yaw.abs() + p.roll.abs(), i))
-                })
+                .filter(|(_, o)| o.landmarks.is_some())
+                .map(|(i, o)| (frontality(o), i))
                 .collect();
             with_face.sort_by(|a, b| a.0.total_cmp(&b.0));
             let picks: Vec<usize> = with_face.iter().map(|w| w.1).collect();
@@ -128,4 +138,62 @@ impl FaceEngine {
         }
         Ok(report)
     }
+}
+
+/// The frames whose face is embedded for the identity check (see
+/// [`ChallengeConfig::identity_frames`]), in capture order.
+pub(crate) fn identity_picks(
+    obs: &[FrameObservation],
+    spec: &ChallengeSpec,
+    cfg: &ChallengeConfig,
+) -> Vec<usize> {
+    let with_face: Vec<usize> = (0..obs.len())
+        .filter(|&i| obs[i].landmarks.is_some())
+        .collect();
+    if cfg.identity_frames == 0 || with_face.len() <= cfg.identity_frames {
+        return with_face;
+    }
+    let mut picked = vec![false; obs.len()];
+    for i in step_frames(obs, spec.steps, cfg) {
+        picked[i] = true;
+    }
+    picked[with_face[0]] = true;
+    picked[with_face[with_face.len() - 1]] = true;
+    if let Some(&i) = with_face
+        .iter()
+        .min_by(|&&a, &&b| frontality(&obs[a]).total_cmp(&frontality(&obs[b])))
+    {
+        picked[i] = true;
+    }
+    // The rest at random: a partial Fisher-Yates shuffle of the others.
+    let mut others: Vec<usize> = with_face.iter().copied().filter(|&i| !picked[i]).collect();
+    let mut state = spec.identity_seed;
+    let mut count = picked.iter().filter(|&&p| p).count();
+    let mut k = 0;
+    while count < cfg.identity_frames && k < others.len() {
+        let j = k + (splitmix(&mut state) % (others.len() - k) as u64) as usize;
+        others.swap(k, j);
+        picked[others[k]] = true;
+        count += 1;
+        k += 1;
+    }
+    (0..obs.len()).filter(|&i| picked[i]).collect()
+}
+
+/// How far a face is from frontal (the passive cues run on the most
+/// frontal frames).
+fn frontality(o: &FrameObservation) -> f32 {
+    o.landmarks.map_or(f32::INFINITY, |l| {
+        let p = crate::geometry::pose(&l);
+        p.yaw.abs() + p.roll.abs()
+    })
+}
+
+/// SplitMix64: spreads a secret seed into a stream of well-mixed numbers.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

@@ -70,11 +70,13 @@ fn check(
     frames: &[image::RgbImage],
     times: &[f64],
     steps: &[Step],
+    identity_seed: u64,
 ) -> Result<SequenceReport> {
     let spec = ChallengeSpec {
         steps,
         life_ms: 15_000.0,
         elapsed_ms: times.last().copied().unwrap_or(0.0) + 500.0,
+        identity_seed,
     };
     Ok(engine.check_sequence(
         frames,
@@ -122,8 +124,9 @@ fn eval(common: &CommonArgs) -> Result<()> {
         let mut why: BTreeMap<String, usize> = BTreeMap::new();
         for (i, steps) in challenges.iter().enumerate() {
             for seed in 0..common.seeds {
-                let (frames, times) = build(&lib, family, steps, 3, seed * 100 + i as u64);
-                let r = check(&engine, &frames, &times, steps)?;
+                let seed = seed * 100 + i as u64;
+                let (frames, times) = build(&lib, family, steps, 3, seed);
+                let r = check(&engine, &frames, &times, steps, seed)?;
                 tried += 1;
                 let odd = r.is_live() != (family == Family::Genuine);
                 if common.show && odd {
@@ -177,7 +180,7 @@ fn bench(args: &BenchArgs) -> Result<()> {
             .collect::<Result<_, _>>()?;
         let decode_ms = t0.elapsed().as_secs_f64() * 1000.0;
         let t1 = Instant::now();
-        let r = check(&engine, &decoded, &times, &steps)?;
+        let r = check(&engine, &decoded, &times, &steps, run as u64)?;
         let total = t1.elapsed().as_secs_f64() * 1000.0;
         anyhow::ensure!(
             r.is_live(),

@@ -196,6 +196,7 @@ impl Services {
                     steps: &steps,
                     life_ms,
                     elapsed_ms,
+                    identity_seed: rand::random(),
                 };
                 e.check_sequence(&imgs, &timestamps, &spec, &active, passive.as_ref())
             })
