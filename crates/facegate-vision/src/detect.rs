@@ -61,6 +61,16 @@ impl BoundingBox {
         let h = (self.y2.min(o.y2) - self.y1.max(o.y1)).max(0.0);
         w * h
     }
+    /// Intersection over union.
+    pub fn iou(&self, o: &BoundingBox) -> f32 {
+        let inter = self.intersection(o);
+        let union = self.area() + o.area() - inter;
+        if union > 0.0 {
+            inter / union
+        } else {
+            0.0
+        }
+    }
     /// The square of the same centre whose side is the longer side.
     fn square(&self) -> BoundingBox {
         let (w, h) = (self.width(), self.height());
@@ -87,7 +97,8 @@ impl BoundingBox {
             y2: self.y2 + r[3] * h,
         }
     }
-    fn scaled(&self, s: f32) -> BoundingBox {
+    /// The box with every coordinate multiplied by `s`.
+    pub fn scaled(&self, s: f32) -> BoundingBox {
         BoundingBox {
             x1: self.x1 * s,
             y1: self.y1 * s,
@@ -209,6 +220,55 @@ impl Detector {
             return Ok(Vec::new());
         }
         self.output(&integral, cands)
+    }
+
+    /// Faces in `img`, a frame of a sequence whose previous frame showed a
+    /// face in `previous` (a box in `img`'s coordinates): O-Net runs
+    /// directly on that box and on small shifts of it, since a head moves
+    /// little between frames, while P- and R-Net only search the rest of
+    /// the image for other faces. About half the cost of [`Self::detect`];
+    /// falls back to it when the face is not found near its last place.
+    pub fn detect_tracked(
+        &self,
+        img: &RgbImage,
+        previous: &BoundingBox,
+    ) -> Result<Vec<DetectedFace>, VisionError> {
+        if img.width().max(img.height()) > self.config.max_side {
+            return self.detect(img);
+        }
+        let integral = Integral::new(img);
+        let prev = previous.square();
+        let side = prev.width();
+        let d = 0.08 * side;
+        let mut cands: Vec<Candidate> = [(0.0, 0.0), (-d, 0.0), (d, 0.0), (0.0, -d), (0.0, d)]
+            .iter()
+            .map(|&(dx, dy)| Candidate {
+                bbox: BoundingBox {
+                    x1: (prev.x1 + dx).round(),
+                    y1: (prev.y1 + dy).round(),
+                    x2: (prev.x2 + dx).round(),
+                    y2: (prev.y2 + dy).round(),
+                },
+                score: 1.0,
+            })
+            .collect();
+        let elsewhere: Vec<Candidate> = self
+            .proposals(img, &integral)?
+            .into_iter()
+            .filter(|c| {
+                let inter = prev.intersection(&c.bbox);
+                inter < 0.3 * prev.area().min(c.bbox.area())
+            })
+            .collect();
+        if !elsewhere.is_empty() {
+            cands.extend(self.refine(&integral, elsewhere)?);
+        }
+        let faces = self.output(&integral, cands)?;
+        if faces.iter().any(|f| prev.iou(&f.bbox) >= 0.3) {
+            Ok(faces)
+        } else {
+            self.detect_at_scale(img)
+        }
     }
 
     /// Pyramid scales: the first maps `min_face` to P-Net's 12-pixel window.
@@ -395,9 +455,7 @@ fn vote_landmarks(face: &DetectedFace, all: &[DetectedFace]) -> DetectedFace {
     let mut sum = [[0f32; 2]; 5];
     let mut total = 0f32;
     for other in all {
-        let inter = face.bbox.intersection(&other.bbox);
-        let union = face.bbox.area() + other.bbox.area() - inter;
-        if union <= 0.0 || inter / union < 0.5 {
+        if face.bbox.iou(&other.bbox) < 0.5 {
             continue;
         }
         for (s, l) in sum.iter_mut().zip(other.landmarks) {

@@ -131,6 +131,16 @@ impl FaceEngine {
         self.detector.detect(img)
     }
 
+    /// Finds all faces in a frame of a sequence, given where the face was
+    /// in the previous frame (see [`crate::detect::Detector::detect_tracked`]).
+    pub fn detect_tracked(
+        &self,
+        img: &RgbImage,
+        previous: &crate::detect::BoundingBox,
+    ) -> Result<Vec<DetectedFace>, VisionError> {
+        self.detector.detect_tracked(img, previous)
+    }
+
     /// Finds the faces that count as people in view, with their quality:
     /// confident, in focus and not in profile (see [`QualityLimits`]).
     pub fn faces_in_view(

@@ -12,7 +12,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::challenge::{thumbnail, FrameObservation};
-use crate::detect::DetectedFace;
+use crate::detect::{BoundingBox, DetectedFace};
 use crate::engine::FaceEngine;
 use crate::error::VisionError;
 
@@ -207,15 +207,21 @@ impl FaceEngine {
     /// smaller than `min_face_px` are not looked for: the frame is shrunk so
     /// that they would fall below the detector's smallest size, which makes
     /// detection several times cheaper; quality and landmarks are measured
-    /// on the full frame.
+    /// on the full frame. `previous` is the face's box in the previous
+    /// frame, when it had one, which detection tracks.
     pub fn observe_frame(
         &self,
         img: &RgbImage,
         t_ms: f64,
         min_face_px: f32,
+        previous: Option<&BoundingBox>,
     ) -> Result<(FrameObservation, Option<DetectedFace>), VisionError> {
         let detector_min = self.config().detector.min_face.max(12.0);
         let factor = (detector_min / min_face_px.max(detector_min)).min(1.0);
+        let detect = |img: &RgbImage, scale: f32| match previous {
+            Some(b) => self.detect_tracked(img, &b.scaled(scale)),
+            None => self.detect(img),
+        };
         let (detected, thumb) = if factor < 0.95 {
             let (w, h) = (
                 ((img.width() as f32 * factor).round() as u32).max(1),
@@ -223,23 +229,17 @@ impl FaceEngine {
             );
             let small = crate::resample::shrink(img, w, h);
             let back = img.width() as f32 / w as f32;
-            let faces = self
-                .detect(&small)?
+            let faces = detect(&small, 1.0 / back)?
                 .into_iter()
                 .map(|f| DetectedFace {
-                    bbox: crate::detect::BoundingBox {
-                        x1: f.bbox.x1 * back,
-                        y1: f.bbox.y1 * back,
-                        x2: f.bbox.x2 * back,
-                        y2: f.bbox.y2 * back,
-                    },
+                    bbox: f.bbox.scaled(back),
                     score: f.score,
                     landmarks: f.landmarks.map(|[x, y]| [x * back, y * back]),
                 })
                 .collect();
             (faces, thumbnail(&small))
         } else {
-            (self.detect(img)?, thumbnail(img))
+            (detect(img, 1.0)?, thumbnail(img))
         };
         let limits = &self.config().quality;
         let faces: Vec<DetectedFace> = detected

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::challenge::{
     judge, mean_embedding, step_frames, ChallengeConfig, FrameObservation, Judgement, Step, Verdict,
 };
+use crate::detect::DetectedFace;
 use crate::engine::FaceEngine;
 use crate::error::VisionError;
 use crate::passive::{PassiveConfig, PassiveScores};
@@ -45,6 +46,10 @@ pub struct SequenceReport {
     /// The normalised mean embedding of the frames (for matching).
     #[serde(skip)]
     pub embedding: Option<Vec<f32>>,
+    /// Index of the most frontal frame with a face (the probe a login may
+    /// keep), if any frame had one.
+    #[serde(skip)]
+    pub frontal_frame: Option<usize>,
 }
 
 impl SequenceReport {
@@ -74,7 +79,10 @@ impl FaceEngine {
         let mut observations = Vec::with_capacity(frames.len());
         let mut faces = Vec::with_capacity(frames.len());
         for (img, &t) in frames.iter().zip(timestamps) {
-            let (obs, face) = self.observe_frame(img, t, active.min_face_px)?;
+            let previous = faces
+                .last()
+                .and_then(|f: &Option<DetectedFace>| f.map(|f| f.bbox));
+            let (obs, face) = self.observe_frame(img, t, active.min_face_px, previous.as_ref())?;
             observations.push(obs);
             faces.push(face);
         }
@@ -102,6 +110,9 @@ impl FaceEngine {
             .filter_map(|o| o.embedding.as_ref())
             .collect();
         let embedding = mean_embedding(&embs);
+        let frontal_frame = (0..observations.len())
+            .filter(|&i| observations[i].landmarks.is_some())
+            .min_by(|&a, &b| frontality(&observations[a]).total_cmp(&frontality(&observations[b])));
         let mut report = SequenceReport {
             active: active_j,
             passive: Vec::new(),
@@ -109,6 +120,7 @@ impl FaceEngine {
             observe_ms,
             passive_ms: 0.0,
             embedding,
+            frontal_frame,
         };
         if let (Some(cfg), Verdict::Live) = (passive, report.active.verdict) {
             let start = Instant::now();

@@ -154,3 +154,51 @@ fn crc32(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[test]
+fn tracking_from_the_previous_box_finds_the_same_faces() {
+    use facegate_vision::BoundingBox;
+    // One face: tracked from its own box, then from a box shifted by a
+    // tenth of its side (the head moved), it is found at the same place.
+    let img = ENGINE.decode(&photo("obama_1.jpg")).unwrap();
+    let full = ENGINE.detect(&img).unwrap();
+    let face = full[0];
+    let side = face.bbox.width();
+    let moved = BoundingBox {
+        x1: face.bbox.x1 + 0.1 * side,
+        x2: face.bbox.x2 + 0.1 * side,
+        ..face.bbox
+    };
+    for prev in [face.bbox, moved] {
+        let tracked = ENGINE.detect_tracked(&img, &prev).unwrap();
+        assert_eq!(tracked.len(), full.len());
+        assert!(tracked[0].bbox.iou(&face.bbox) > 0.8, "{tracked:?}");
+        for (a, b) in tracked[0].landmarks.iter().zip(face.landmarks) {
+            assert!(
+                (a[0] - b[0]).hypot(a[1] - b[1]) < 0.05 * side,
+                "{a:?} {b:?}"
+            );
+        }
+    }
+    // Two people: tracking one still finds the other.
+    let img = ENGINE.decode(&photo("multi_two_people.jpg")).unwrap();
+    let full = ENGINE.faces_in_view(&img).unwrap();
+    assert_eq!(full.len(), 2);
+    let tracked = ENGINE.detect_tracked(&img, &full[0].0.bbox).unwrap();
+    for (f, _) in &full {
+        assert!(
+            tracked.iter().any(|t| t.bbox.iou(&f.bbox) > 0.5),
+            "{tracked:?}"
+        );
+    }
+    // A box where there is no face: the face is found elsewhere.
+    let nowhere = BoundingBox {
+        x1: 0.0,
+        y1: 0.0,
+        x2: 40.0,
+        y2: 40.0,
+    };
+    let img = ENGINE.decode(&photo("obama_1.jpg")).unwrap();
+    let found = ENGINE.detect_tracked(&img, &nowhere).unwrap();
+    assert!(found[0].bbox.iou(&face.bbox) > 0.8, "{found:?}");
+}
