@@ -31,7 +31,7 @@ impl Default for DetectorConfig {
         DetectorConfig {
             min_face: 20.0,
             scale_factor: 0.709,
-            thresholds: [0.6, 0.7, 0.7],
+            thresholds: [0.7, 0.7, 0.7],
             max_side: 1280,
         }
     }
