@@ -116,13 +116,19 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if swept > 0 {
             tracing::warn!(files = swept, "removed photo files without a template (interrupted writes)");
         }
-        let store = state.services.store.clone();
+        // Housekeeping at start, then hourly: expired sessions, and login
+        // attempts and probes past their retention.
+        let services = state.services.clone();
         let cleanup = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(3600));
             loop {
                 tick.tick().await;
-                if let Err(e) = store.delete_expired_sessions().await {
+                if let Err(e) = services.store.delete_expired_sessions().await {
                     tracing::warn!(error = %e, "could not delete expired sessions");
+                }
+                let now = time::OffsetDateTime::now_utc();
+                if let Err(e) = services.sweep_retention(now).await {
+                    tracing::warn!(error = %e, "retention sweep failed");
                 }
             }
         });

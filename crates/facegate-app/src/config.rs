@@ -102,6 +102,12 @@ pub struct Config {
     pub request_timeout_seconds: u64,
     /// Time a client has to send its request headers (slow clients are cut).
     pub header_timeout_seconds: u64,
+    /// Login attempts older than this many days are deleted by the
+    /// retention sweep; 0 keeps them forever.
+    pub login_attempt_retention_days: u32,
+    /// Days the probe image a face login was matched on is kept (sealed,
+    /// linked to its attempt); 0 stores none.
+    pub probe_retention_days: u32,
     pub engine: EngineConfig,
 }
 
@@ -130,6 +136,8 @@ impl Default for Config {
             master_key: None,
             request_timeout_seconds: 30,
             header_timeout_seconds: 10,
+            login_attempt_retention_days: 90,
+            probe_retention_days: 0,
             engine: EngineConfig::default(),
         }
     }
@@ -159,6 +167,8 @@ const KEYS: &[&str] = &[
     "master_key",
     "request_timeout_seconds",
     "header_timeout_seconds",
+    "login_attempt_retention_days",
+    "probe_retention_days",
     "engine",
 ];
 
@@ -298,6 +308,8 @@ mod tests {
         assert_eq!(c.face_login, FaceLoginMode::Identify);
         assert_eq!(c.liveness, Liveness::Both);
         assert_eq!(c.challenge_ttl_ms, 15_000);
+        assert_eq!(c.login_attempt_retention_days, 90);
+        assert_eq!(c.probe_retention_days, 0);
     }
 
     #[test]
@@ -318,6 +330,7 @@ mod tests {
                 ("FACEGATE_ENGINE__INTRA_THREADS", "2"),
                 ("FACEGATE_TRUSTED_PROXY", "10.0.0.1"),
                 ("FACEGATE_ADDR", "0.0.0.0:9000"),
+                ("FACEGATE_PROBE_RETENTION_DAYS", "7"),
                 ("FACEGATE_SUPERUSER_USERNAME", "admin"),
                 ("OTHER", "x"),
             ]),
@@ -330,6 +343,7 @@ mod tests {
         assert_eq!(c.liveness, Liveness::Passive);
         assert_eq!(c.trusted_proxy.unwrap().to_string(), "10.0.0.1");
         assert_eq!(c.addr.port(), 9000);
+        assert_eq!(c.probe_retention_days, 7);
         std::fs::remove_dir_all(dir).ok();
     }
 

@@ -1,5 +1,6 @@
 //! `facegate rotate-key` and `facegate export-user`: the operator's side of
-//! biometric data protection.
+//! biometric data protection (face templates, photos and kept login
+//! probes).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -77,8 +78,8 @@ pub fn rotate_key(args: RotateKeyArgs) -> anyhow::Result<()> {
         let media = Media::new(dir.join("media"), Arc::new(vault));
         let report = rotate_keys(&store, &media).await?;
         println!(
-            "re-encrypted {} face record(s) with key {} ({} already on it)",
-            report.resealed, report.key_id, report.skipped
+            "re-encrypted {} face record(s) and {} login probe(s) with key {} ({} already on it)",
+            report.resealed, report.probes, report.key_id, report.skipped
         );
         Ok::<_, anyhow::Error>(())
     })?;
@@ -105,7 +106,8 @@ fn old_keys_of(dir: &std::path::Path, config: &crate::Config) -> anyhow::Result<
 }
 
 /// Exports a user: `user.json` (account, decrypted templates, login
-/// attempts) and `faces/<id>.jpg` (decrypted photos).
+/// attempts), `faces/<id>.jpg` (decrypted photos) and, when login probes
+/// are kept, `probes/<attempt-id>.jpg`.
 pub fn export_user(args: ExportUserArgs) -> anyhow::Result<()> {
     let mut config = args.common.load()?;
     config.resolve_models_dir();
@@ -131,11 +133,18 @@ pub fn export_user(args: ExportUserArgs) -> anyhow::Result<()> {
         for f in &export.faces {
             std::fs::write(out.join(&f.image_file), &f.jpeg)?;
         }
+        if !export.probes.is_empty() {
+            std::fs::create_dir_all(out.join("probes"))?;
+        }
+        for p in &export.probes {
+            std::fs::write(out.join(&p.image_file), &p.jpeg)?;
+        }
         std::fs::write(out.join("user.json"), serde_json::to_vec_pretty(&export)?)?;
         println!(
-            "exported {} ({} face(s)) to {}",
+            "exported {} ({} face(s), {} login probe(s)) to {}",
             export.username,
             export.faces.len(),
+            export.probes.len(),
             out.display()
         );
         Ok(())

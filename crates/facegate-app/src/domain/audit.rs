@@ -21,10 +21,12 @@ pub enum AuditKind {
     AdminAction,
     PasswordChanged,
     KeyRotated,
+    /// The retention sweep deleted old login attempts or probe images.
+    RetentionPurge,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 12] = [
+    pub const ALL: [AuditKind; 13] = [
         AuditKind::Registration,
         AuditKind::PasswordLogin,
         AuditKind::FaceLogin,
@@ -37,6 +39,7 @@ impl AuditKind {
         AuditKind::AdminAction,
         AuditKind::PasswordChanged,
         AuditKind::KeyRotated,
+        AuditKind::RetentionPurge,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -53,6 +56,7 @@ impl AuditKind {
             AuditKind::AdminAction => "admin_action",
             AuditKind::PasswordChanged => "password_changed",
             AuditKind::KeyRotated => "key_rotated",
+            AuditKind::RetentionPurge => "retention_purge",
         }
     }
 }

@@ -141,6 +141,9 @@ pub struct NewLoginAttempt {
     pub reason: String,
     /// Scores of the liveness checks as JSON, when any ran.
     pub liveness: Option<String>,
+    /// The sealed probe image kept for this attempt (relative to the media
+    /// directory), when `probe_retention_days` > 0.
+    pub probe_path: Option<String>,
 }
 
 /// An audit record of one login attempt, as read back.
@@ -155,4 +158,14 @@ pub struct LoginAttempt {
     pub outcome: String,
     pub best_score: Option<f32>,
     pub reason: String,
+    /// The sealed probe image kept for this attempt, if any (never shown:
+    /// staff open it through the attempts page).
+    #[serde(skip)]
+    pub probe_path: Option<String>,
+}
+
+impl LoginAttempt {
+    pub fn has_probe(&self) -> bool {
+        self.probe_path.is_some()
+    }
 }

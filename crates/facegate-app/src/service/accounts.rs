@@ -150,6 +150,7 @@ impl Services {
             best_score: None,
             reason: "rate_limited".into(),
             liveness: None,
+            probe_path: None,
         };
         let account_key = claimed.to_ascii_lowercase();
         if self.check_address(client).is_err() || !self.account_limiter.hit(&account_key) {

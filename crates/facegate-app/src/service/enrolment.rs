@@ -3,6 +3,7 @@
 
 use facegate_vision::{Quality, QualityLimits, VisionError};
 
+use super::metrics::Stage;
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::{AuditKind, NewAuditEvent, NewTemplate, Template, User};
 
@@ -20,15 +21,19 @@ impl Services {
     /// Enrols one photo for `user`.
     pub async fn enrol(&self, user: &User, bytes: Vec<u8>) -> ServiceResult<Template> {
         let media = self.media.clone();
+        let metrics = self.metrics.clone();
         let user_id = user.id;
         let result = self
             .blocking(move |engine| {
-                let single = engine.analyze_single(&bytes, true)?;
+                let image = metrics.time(Stage::Decode, || engine.decode(&bytes))?;
+                let analysis = metrics.time(Stage::DetectEmbed, || {
+                    engine.analyze_single_image(&image, true)
+                })?;
                 let rel = media
-                    .save(user_id, &single.image)
+                    .save(user_id, &image)
                     .map_err(|e| VisionError::Model(format!("saving the photo failed: {e}")))?;
-                let score = quality_score(&single.analysis.quality, &engine.config().quality);
-                Ok((single.analysis.embedding, score, rel))
+                let score = quality_score(&analysis.quality, &engine.config().quality);
+                Ok((analysis.embedding, score, rel))
             })
             .await?;
         let (embedding, quality, image_path) = match result {
@@ -102,7 +107,8 @@ impl Services {
         Ok(())
     }
 
-    /// Deletes all templates and photos of a user; returns how many.
+    /// Deletes all templates and photos of a user, and the login probes
+    /// kept for their attempts; returns how many templates.
     pub async fn delete_all_faces(&self, user_id: i64) -> ServiceResult<usize> {
         let deleted = self.store.delete_templates_for_user(user_id).await?;
         self.invalidate_templates();
@@ -110,8 +116,9 @@ impl Services {
             self.media.remove(&t.image_path);
         }
         self.media.remove_user(user_id);
+        let probes = self.remove_user_probes(user_id).await?;
         let mut event = NewAuditEvent::new(AuditKind::FacesDeleted, "success")
-            .detail(format!("faces={}", deleted.len()));
+            .detail(format!("faces={} probes={probes}", deleted.len()));
         event.subject_user_id = Some(user_id);
         self.record_event(event).await;
         Ok(deleted.len())

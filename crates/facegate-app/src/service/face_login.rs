@@ -9,11 +9,18 @@
 //! far from everyone, or ambiguous between two accounts, charge nobody. An
 //! identify probe whose best match is a locked account is refused with
 //! `locked` even when it reaches the threshold.
+//!
+//! With `probe_retention_days` > 0 the image a probe was matched on is
+//! kept with its attempt (see the retention module).
+
+use std::time::Instant;
 
 use facegate_vision::VisionError;
 use time::{Duration, OffsetDateTime};
 
+use super::liveness::FrameProbe;
 use super::matching::{decide, rank, Decision};
+use super::metrics::Stage;
 use super::{Client, ServiceError, ServiceResult, Services};
 use crate::config::FaceLoginMode;
 use crate::domain::{AuditKind, LoginMethod, NewAuditEvent, NewLoginAttempt, Outcome, User};
@@ -69,6 +76,7 @@ impl Services {
             best_score: None,
             reason: "rate_limited".into(),
             liveness: None,
+            probe_path: None,
         };
         // A challenge answer was counted against the address already.
         if req.probe.is_none() && self.check_address(client).is_err() {
@@ -124,15 +132,28 @@ impl Services {
         let passive = (self.config.liveness == crate::config::Liveness::Passive)
             .then(|| self.config.liveness_passive.clone());
         let analysed = match req.probe {
-            Some(p) => Ok((p.embedding, Some(p.liveness), None)),
+            Some(p) => Ok(FrameProbe {
+                embedding: p.embedding,
+                liveness: Some(p.liveness),
+                failing: None,
+                image: p.image,
+            }),
             None => {
                 let image = req.image;
-                self.blocking(move |e| super::liveness::single_frame(e, &image, passive.as_ref()))
-                    .await?
+                let metrics = self.metrics.clone();
+                self.blocking(move |e| {
+                    super::liveness::single_frame(e, &metrics, &image, passive.as_ref())
+                })
+                .await?
             }
         };
-        let probe = match analysed {
-            Ok((embedding, liveness, failing)) => {
+        let (probe, probe_image) = match analysed {
+            Ok(FrameProbe {
+                embedding,
+                liveness,
+                failing,
+                image,
+            }) => {
                 attempt.liveness = liveness;
                 if let Some(cue) = failing {
                     attempt.outcome = Outcome::Failure;
@@ -143,7 +164,7 @@ impl Services {
                         Some(cue),
                     ));
                 }
-                embedding
+                (embedding, image)
             }
             Err(e) => {
                 attempt.outcome = Outcome::Failure;
@@ -163,18 +184,24 @@ impl Services {
                 });
             }
         };
+        // The image this probe is matched on, kept when probes are.
+        attempt.probe_path = self.keep_probe(probe_image).await;
         let threshold = self.engine.threshold();
+        let matching = Instant::now();
         let templates = self.cache.get(&self.store, &probe.model_id).await?;
+        let matched = || self.metrics.observe_stage(Stage::Match, matching.elapsed());
 
         let (user, score) = match target {
             None => {
                 let ranked = rank(&templates, &probe.vector);
-                match decide(
+                let decision = decide(
                     &ranked,
                     threshold,
                     self.config.match_margin,
                     self.config.lockout_score_band,
-                ) {
+                );
+                matched();
+                match decision {
                     Decision::Match { user_id, score } => {
                         attempt.best_score = Some(score);
                         attempt.user_id = Some(user_id);
@@ -202,6 +229,7 @@ impl Services {
                 }
             }
             Some(None) => {
+                matched();
                 // Unknown or inactive username: the same answer as a mismatch.
                 return self.reject(attempt, "no_match", None).await;
             }
@@ -213,6 +241,7 @@ impl Services {
                     .fold(None, |acc: Option<f32>, s| {
                         Some(acc.map_or(s, |a| a.max(s)))
                     });
+                matched();
                 attempt.best_score = best;
                 match best {
                     Some(score) if score >= threshold => (user, score),

@@ -3,16 +3,20 @@
 //! passive cues, and the passive check of single-frame logins. A live
 //! answer is then matched like any face login ([`Services::face_login`]
 //! with a precomputed [`LiveProbe`]); every check's score is written to the
-//! login attempt.
+//! login attempt, and every decision is counted in the metrics with the
+//! time of each stage.
+
+use std::time::Duration;
 
 use facegate_vision::challenge::{SpoofCheck, Step, Verdict};
-use facegate_vision::{ChallengeSpec, Embedding, FaceEngine, PassiveConfig, VisionError};
+use facegate_vision::{ChallengeSpec, Embedding, FaceEngine, PassiveConfig, RgbImage, VisionError};
 use rand::seq::SliceRandom;
 use rand::{Rng, RngCore};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 
+use super::metrics::{Metrics, Stage};
 use super::{Client, FaceLoginOk, FaceLoginRequest, ServiceError, ServiceResult, Services};
 use crate::config::FaceLoginMode;
 use crate::domain::{LoginMethod, NewLoginAttempt, Outcome};
@@ -33,6 +37,20 @@ pub struct LiveProbe {
     pub embedding: Embedding,
     /// The liveness scores (JSON) for the login attempt.
     pub liveness: String,
+    /// The most frontal frame, when face-login probes are kept.
+    pub image: Option<RgbImage>,
+}
+
+/// A login probe ready for matching: a single frame analysed, or a
+/// challenge's [`LiveProbe`].
+pub(super) struct FrameProbe {
+    pub embedding: Embedding,
+    /// The liveness scores (JSON), when any were measured.
+    pub liveness: Option<String>,
+    /// The first failing passive cue of a single frame.
+    pub failing: Option<&'static str>,
+    /// The image the embedding comes from (may be kept, see retention).
+    pub image: Option<RgbImage>,
 }
 
 /// The frames answering a challenge.
@@ -101,22 +119,53 @@ fn reason_of(verdict: Verdict, passive_cue: Option<&str>) -> String {
     }
 }
 
-/// Analyses a single-frame login probe; with `passive`, also measures the
-/// passive cues. Returns the embedding, the scores as JSON and the first
-/// failing cue.
+/// The `facegate_liveness_total` outcome of a liveness decision.
+fn outcome_of(verdict: Verdict, passive_cue: Option<&str>) -> String {
+    match (verdict, passive_cue) {
+        (Verdict::Live, None) => "live".into(),
+        (Verdict::Live, Some(cue)) => format!("passive_{cue}"),
+        (Verdict::Spoof(c), _) => format!("spoof_{}", c.as_str()),
+        (Verdict::IdentityMismatch, _) => "unknown".into(),
+        (Verdict::NoFace, _) => "no_face".into(),
+        (Verdict::MultipleFaces, _) => "multiple_faces".into(),
+        (Verdict::Expired, _) => "expired".into(),
+    }
+}
+
+fn millis(ms: f64) -> Duration {
+    Duration::from_secs_f64(ms.max(0.0) / 1000.0)
+}
+
+/// Analyses a single-frame login probe, timing each stage; with `passive`,
+/// also measures (and counts) the passive cues.
 pub(super) fn single_frame(
     engine: &FaceEngine,
+    metrics: &Metrics,
     bytes: &[u8],
     passive: Option<&PassiveConfig>,
-) -> Result<(Embedding, Option<String>, Option<&'static str>), VisionError> {
-    let single = engine.analyze_single(bytes, false)?;
-    let Some(cfg) = passive else {
-        return Ok((single.analysis.embedding, None, None));
+) -> Result<FrameProbe, VisionError> {
+    let image = metrics.time(Stage::Decode, || engine.decode(bytes))?;
+    let analysis = metrics.time(Stage::DetectEmbed, || {
+        engine.analyze_single_image(&image, false)
+    })?;
+    let (liveness, failing) = match passive {
+        Some(cfg) => {
+            let scores = metrics.time(Stage::LivenessPassive, || {
+                engine.passive_scores(&image, &analysis.face)
+            })?;
+            let failing = scores.failing(cfg);
+            metrics.observe_liveness(&outcome_of(Verdict::Live, failing));
+            let doc = json!({"mode": "passive", "passive": [scores], "passive_failure": failing});
+            (Some(doc.to_string()), failing)
+        }
+        None => (None, None),
     };
-    let scores = engine.passive_scores(&single.image, &single.analysis.face)?;
-    let failing = scores.failing(cfg);
-    let doc = json!({"mode": "passive", "passive": [scores], "passive_failure": failing});
-    Ok((single.analysis.embedding, Some(doc.to_string()), failing))
+    Ok(FrameProbe {
+        embedding: analysis.embedding,
+        liveness,
+        failing,
+        image: Some(image),
+    })
 }
 
 impl Services {
@@ -164,6 +213,7 @@ impl Services {
             best_score: None,
             reason: "rate_limited".into(),
             liveness: None,
+            probe_path: None,
         };
         if self.check_address(client).is_err() {
             self.audit(attempt).await;
@@ -172,6 +222,7 @@ impl Services {
         let now = now_ms();
         attempt.outcome = Outcome::Failure;
         if now > challenge.expires_ms {
+            self.metrics.observe_liveness("expired");
             attempt.reason = "expired".into();
             self.audit(attempt).await;
             return Err(rejection(Verdict::Expired, None));
@@ -186,24 +237,39 @@ impl Services {
         let life_ms = (challenge.expires_ms - challenge.issued_ms) as f64;
         let elapsed_ms = (now - challenge.issued_ms) as f64;
         let (frames, timestamps) = (answer.frames, answer.timestamps);
+        let keep_frame = self.config.probe_retention_days > 0;
+        let metrics = self.metrics.clone();
         let report = self
             .blocking(move |e| {
-                let imgs = frames
-                    .iter()
-                    .map(|b| e.decode(b))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let mut imgs = metrics.time(Stage::Decode, || {
+                    frames
+                        .iter()
+                        .map(|b| e.decode(b))
+                        .collect::<Result<Vec<_>, _>>()
+                })?;
                 let spec = ChallengeSpec {
                     steps: &steps,
                     life_ms,
                     elapsed_ms,
                     identity_seed: rand::random(),
                 };
-                e.check_sequence(&imgs, &timestamps, &spec, &active, passive.as_ref())
+                let report =
+                    e.check_sequence(&imgs, &timestamps, &spec, &active, passive.as_ref())?;
+                metrics.observe_stage(Stage::LivenessActive, millis(report.observe_ms));
+                if !report.passive.is_empty() {
+                    metrics.observe_stage(Stage::LivenessPassive, millis(report.passive_ms));
+                }
+                let frontal = report
+                    .frontal_frame
+                    .filter(|&i| keep_frame && i < imgs.len())
+                    .map(|i| imgs.swap_remove(i));
+                Ok((report, frontal))
             })
             .await?;
-        let report = match report {
+        let (report, frontal) = match report {
             Ok(r) => r,
             Err(e) => {
+                self.metrics.observe_liveness("error");
                 attempt.reason = e.code().into();
                 self.audit(attempt).await;
                 return Err(match e {
@@ -220,15 +286,19 @@ impl Services {
         .to_string();
         attempt.liveness = Some(doc.clone());
         if !report.is_live() {
+            self.metrics
+                .observe_liveness(&outcome_of(report.active.verdict, report.passive_failure));
             attempt.reason = reason_of(report.active.verdict, report.passive_failure);
             self.audit(attempt).await;
             return Err(rejection(report.active.verdict, report.passive_failure));
         }
         let Some(vector) = report.embedding else {
+            self.metrics.observe_liveness("no_face");
             attempt.reason = "no_face".into();
             self.audit(attempt).await;
             return Err(rejection(Verdict::NoFace, None));
         };
+        self.metrics.observe_liveness("live");
         let req = FaceLoginRequest {
             image: Vec::new(),
             username: answer.username,
@@ -239,6 +309,7 @@ impl Services {
                     vector,
                 },
                 liveness: doc,
+                image: frontal,
             }),
         };
         self.face_login(req, client).await

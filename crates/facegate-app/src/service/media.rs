@@ -1,4 +1,5 @@
-//! Face photos on disk under `<data-dir>/media/users/<user-id>/<random>.jpg`,
+//! Face photos on disk under `<data-dir>/media/users/<user-id>/<random>.jpg`
+//! and kept face-login probes under `<data-dir>/media/probes/<random>.jpg`,
 //! always re-encoded from decoded pixels, never the uploaded bytes, and
 //! sealed with AES-256-GCM (the path is the associated data). Files are
 //! written to a temporary name, synced, then renamed: a crash leaves either
@@ -12,6 +13,9 @@ use facegate_vision::RgbImage;
 use rand::RngCore;
 
 use crate::crypto::{self, image_aad, Vault};
+
+/// Where kept face-login probes live, relative to the media root.
+pub const PROBES_DIR: &str = "probes";
 
 /// The media directory.
 #[derive(Debug, Clone)]
@@ -59,13 +63,24 @@ impl Media {
     /// Encodes `img` as JPEG and writes it for `user_id`; returns the path
     /// relative to the media root.
     pub fn save(&self, user_id: i64, img: &RgbImage) -> std::io::Result<String> {
+        self.save_in(&format!("users/{user_id}"), img)
+    }
+
+    /// Encodes a face-login probe as JPEG and writes it under `probes/`;
+    /// returns the path relative to the media root.
+    pub fn save_probe(&self, img: &RgbImage) -> std::io::Result<String> {
+        self.save_in(PROBES_DIR, img)
+    }
+
+    /// Encodes, seals and writes `img` as `<dir>/<random>.jpg`.
+    fn save_in(&self, dir: &str, img: &RgbImage) -> std::io::Result<String> {
         let mut buf = Cursor::new(Vec::new());
         let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 90);
         img.write_with_encoder(encoder)
             .map_err(std::io::Error::other)?;
         let mut name = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut name);
-        let rel = format!("users/{user_id}/{}.jpg", hex::encode(name));
+        let rel = format!("{dir}/{}.jpg", hex::encode(name));
         let sealed = self.vault.seal(&buf.into_inner(), &image_aad(&rel));
         write_atomic(&self.root.join(&rel), &sealed)?;
         Ok(rel)
@@ -93,6 +108,13 @@ impl Media {
         let plain = self.read(rel)?;
         write_atomic(&path, &self.vault.seal(&plain, &image_aad(rel)))?;
         Ok(true)
+    }
+
+    /// Removes stored photos (missing files are fine).
+    pub fn remove_all(&self, rels: &[String]) {
+        for rel in rels {
+            self.remove(rel);
+        }
     }
 
     /// Removes a stored photo (missing files are fine).
@@ -163,6 +185,11 @@ mod tests {
             "the old key alone no longer opens it"
         );
         assert!(media.read("../etc/passwd").is_err());
+        let probe = media.save_probe(&img).unwrap();
+        assert!(probe.starts_with("probes/") && probe.ends_with(".jpg"));
+        assert_eq!(&media.read(&probe).unwrap()[..2], &[0xFF, 0xD8]);
+        media.remove_all(std::slice::from_ref(&probe));
+        assert!(!dir.path().join(&probe).exists());
         rotated.remove(&rel);
         assert!(rotated.read(&rel).is_err());
     }

@@ -1,6 +1,7 @@
 //! Application services shared by the pages and the JSON API: accounts,
-//! face enrolment, face login, rate limits and lockout, and the audit of
-//! login attempts. Nothing here knows about HTTP or about SQLite.
+//! face enrolment, face login, rate limits and lockout, the audit of
+//! login attempts and their retention. Nothing here knows about HTTP or
+//! about SQLite.
 
 mod accounts;
 mod data;
@@ -12,6 +13,7 @@ mod liveness;
 mod matching;
 mod media;
 mod metrics;
+mod retention;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -25,13 +27,14 @@ use crate::store::{DynStore, StoreError};
 pub use accounts::{
     create_account, create_superuser, hash_password, verify_password, PasswordLogin,
 };
-pub use data::{export_with, rotate_keys, ExportedFace, RotationReport, UserExport};
+pub use data::{export_with, rotate_keys, ExportedFace, ExportedProbe, RotationReport, UserExport};
 pub use face_login::{FaceLoginOk, FaceLoginRequest};
 pub use limits::RateLimiter;
 pub use liveness::{ChallengeAnswer, IssuedChallenge, LiveProbe};
 pub use matching::{decide, rank, Decision, TemplateCache};
 pub use media::Media;
-pub use metrics::Metrics;
+pub use metrics::{Metrics, Stage};
+pub use retention::RetentionSweep;
 
 /// A failure a caller can act on; each maps to one HTTP status and code.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +129,10 @@ impl Services {
     async fn audit(&self, attempt: NewLoginAttempt) {
         if let Err(e) = self.store.record_attempt(&attempt).await {
             tracing::error!(error = %e, "could not record a login attempt");
+            // No row refers to the probe: do not keep it.
+            if let Some(rel) = attempt.probe_path.clone() {
+                let _ = self.remove_media(vec![rel]).await;
+            }
         }
         let kind = match attempt.method {
             LoginMethod::Password => AuditKind::PasswordLogin,

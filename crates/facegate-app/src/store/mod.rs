@@ -4,6 +4,7 @@
 
 mod sessions;
 mod sqlite;
+mod sqlite_attempts;
 mod sqlite_audit;
 mod sqlite_sealed;
 
@@ -117,6 +118,24 @@ pub trait Store: Send + Sync + 'static {
     async fn recent_attempts(&self, limit: i64) -> StoreResult<Vec<LoginAttempt>>;
     /// A user's login attempts, oldest first (data export).
     async fn attempts_for_user(&self, user_id: i64) -> StoreResult<Vec<LoginAttempt>>;
+    async fn attempt(&self, id: i64) -> StoreResult<Option<LoginAttempt>>;
+    /// Deletes the login attempts made before `cutoff`; returns how many,
+    /// and the probe paths they held (the caller removes those files).
+    async fn delete_attempts_before(
+        &self,
+        cutoff: OffsetDateTime,
+    ) -> StoreResult<(u64, Vec<String>)>;
+    /// Unlinks the probes of attempts made before `cutoff`; returns their
+    /// paths (the caller removes the files).
+    async fn clear_probes_before(&self, cutoff: OffsetDateTime) -> StoreResult<Vec<String>>;
+    /// Unlinks the probes of a user's attempts; returns their paths.
+    async fn take_probes_for_user(&self, user_id: i64) -> StoreResult<Vec<String>>;
+    /// Paths of all kept probes.
+    async fn probe_paths(&self) -> StoreResult<Vec<String>>;
+    /// Attempts whose probe is not sealed with `key_id`, as (id, path).
+    async fn probes_not_on_key(&self, key_id: &str) -> StoreResult<Vec<(i64, String)>>;
+    /// Records that the probe of attempt `id` is now sealed with `key_id`.
+    async fn set_probe_key(&self, id: i64, key_id: &str) -> StoreResult<()>;
 
     /// The keys sealing biometric data (also used for the photos).
     fn vault(&self) -> Arc<Vault>;

@@ -362,18 +362,6 @@ impl Store for SqliteStore {
         self.select_audit(filter).await
     }
 
-    async fn attempts_for_user(&self, user_id: i64) -> StoreResult<Vec<LoginAttempt>> {
-        let rows = sqlx::query("SELECT * FROM login_attempts WHERE user_id = ? ORDER BY id")
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
-        rows.iter()
-            .map(attempt_from_row)
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(backend)
-    }
-
     async fn delete_templates_for_user(&self, user_id: i64) -> StoreResult<Vec<Template>> {
         let rows = sqlx::query("DELETE FROM face_templates WHERE user_id = ? RETURNING *")
             .bind(user_id)
@@ -404,48 +392,45 @@ impl Store for SqliteStore {
     }
 
     async fn record_attempt(&self, a: &NewLoginAttempt) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO login_attempts (at, claimed_username, user_id, client_addr, method, outcome, best_score, reason, liveness) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(now())
-        .bind(&a.claimed_username)
-        .bind(a.user_id)
-        .bind(&a.client_addr)
-        .bind(a.method.as_str())
-        .bind(a.outcome.as_str())
-        .bind(a.best_score.map(f64::from))
-        .bind(&a.reason)
-        .bind(&a.liveness)
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
-        Ok(())
+        self.insert_attempt(a).await
     }
 
     async fn recent_attempts(&self, limit: i64) -> StoreResult<Vec<LoginAttempt>> {
-        let rows = sqlx::query("SELECT * FROM login_attempts ORDER BY id DESC LIMIT ?")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
-        rows.iter()
-            .map(attempt_from_row)
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(backend)
+        self.select_recent_attempts(limit).await
     }
-}
 
-fn attempt_from_row(r: &SqliteRow) -> Result<LoginAttempt, sqlx::Error> {
-    Ok(LoginAttempt {
-        id: r.try_get("id")?,
-        at: from_ts(r.try_get("at")?),
-        claimed_username: r.try_get("claimed_username")?,
-        user_id: r.try_get("user_id")?,
-        client_addr: r.try_get("client_addr")?,
-        method: r.try_get("method")?,
-        outcome: r.try_get("outcome")?,
-        best_score: r.try_get::<Option<f64>, _>("best_score")?.map(|s| s as f32),
-        reason: r.try_get("reason")?,
-    })
+    async fn attempts_for_user(&self, user_id: i64) -> StoreResult<Vec<LoginAttempt>> {
+        self.select_user_attempts(user_id).await
+    }
+
+    async fn attempt(&self, id: i64) -> StoreResult<Option<LoginAttempt>> {
+        self.select_attempt(id).await
+    }
+
+    async fn delete_attempts_before(
+        &self,
+        cutoff: OffsetDateTime,
+    ) -> StoreResult<(u64, Vec<String>)> {
+        self.delete_attempts_older(cutoff).await
+    }
+
+    async fn clear_probes_before(&self, cutoff: OffsetDateTime) -> StoreResult<Vec<String>> {
+        self.unlink_probes_older(cutoff).await
+    }
+
+    async fn take_probes_for_user(&self, user_id: i64) -> StoreResult<Vec<String>> {
+        self.unlink_user_probes(user_id).await
+    }
+
+    async fn probe_paths(&self) -> StoreResult<Vec<String>> {
+        self.select_probe_paths().await
+    }
+
+    async fn probes_not_on_key(&self, key_id: &str) -> StoreResult<Vec<(i64, String)>> {
+        self.select_probes_not_on_key(key_id).await
+    }
+
+    async fn set_probe_key(&self, id: i64, key_id: &str) -> StoreResult<()> {
+        self.update_probe_key(id, key_id).await
+    }
 }

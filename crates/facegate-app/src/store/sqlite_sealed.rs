@@ -1,7 +1,7 @@
 //! The encrypted side of [`SqliteStore`]: unlocking with the master key
-//! (refusing a key that does not match the data), sealing and opening
-//! template embeddings, re-sealing one record for a key rotation, and
-//! erasing an account.
+//! (refusing a key that does not match the data, templates and kept login
+//! probes alike), sealing and opening template embeddings, re-sealing one
+//! record for a key rotation, and erasing an account.
 
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
@@ -22,7 +22,8 @@ impl SqliteStore {
     /// that silently orphans the data.
     pub(super) async fn unlock(pool: &SqlitePool, keys: Keys) -> StoreResult<Vault> {
         let in_use: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT key_id FROM face_templates WHERE key_id IS NOT NULL",
+            "SELECT key_id FROM face_templates WHERE key_id IS NOT NULL \
+             UNION SELECT probe_key_id FROM login_attempts WHERE probe_key_id IS NOT NULL",
         )
         .fetch_all(pool)
         .await

@@ -74,7 +74,10 @@ pub fn document() -> Value {
                             "id": {"type": "integer"}, "model_id": {"type": "string"}, "quality": {"type": "number"},
                             "embedding": {"type": "array", "items": {"type": "number"}},
                             "image_jpeg_base64": {"type": "string"}}}},
-                        "login_attempts": {"type": "array", "items": {"type": "object"}}}})),
+                        "login_attempts": {"type": "array", "items": {"type": "object"}},
+                        "probes": {"type": "array", "items": {"type": "object", "properties": {
+                            "attempt_id": {"type": "integer"}, "at": {"type": "string"},
+                            "image_file": {"type": "string"}}}}}})),
                     "401": error_ref("not_authenticated")}}},
             "/api/me/faces": {
                 "get": {"summary": "The user's enrolled faces",

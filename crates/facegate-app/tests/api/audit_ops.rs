@@ -200,4 +200,84 @@ async fn health_readiness_and_metrics() {
         2.0
     );
     assert_eq!(value("facegate_face_logins_total{outcome=\"locked\"}"), 1.0);
+    // Per-stage latency: decode and detection of the enrolment and the two
+    // analysed logins, matching of the two logins, no liveness (off).
+    let stage = |name: &str, s: &str| {
+        value(&format!(
+            "facegate_face_stage_seconds_{name}{{stage=\"{s}\"}}"
+        ))
+    };
+    assert!(m.contains("# TYPE facegate_face_stage_seconds histogram"));
+    assert_eq!(stage("count", "decode"), 3.0);
+    assert_eq!(stage("count", "detect_embed"), 3.0);
+    assert_eq!(stage("count", "match"), 2.0);
+    assert!(stage("sum", "detect_embed") > 0.0);
+    assert_eq!(stage("count", "liveness_active"), 0.0);
+    assert_eq!(stage("count", "liveness_passive"), 0.0);
+    assert_eq!(
+        value("facegate_face_stage_seconds_bucket{stage=\"match\",le=\"+Inf\"}"),
+        2.0
+    );
+    assert!(m.contains("# TYPE facegate_liveness_total counter"));
+
+    // A refused liveness challenge (two frames: too few) is counted by
+    // outcome, with the time of its active checks.
+    let live_dir = tempfile::tempdir().unwrap();
+    let live = DirApp::spawn(live_dir.path(), |c| {
+        c.liveness = facegate_app::Liveness::Both
+    })
+    .await
+    .unwrap();
+    let b = live.agent().await;
+    let r = b
+        .post_json("/api/face-login/challenge", serde_json::json!({}))
+        .await;
+    let id = r.json::<serde_json::Value>().await.unwrap()["challenge_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let frame = face("obama_1.jpg");
+    let form = reqwest::multipart::Form::new()
+        .part("frame", reqwest::multipart::Part::bytes(frame.clone()))
+        .part("frame", reqwest::multipart::Part::bytes(frame))
+        .text("timestamps", "[0, 200]");
+    let r = b
+        .client
+        .post(b.url(&format!("/api/face-login/challenge/{id}/frames")))
+        .header("X-CSRF-Token", &b.csrf)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, code) = crate::helpers::error_of(r).await;
+    assert_eq!((status, code.as_str()), (StatusCode::UNAUTHORIZED, "spoof"));
+    let m = b.get("/metrics").await.text().await.unwrap();
+    let value = |line_start: &str| -> f64 {
+        m.lines()
+            .find(|l| l.starts_with(line_start))
+            .unwrap_or_else(|| panic!("{line_start} missing in\n{m}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        value("facegate_liveness_total{outcome=\"spoof_too_few_frames\"}"),
+        1.0
+    );
+    let stage = |name: &str, s: &str| {
+        value(&format!(
+            "facegate_face_stage_seconds_{name}{{stage=\"{s}\"}}"
+        ))
+    };
+    assert_eq!(stage("count", "decode"), 1.0);
+    assert_eq!(stage("count", "liveness_active"), 1.0);
+    assert!(stage("sum", "liveness_active") > 0.0);
+    assert_eq!(stage("count", "liveness_passive"), 0.0, "not reached");
+    assert_eq!(stage("count", "match"), 0.0);
+    assert_eq!(
+        value("facegate_face_logins_total{outcome=\"failure\"}"),
+        1.0
+    );
 }

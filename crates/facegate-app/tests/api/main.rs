@@ -12,4 +12,5 @@ mod liveness;
 mod modes;
 mod openapi;
 mod protection;
+mod retention;
 mod security;

@@ -1,8 +1,8 @@
-//! Staff pages: users (activate, deactivate, delete face data) and the
-//! recent login attempts.
+//! Staff pages: users (activate, deactivate, delete face data), the
+//! recent login attempts and the probe images kept with them.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -12,6 +12,7 @@ use tower_sessions::Session;
 
 use super::pages::{check_form_csrf, error_page, page_user, render, CsrfForm};
 use crate::domain::{AuditKind, NewAuditEvent, User};
+use crate::service::ServiceError;
 use crate::web::error::user_message;
 use crate::web::session::{self as sess};
 use crate::web::AppState;
@@ -21,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users", get(users))
         .route("/admin/users/{id}/{action}", post(user_action))
         .route("/admin/attempts", get(attempts))
+        .route("/admin/attempts/{id}/probe", get(probe))
         .merge(super::audit::router())
 }
 
@@ -136,9 +138,10 @@ async fn attempts(State(st): State<AppState>, session: Session) -> Response {
     let rows: Vec<_> = list
         .iter()
         .map(|a| {
-            context! { at => fmt_time(a.at), claimed_username => a.claimed_username, user_id => a.user_id,
+            context! { id => a.id, at => fmt_time(a.at), claimed_username => a.claimed_username, user_id => a.user_id,
                 client_addr => a.client_addr, method => a.method, outcome => a.outcome,
-                best_score => a.best_score.map(|s| format!("{s:.3}")), reason => a.reason }
+                best_score => a.best_score.map(|s| format!("{s:.3}")), reason => a.reason,
+                has_probe => a.has_probe() }
         })
         .collect();
     render(
@@ -149,4 +152,29 @@ async fn attempts(State(st): State<AppState>, session: Session) -> Response {
         context! { title => "Login attempts", active => "attempts", attempts => rows },
     )
     .await
+}
+
+/// The probe image kept with a login attempt: staff only (other users get
+/// 403, visitors 404); each view is audited by the service.
+async fn probe(State(st): State<AppState>, session: Session, Path(id): Path<i64>) -> Response {
+    let user = match sess::current_user(&st.services, &session).await {
+        Ok(Some(u)) => u,
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    match st.services.probe_image(&user, id).await {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, "image/jpeg"),
+                (header::CACHE_CONTROL, "private, no-store"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(ServiceError::Forbidden) => StatusCode::FORBIDDEN.into_response(),
+        Err(ServiceError::NotFound) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, attempt = id, "could not read a login probe");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
