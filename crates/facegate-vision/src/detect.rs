@@ -239,8 +239,8 @@ impl Detector {
         let integral = Integral::new(img);
         let prev = previous.square();
         let side = prev.width();
-        let d = 0.08 * side;
-        let mut cands: Vec<Candidate> = [(0.0, 0.0), (-d, 0.0), (d, 0.0), (0.0, -d), (0.0, d)]
+        let d = 0.06 * side;
+        let mut cands: Vec<Candidate> = [(-d, -d), (d, -d), (-d, d), (d, d)]
             .iter()
             .map(|&(dx, dy)| Candidate {
                 bbox: BoundingBox {
