@@ -1,6 +1,8 @@
 //! Command-line entry points for the `facegate` binary: `serve`,
-//! `migrate`, `createsuperuser` and `enroll`. The binary parses these argument
-//! structs and calls the functions; ONNX Runtime is initialised by it.
+//! `migrate`, `createsuperuser` and `enroll` (and, in `cli/data.rs`,
+//! `rotate-key` and `export-user`). The binary parses these argument structs and calls
+//! the functions; ONNX Runtime is initialised by it. Every command that
+//! writes checks the data directory first ([`check_data_dir`]).
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
@@ -98,10 +100,21 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// Checks that the configured data directory exists (creating it) and can
+/// be written, before any slow start-up step; the error names the
+/// directory and what to do. Every command that opens the store checks it
+/// again.
+pub fn check_data_dir(common: &CommonArgs) -> anyhow::Result<()> {
+    let config = common.load()?;
+    store::prepare_data_dir(&config.data_dir)?;
+    Ok(())
+}
+
 /// Runs the server until ctrl-c or SIGTERM. ONNX Runtime must already be
 /// initialised by the caller.
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = args.common.load()?;
+    store::prepare_data_dir(&config.data_dir)?;
     if let Some(addr) = args.addr {
         config.addr = addr;
     }
@@ -173,6 +186,8 @@ fn env_required(name: &str) -> anyhow::Result<String> {
 /// Creates a superuser, from the environment (`--no-input`) or by prompting.
 pub fn create_superuser(args: CreateSuperuserArgs) -> anyhow::Result<()> {
     let config = args.common.load()?;
+    // Before prompting: a data directory that cannot be written fails now.
+    store::prepare_data_dir(&config.data_dir)?;
     let (username, email, password) = if args.no_input {
         (
             args.username
@@ -202,6 +217,7 @@ pub fn create_superuser(args: CreateSuperuserArgs) -> anyhow::Result<()> {
 /// the same quality checks apply. Fails if any photo is refused.
 pub fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
     let mut config = args.common.load()?;
+    store::prepare_data_dir(&config.data_dir)?;
     config.resolve_models_dir();
     runtime()?.block_on(async move {
         let engine_config = config.engine.clone();

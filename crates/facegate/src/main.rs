@@ -9,6 +9,7 @@ mod progress;
 mod setup;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -63,11 +64,26 @@ fn init_logging() {
     }
 }
 
-fn main() -> Result<()> {
+/// Runs the command; an error is printed as one line (its causes joined
+/// with `: `, no backtrace) and the exit status is 1.
+fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    match cli.command {
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
         Command::Serve(args) => {
+            // A data directory that cannot be written fails before the
+            // slow steps (runtime download, model loading).
+            facegate_app::cli::check_data_dir(&args.common)?;
             setup::ensure_runtime()?;
             setup::ensure_web_assets(&PathBuf::from("web"))?;
             facegate_app::cli::serve(args)

@@ -1,8 +1,10 @@
 //! `facegate rotate-key` and `facegate export-user`: the operator's side of
 //! biometric data protection (face templates, photos and kept login
-//! probes).
+//! probes), and the lock that keeps two rotations from running at once.
 
-use std::path::PathBuf;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -38,10 +40,20 @@ pub struct ExportUserArgs {
 /// own transaction, then `master.key.next` replaces `master.key`. With
 /// `FACEGATE_MASTER_KEY`: the new key comes from `FACEGATE_NEW_MASTER_KEY`
 /// and the operator switches the variable afterwards. The server should be
-/// stopped while this runs.
+/// stopped while this runs. Only one rotation runs at a time: it holds an
+/// exclusive lock on `<data-dir>/rotate-key.lock` from start to end, and a
+/// second one exits with an error instead of interleaving.
 pub fn rotate_key(args: RotateKeyArgs) -> anyhow::Result<()> {
     let config = args.common.load()?;
     let dir = config.data_dir.clone();
+    anyhow::ensure!(
+        dir.is_dir(),
+        "there is no data directory at {} (nothing to rotate); pass the right --data-dir",
+        dir.display()
+    );
+    store::prepare_data_dir(&dir)?;
+    // Held until this function returns (the OS releases it if we die).
+    let _lock = lock_rotation(&dir)?;
     let old = crypto::load_keys(&dir, master_key(&config))?
         .context("no master key to rotate from (FACEGATE_MASTER_KEY or master.key)")?;
     let from_env = master_key(&config).is_some_and(|k| !k.trim().is_empty());
@@ -94,6 +106,48 @@ pub fn rotate_key(args: RotateKeyArgs) -> anyhow::Result<()> {
         println!("done: master.key now holds key {}", new.id_hex());
     }
     Ok(())
+}
+
+/// The lock file of `facegate rotate-key`, in the data directory. It stays
+/// there (empty but for the holder's process id); only the lock matters.
+pub const ROTATE_LOCK_FILE: &str = "rotate-key.lock";
+
+/// Takes the exclusive rotation lock of `dir` without waiting.
+fn lock_rotation(dir: &Path) -> anyhow::Result<File> {
+    let path = dir.join(ROTATE_LOCK_FILE);
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => String::new(),
+                pid => format!(" (process {pid})"),
+            };
+            anyhow::bail!(
+                "another `facegate rotate-key` is already running on {}{holder}: it holds the \
+                 lock {}. Wait for it to finish; run rotate-key again afterwards only if it failed.",
+                dir.display(),
+                path.display()
+            );
+        }
+        Err(TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+    // Note who holds it, for the message above (best effort).
+    let _ = file
+        .set_len(0)
+        .and_then(|_| file.seek(SeekFrom::Start(0)))
+        .and_then(|_| writeln!(file, "{}", std::process::id()));
+    Ok(file)
 }
 
 fn old_keys_of(dir: &std::path::Path, config: &crate::Config) -> anyhow::Result<Vec<MasterKey>> {

@@ -6,6 +6,7 @@ use facegate_vision::{Quality, QualityLimits, VisionError};
 use super::metrics::Stage;
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::{AuditKind, NewAuditEvent, NewTemplate, Template, User};
+use crate::store::fault;
 
 /// A 0–1 summary of a face's quality: half size, half sharpness, scaled so
 /// that a face at twice the enrolment minimums scores 1, minus a pose
@@ -29,18 +30,19 @@ impl Services {
                 let analysis = metrics.time(Stage::DetectEmbed, || {
                     engine.analyze_single_image(&image, true)
                 })?;
-                let rel = media
-                    .save(user_id, &image)
-                    .map_err(|e| VisionError::Model(format!("saving the photo failed: {e}")))?;
+                // Written (or not at all) before the row: see `Media`.
+                let saved = media.save(user_id, &image);
                 let score = quality_score(&analysis.quality, &engine.config().quality);
-                Ok((analysis.embedding, score, rel))
+                Ok((analysis.embedding, score, saved))
             })
             .await?;
-        let (embedding, quality, image_path) = match result {
+        let (embedding, quality, saved) = match result {
             Ok(v) => v,
             Err(VisionError::Model(m)) => return Err(ServiceError::Internal(m)),
             Err(e) => return Err(ServiceError::Vision(e)),
         };
+        // A full disk is a typed error; no file is left behind.
+        let image_path = saved.map_err(|e| fault::from_io("saving the face photo", &e))?;
         let new = NewTemplate {
             user_id,
             model_id: embedding.model_id,
@@ -60,6 +62,7 @@ impl Services {
                 Ok(t)
             }
             Err(e) => {
+                // No row refers to the photo: remove it.
                 self.media.remove(&image_path);
                 Err(e.into())
             }

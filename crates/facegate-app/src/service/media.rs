@@ -3,7 +3,8 @@
 //! always re-encoded from decoded pixels, never the uploaded bytes, and
 //! sealed with AES-256-GCM (the path is the associated data). Files are
 //! written to a temporary name, synced, then renamed: a crash leaves either
-//! the whole file or none.
+//! the whole file or none, and a failed write (e.g. a full disk) removes
+//! the temporary file.
 
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
@@ -43,7 +44,10 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    std::fs::rename(&tmp, path)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }

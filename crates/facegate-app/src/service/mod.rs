@@ -65,6 +65,15 @@ pub enum ServiceError {
     Locked,
     #[error("Too many attempts. Please wait a minute and try again.")]
     RateLimited,
+    /// No room left on the server's disk; nothing was saved. The detail is
+    /// for the log.
+    #[error("The server's storage is full, so nothing was saved. Please try again later.")]
+    StorageFull(String),
+    /// The server's storage refused the write; nothing was saved.
+    #[error(
+        "The server cannot save data right now, so nothing was saved. Please try again later."
+    )]
+    StorageUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -73,8 +82,21 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict => ServiceError::Conflict("That already exists.".into()),
+            StoreError::Full(m) => ServiceError::StorageFull(m),
+            StoreError::Unavailable(m) => ServiceError::StorageUnavailable(m),
+            StoreError::DataDir(e) => ServiceError::StorageUnavailable(e.to_string()),
             StoreError::Backend(m) => ServiceError::Internal(m),
         }
+    }
+}
+
+impl ServiceError {
+    /// Whether the storage (full or refusing writes) caused this failure.
+    pub fn is_storage(&self) -> bool {
+        matches!(
+            self,
+            ServiceError::StorageFull(_) | ServiceError::StorageUnavailable(_)
+        )
     }
 }
 

@@ -1,7 +1,11 @@
 //! Persistence behind one interface, [`Store`]. Everything above this
 //! module talks to `dyn Store` only; [`SqliteStore`] is the embedded
-//! backend (a PostgreSQL one can be added beside it).
+//! backend (a PostgreSQL one can be added beside it). The data directory
+//! is checked before it is opened ([`prepare_data_dir`]), and a full or
+//! refusing disk is a typed [`StoreError`] ([`fault`]).
 
+mod data_dir;
+pub mod fault;
 mod sessions;
 mod sqlite;
 mod sqlite_attempts;
@@ -19,6 +23,7 @@ use crate::domain::{
     NewTemplate, NewUser, Template, User, UserSummary,
 };
 
+pub use data_dir::{prepare_data_dir, DataDirError};
 pub use sessions::SessionBackend;
 pub use sqlite::SqliteStore;
 
@@ -35,8 +40,8 @@ pub enum Keys {
     Vault(Vault),
 }
 
-/// Opens the embedded SQLite store in `data_dir` (creating the directory),
-/// applies the migrations and unlocks it with `master_key` (or the key
+/// Opens the embedded SQLite store in `data_dir` (creating the directory
+/// and checking that it can be written, see [`prepare_data_dir`]), applies the migrations and unlocks it with `master_key` (or the key
 /// file). A key that does not open the stored data is an error.
 pub async fn open_sqlite(
     data_dir: &std::path::Path,
@@ -51,8 +56,7 @@ pub async fn open_sqlite(
 
 /// Like [`open_sqlite`] with explicit keys.
 pub async fn open_sqlite_with(data_dir: &std::path::Path, keys: Keys) -> StoreResult<DynStore> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| StoreError::Backend(format!("{}: {e}", data_dir.display())))?;
+    prepare_data_dir(data_dir)?;
     let store = SqliteStore::open(&data_dir.join(DB_FILE), keys).await?;
     Ok(Arc::new(store))
 }
@@ -66,6 +70,16 @@ pub enum StoreError {
     /// A unique constraint was violated (e.g. the username is taken).
     #[error("already exists")]
     Conflict,
+    /// No room left (disk, quota or file size limit): nothing was written.
+    #[error("storage full: {0}")]
+    Full(String),
+    /// The storage refused the write (read-only, I/O error): nothing was
+    /// written.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The data directory cannot be used (found when opening the store).
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
     #[error("storage error: {0}")]
     Backend(String),
 }

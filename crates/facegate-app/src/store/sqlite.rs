@@ -29,14 +29,29 @@ pub struct SqliteStore {
     pub(super) vault: Arc<Vault>,
 }
 
+/// A database error as a [`StoreError`]: unique violations are conflicts,
+/// a full or refusing disk keeps its kind (see [`super::fault`]).
 pub(super) fn backend(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &e {
-        if db.is_unique_violation() {
-            return StoreError::Conflict;
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => return StoreError::Conflict,
+        sqlx::Error::Database(db) => {
+            let code = db.code().and_then(|c| c.parse::<i32>().ok());
+            if let Some(fault) = code.and_then(|c| super::fault::from_sqlite(c, db.message())) {
+                return fault;
+            }
         }
+        sqlx::Error::Io(io) => return super::fault::from_io("database", io),
+        _ => {}
     }
     StoreError::Backend(e.to_string())
 }
+
+// returning_all: a statement with RETURNING outside a transaction hands
+// out its rows before it ends, and commits when it ends. Reading only the
+// first row (`fetch_one`, `fetch_optional`) leaves the commit to the
+// statement's reset, whose error sqlx drops: on a full disk the row was
+// returned but never stored. Such statements are read with `fetch_all`,
+// which steps to the end and reports a failed commit.
 
 pub(super) fn ts(t: OffsetDateTime) -> i64 {
     t.unix_timestamp()
@@ -174,7 +189,7 @@ impl Store for SqliteStore {
 
     async fn create_user(&self, new: &NewUser) -> StoreResult<User> {
         let t = now();
-        let id: i64 = sqlx::query_scalar(
+        let ids: Vec<i64> = sqlx::query_scalar(
             "INSERT INTO users (username, email, password_hash, is_staff, is_superuser, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
@@ -185,9 +200,13 @@ impl Store for SqliteStore {
         .bind(new.is_superuser)
         .bind(t)
         .bind(t)
-        .fetch_one(&self.pool)
+        .fetch_all(&self.pool) // to the end: see `returning_all`
         .await
         .map_err(backend)?;
+        let id = ids
+            .first()
+            .copied()
+            .ok_or_else(|| StoreError::Backend("the insert returned no id".into()))?;
         self.user_by_id(id)
             .await?
             .ok_or_else(|| StoreError::Backend("inserted user vanished".into()))
@@ -261,7 +280,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<bool> {
         // One statement: the count and the lock change together, so
         // concurrent failures can neither be lost nor lock twice.
-        let locked: Option<bool> = sqlx::query_scalar(
+        let locked: Vec<bool> = sqlx::query_scalar(
             "UPDATE users SET \
                face_locked_until = CASE WHEN face_failures + 1 >= ?1 THEN ?2 ELSE face_locked_until END, \
                face_failures = CASE WHEN face_failures + 1 >= ?1 THEN 0 ELSE face_failures + 1 END \
@@ -270,10 +289,10 @@ impl Store for SqliteStore {
         .bind(i64::from(threshold.max(1)))
         .bind(ts(lock_until))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool) // to the end: see `returning_all`
         .await
         .map_err(backend)?;
-        Ok(locked.unwrap_or(false))
+        Ok(locked.first().copied().unwrap_or(false))
     }
 
     async fn reset_face_failures(&self, id: i64) -> StoreResult<()> {

@@ -101,8 +101,12 @@ impl SqliteStore {
     }
 
     /// Inserts a template sealed with its own id as associated data: the
-    /// row is inserted, sealed and updated in one transaction.
+    /// row is inserted, sealed and updated in one transaction. The returned
+    /// template is built from what was written, not read back: once the
+    /// commit succeeded nothing can fail (a caller that sees an error
+    /// removes the photo, which must never happen to a committed row).
     pub(super) async fn insert_sealed_template(&self, new: &NewTemplate) -> StoreResult<Template> {
+        let created = now();
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO face_templates (user_id, model_id, embedding, quality, image_path, created_at, key_id) \
@@ -112,7 +116,7 @@ impl SqliteStore {
         .bind(&new.model_id)
         .bind(f64::from(new.quality))
         .bind(&new.image_path)
-        .bind(now())
+        .bind(created)
         .bind(self.vault.primary_id())
         .fetch_one(&mut *tx)
         .await
@@ -128,10 +132,15 @@ impl SqliteStore {
             .await
             .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
-        use super::Store;
-        self.template(id)
-            .await?
-            .ok_or_else(|| StoreError::Backend("inserted template vanished".into()))
+        Ok(Template {
+            id,
+            user_id: new.user_id,
+            model_id: new.model_id.clone(),
+            embedding: new.embedding.clone(),
+            quality: new.quality,
+            image_path: new.image_path.clone(),
+            created_at: from_ts(created),
+        })
     }
 
     /// Re-seals one template's embedding with the primary key in its own

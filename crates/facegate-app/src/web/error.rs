@@ -1,5 +1,6 @@
 //! JSON errors: every failure of the API is `{"error": CODE, "message": TEXT}`
-//! with a status that matches the code.
+//! with a status that matches the code (a full disk is 507 `storage_full`,
+//! storage refusing writes 503 `storage_unavailable`).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -55,6 +56,10 @@ pub fn classify(e: &ServiceError) -> (StatusCode, &'static str) {
         ServiceError::FaceRejected { code, .. } => (StatusCode::UNAUTHORIZED, code),
         ServiceError::Locked => (StatusCode::TOO_MANY_REQUESTS, "locked"),
         ServiceError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        ServiceError::StorageFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
+        ServiceError::StorageUnavailable(_) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+        }
         ServiceError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
 }
@@ -65,6 +70,10 @@ pub fn user_message(e: &ServiceError) -> String {
         ServiceError::Internal(detail) => {
             tracing::error!(%detail, "internal error");
             "Something went wrong on our side. Please try again.".into()
+        }
+        ServiceError::StorageFull(detail) | ServiceError::StorageUnavailable(detail) => {
+            tracing::error!(%detail, "storage refused a write");
+            e.to_string()
         }
         ServiceError::Vision(VisionError::NoFace) => "No face was found in the photo.".into(),
         ServiceError::Vision(VisionError::MultipleFaces(n)) => {

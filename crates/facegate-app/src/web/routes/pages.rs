@@ -14,7 +14,7 @@ use crate::config::FaceLoginMode;
 use crate::domain::User;
 use crate::service::ServiceError;
 use crate::web::client::ClientAddr;
-use crate::web::error::user_message;
+use crate::web::error::{classify, user_message};
 use crate::web::session::{self as sess};
 use crate::web::AppState;
 
@@ -182,6 +182,13 @@ async fn register_submit(
         },
         Err(e) => {
             let (extra, status) = again(user_message(&e));
+            // A full disk is the server's fault (5xx: the session is not
+            // written either), not the form's.
+            let status = if e.is_storage() {
+                classify(&e).0
+            } else {
+                status
+            };
             render_status(&st, &session, None, status, "register.html", extra).await
         }
     }

@@ -1,5 +1,6 @@
 //! The profile pages: e-mail and password changes, face photo upload
-//! (several at once), listing, deletion, and the protected photo route.
+//! (several at once; a full disk answers with the error page), listing,
+//! deletion, and the protected photo route.
 
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{header, StatusCode};
@@ -13,7 +14,7 @@ use tower_sessions::Session;
 use super::pages::{check_form_csrf, error_page, form_user, page_user, render, CsrfForm};
 use super::read_upload;
 use crate::config::Config;
-use crate::web::error::user_message;
+use crate::web::error::{classify, user_message};
 use crate::web::session::{self as sess};
 use crate::web::AppState;
 
@@ -138,12 +139,32 @@ async fn upload(State(st): State<AppState>, session: Session, mp: Multipart) -> 
     let total = up.images.len();
     let mut added = 0;
     let mut errors = Vec::new();
+    // A full or refusing disk stops the upload.
+    let mut storage = None;
     for (i, image) in up.images.into_iter().enumerate() {
         match st.services.enrol(&user, image).await {
             Ok(_) => added += 1,
-            Err(e) if total == 1 => errors.push(user_message(&e)),
-            Err(e) => errors.push(format!("Photo {}: {}", i + 1, user_message(&e))),
+            Err(e) => {
+                let message = user_message(&e);
+                errors.push(match total {
+                    1 => message,
+                    _ => format!("Photo {}: {message}", i + 1),
+                });
+                if e.is_storage() {
+                    storage = Some(classify(&e).0);
+                    break;
+                }
+            }
         }
+    }
+    if let Some(status) = storage {
+        // The flash message would need a session write, which the disk
+        // cannot take now: answer with the error page itself.
+        let prefix = match added {
+            0 => String::new(),
+            n => format!("Added {n} of {total}. "),
+        };
+        return error_page(&st, status, &format!("{prefix}{}", errors.join(" ")));
     }
     if errors.is_empty() {
         let s = if added == 1 { "" } else { "s" };

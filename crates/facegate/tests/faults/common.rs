@@ -1,0 +1,450 @@
+//! Helpers of the fault tests: the real server with a controllable file
+//! size limit, API and page clients, the binary's other commands with a
+//! deadline, a tmpfs or bind mount that is undone on drop, and the
+//! consistency check of a stopped server's data directory.
+
+use std::collections::BTreeSet;
+use std::ffi::CString;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::multipart::{Form, Part};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn photo(name: &str) -> Vec<u8> {
+    std::fs::read(workspace().join("../shared/testdata/faces").join(name)).unwrap()
+}
+
+/// A `facegate` command with the environment of the tests: run from the
+/// workspace (models, runtime), no key or data dir from the caller's
+/// environment, liveness and rate limits off.
+pub fn facegate() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_facegate"));
+    cmd.current_dir(workspace())
+        .env("FACEGATE_LIVENESS", "off")
+        .env("FACEGATE_RATE_LIMIT_PER_ADDRESS", "0")
+        .env("FACEGATE_RATE_LIMIT_PER_ACCOUNT", "0")
+        .env_remove("FACEGATE_MASTER_KEY")
+        .env_remove("FACEGATE_NEW_MASTER_KEY")
+        .env_remove("FACEGATE_DATA_DIR");
+    cmd
+}
+
+/// Runs a command to its end (killed after a minute: a command that should
+/// fail at once must not hang the test).
+pub fn run(mut cmd: Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("running facegate");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{cmd:?} still running after a minute; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// `facegate serve` on a free port. SIGXFSZ is ignored in the child, so a
+/// file size limit makes writes fail with EFBIG instead of killing it.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts the server in `verify` face-login mode (username + face), so
+    /// that a failed face login charges a known account.
+    pub fn start(dir: &Path) -> Server {
+        let mut cmd = facegate();
+        cmd.env("FACEGATE_FACE_LOGIN", "verify")
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: signal() is async-signal-safe; nothing else runs here.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("starting facegate serve");
+        // From here on, a panic drops the server, which kills the child.
+        let mut server = Server {
+            child,
+            base: String::new(),
+            stderr: Arc::default(),
+        };
+        let mut err = server.child.stderr.take().unwrap();
+        let sink = server.stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut lines = BufReader::new(server.child.stdout.take().unwrap()).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(Instant::now() < deadline, "the server did not start");
+            let Some(Ok(line)) = lines.next() else {
+                panic!("server exited early: {}", server.log());
+            };
+            if let Some(url) = line.strip_prefix("facegate listening on ") {
+                server.base = url.trim().to_string();
+                // Keep draining stdout so the child never blocks on it.
+                std::thread::spawn(move || for _ in lines.by_ref() {});
+                return server;
+            }
+        }
+    }
+
+    /// Sets the server's RLIMIT_FSIZE (soft limit; `None` = unlimited): no
+    /// file of the process may grow past `bytes`.
+    pub fn limit_file_size(&self, bytes: Option<u64>) {
+        let limit = libc::rlimit {
+            rlim_cur: bytes.unwrap_or(libc::RLIM_INFINITY),
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: plain system call on valid pointers.
+        let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_FSIZE, &limit, std::ptr::null_mut()) };
+        assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn stop(mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "exit status {status}: {}", self.log());
+                return;
+            }
+            assert!(Instant::now() < deadline, "did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A browser-like client with its session's CSRF token.
+pub struct Agent {
+    pub c: reqwest::Client,
+    pub token: String,
+    pub base: String,
+}
+
+impl Agent {
+    pub async fn new(base: &str) -> Agent {
+        let c = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        let mut a = Agent {
+            c,
+            token: String::new(),
+            base: base.to_string(),
+        };
+        a.refresh().await;
+        a
+    }
+
+    async fn refresh(&mut self) {
+        let v: Value = self
+            .c
+            .get(format!("{}/api/csrf", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        self.token = v["csrf_token"].as_str().unwrap().to_string();
+    }
+
+    /// `POST /api/register` (which also logs in); status and body.
+    pub async fn register(&mut self, username: &str) -> (StatusCode, Value) {
+        let body = json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD});
+        let r = self
+            .c
+            .post(format!("{}/api/register", self.base))
+            .header("X-CSRF-Token", &self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let v = r.json().await.unwrap_or(Value::Null);
+        if status == StatusCode::CREATED {
+            self.refresh().await;
+        }
+        (status, v)
+    }
+
+    /// `POST /api/me/faces`; status and body.
+    pub async fn enrol(&self, image: &[u8]) -> (StatusCode, Value) {
+        let form = Form::new().part("image", Part::bytes(image.to_vec()).file_name("f.jpg"));
+        let r = self
+            .c
+            .post(format!("{}/api/me/faces", self.base))
+            .header("X-CSRF-Token", &self.token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST /api/face-login` (verify mode); status and body.
+    pub async fn face_login(&self, username: &str, image: &[u8]) -> (StatusCode, Value) {
+        let form = Form::new()
+            .text("username", username.to_string())
+            .part("image", Part::bytes(image.to_vec()).file_name("f.jpg"));
+        let r = self
+            .c
+            .post(format!("{}/api/face-login", self.base))
+            .header("X-CSRF-Token", &self.token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The profile page's upload form; final status and page text.
+    pub async fn upload_on_profile(&self, image: &[u8]) -> (StatusCode, String) {
+        let form = Form::new()
+            .text("csrf_token", self.token.clone())
+            .part("image", Part::bytes(image.to_vec()).file_name("f.jpg"));
+        let r = self
+            .c
+            .post(format!("{}/profile/faces", self.base))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.text().await.unwrap())
+    }
+
+    /// Ids of the user's faces; each photo must be served as a JPEG.
+    pub async fn faces_with_photos(&self) -> Vec<i64> {
+        let v: Value = self
+            .c
+            .get(format!("{}/api/me/faces", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let ids: Vec<i64> = v["faces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_i64().unwrap())
+            .collect();
+        for id in &ids {
+            let r = self
+                .c
+                .get(format!("{}/media/faces/{id}", self.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "face {id} has no photo");
+            assert_eq!(&r.bytes().await.unwrap()[..2], &[0xFF, 0xD8]);
+        }
+        ids
+    }
+}
+
+/// Asserts a typed storage error: the status, the code and a plain message.
+pub fn assert_storage_error(status: StatusCode, body: &Value, codes: &[&str]) {
+    let code = body["error"].as_str().unwrap_or_default();
+    assert!(codes.contains(&code), "{status} {body}");
+    let expected = match code {
+        "storage_full" => StatusCode::INSUFFICIENT_STORAGE,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    assert_eq!(status, expected, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("nothing was saved"), "{body}");
+}
+
+/// Photo files (relative to `media/`) and leftover temporary files.
+pub fn media_files(dir: &Path) -> (BTreeSet<String>, Vec<String>) {
+    let mut files = BTreeSet::new();
+    let mut leftovers = Vec::new();
+    let mut stack = vec![dir.join("media")];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p.strip_prefix(dir.join("media")).unwrap();
+            let rel = rel.to_string_lossy().to_string();
+            if rel.ends_with(".jpg") {
+                files.insert(rel);
+            } else {
+                leftovers.push(rel);
+            }
+        }
+    }
+    (files, leftovers)
+}
+
+/// The data directory of a stopped server is consistent: every template
+/// row has its photo file and every photo file its row, no temporary file
+/// is left, and SQLite's integrity and foreign-key checks pass. Returns the
+/// number of templates.
+pub async fn assert_consistent(dir: &Path) -> usize {
+    let url = format!("sqlite://{}", dir.join("facegate.sqlite3").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(check, "ok");
+    let fk: Vec<(String,)> = sqlx::query_as("PRAGMA foreign_key_check")
+        .fetch_all(&pool)
+        .await
+        .unwrap_or_default();
+    assert!(fk.is_empty(), "foreign keys: {fk:?}");
+    let rows: BTreeSet<String> = sqlx::query_scalar("SELECT image_path FROM face_templates")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    pool.close().await;
+    let (files, leftovers) = media_files(dir);
+    assert!(leftovers.is_empty(), "leftover files: {leftovers:?}");
+    assert_eq!(rows, files, "template rows and photo files differ");
+    rows.len()
+}
+
+fn c_path(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap()
+}
+
+/// Says why a test is skipped, on the real stderr: the test harness
+/// captures `eprintln!` of passing tests, this is always shown.
+pub fn skip(test: &str, reason: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+}
+
+/// A mount made by a test, detached on drop.
+pub struct Mount(PathBuf);
+
+impl Mount {
+    fn mount(
+        source: &str,
+        target: &Path,
+        fstype: &str,
+        flags: libc::c_ulong,
+        data: &str,
+    ) -> std::io::Result<()> {
+        let (src, fs, data) = (
+            CString::new(source).unwrap(),
+            CString::new(fstype).unwrap(),
+            CString::new(data).unwrap(),
+        );
+        let target = c_path(target);
+        // SAFETY: valid NUL-terminated strings for the duration of the call.
+        let rc = unsafe {
+            libc::mount(
+                src.as_ptr(),
+                target.as_ptr(),
+                fs.as_ptr(),
+                flags,
+                data.as_ptr().cast(),
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    /// A tmpfs of `size` (e.g. "16m") on the new directory `target`.
+    pub fn tmpfs(target: &Path, size: &str) -> std::io::Result<Mount> {
+        std::fs::create_dir_all(target)?;
+        Self::mount(
+            "facegate-test",
+            target,
+            "tmpfs",
+            0,
+            &format!("size={size},mode=0755"),
+        )?;
+        Ok(Mount(target.to_path_buf()))
+    }
+
+    /// A read-only view of `source` on the new directory `target`.
+    pub fn read_only_bind(source: &Path, target: &Path) -> std::io::Result<Mount> {
+        std::fs::create_dir_all(target)?;
+        let src = source.to_str().unwrap();
+        Self::mount(src, target, "", libc::MS_BIND, "")?;
+        let mount = Mount(target.to_path_buf());
+        let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+        Self::mount("", target, "", flags, "")?;
+        Ok(mount)
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let target = c_path(&self.0);
+        // SAFETY: valid path; a lazy unmount cannot hurt anything else.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
