@@ -5,6 +5,7 @@
 mod abuse;
 mod audit_ops;
 mod flow;
+mod fuzz_regressions;
 mod harness;
 mod helpers;
 mod hostile;

@@ -1,7 +1,7 @@
 //! The JSON API under `/api`. State-changing requests need the
 //! `X-CSRF-Token` header; errors are `{"error": CODE, "message": TEXT}`.
 
-use axum::extract::{Multipart, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use tower_sessions::Session;
 
-use super::read_upload;
+use super::{read_upload, ApiMultipart};
 use crate::service::{FaceLoginRequest, ServiceError};
 use crate::web::client::ClientAddr;
 use crate::web::error::{ApiError, ApiResult};
@@ -207,7 +207,7 @@ async fn list_faces(State(st): State<AppState>, session: Session) -> ApiResult<J
 async fn add_face(
     State(st): State<AppState>,
     session: Session,
-    mp: Multipart,
+    ApiMultipart(mp): ApiMultipart,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let user = sess::require_user(&st.services, &session).await?;
     let max = st.services.config.engine.decode.max_bytes;
@@ -241,7 +241,7 @@ async fn face_login(
     State(st): State<AppState>,
     ClientAddr(client): ClientAddr,
     session: Session,
-    mp: Multipart,
+    ApiMultipart(mp): ApiMultipart,
 ) -> ApiResult<Json<Value>> {
     let max = st.services.config.engine.decode.max_bytes;
     let mut up = read_upload(mp, max, 1).await?;

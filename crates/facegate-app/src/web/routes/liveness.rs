@@ -4,7 +4,6 @@
 //! repeated `frame` JPEG parts in capture order, one `timestamps` part with a
 //! JSON array of milliseconds, `username` in verify mode).
 
-use axum::extract::multipart::Multipart;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::routing::{post, MethodRouter};
@@ -17,6 +16,8 @@ use crate::web::client::ClientAddr;
 use crate::web::error::{ApiError, ApiResult};
 use crate::web::session as sess;
 use crate::web::AppState;
+
+use super::{multipart_error, ApiMultipart};
 
 const CHALLENGE: &str = "liveness_challenge";
 /// Largest accepted frame (the page sends ≤ 480-px JPEGs of ~30 KB).
@@ -54,20 +55,17 @@ async fn frames(
     ClientAddr(client): ClientAddr,
     session: Session,
     Path(id): Path<String>,
-    mut mp: Multipart,
+    ApiMultipart(mut mp): ApiMultipart,
 ) -> ApiResult<Json<Value>> {
     // Single use: the challenge leaves the session whatever happens next.
     let issued: Option<IssuedChallenge> = session.remove(CHALLENGE).await.map_err(internal)?;
     let max_frames = st.services.config.liveness_challenge.max_frames;
     let mut answer = ChallengeAnswer::default();
     let mut timestamps: Option<String> = None;
-    let bad = |e: axum::extract::multipart::MultipartError| {
-        ApiError::bad_request(format!("Malformed upload: {}", e.body_text()))
-    };
-    while let Some(field) = mp.next_field().await.map_err(bad)? {
+    while let Some(field) = mp.next_field().await.map_err(multipart_error)? {
         match field.name().unwrap_or_default() {
             "frame" => {
-                let bytes = field.bytes().await.map_err(bad)?;
+                let bytes = field.bytes().await.map_err(multipart_error)?;
                 if bytes.len() > MAX_FRAME_BYTES || answer.frames.len() >= max_frames {
                     return Err(ApiError::new(
                         StatusCode::PAYLOAD_TOO_LARGE,
@@ -77,9 +75,9 @@ async fn frames(
                 }
                 answer.frames.push(bytes.to_vec());
             }
-            "timestamps" => timestamps = Some(field.text().await.map_err(bad)?),
+            "timestamps" => timestamps = Some(field.text().await.map_err(multipart_error)?),
             "username" => {
-                let u = field.text().await.map_err(bad)?;
+                let u = field.text().await.map_err(multipart_error)?;
                 answer.username = Some(u.trim().to_string()).filter(|u| !u.is_empty());
             }
             _ => {}

@@ -9,6 +9,7 @@ pub mod pages;
 pub mod profile;
 
 use axum::extract::multipart::{Multipart, MultipartError};
+use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 
 use super::error::ApiError;
@@ -29,7 +30,30 @@ impl Upload {
     }
 }
 
-fn multipart_error(e: MultipartError) -> ApiError {
+/// A multipart body for the JSON API: like axum's [`Multipart`], but a
+/// request that is not `multipart/form-data` with a valid boundary is
+/// refused with the API's JSON error, not axum's plain-text rejection.
+pub struct ApiMultipart(pub Multipart);
+
+impl<S: Send + Sync> FromRequest<S> for ApiMultipart {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Multipart::from_request(req, state)
+            .await
+            .map(ApiMultipart)
+            .map_err(|e| {
+                ApiError::new(
+                    e.status(),
+                    "invalid",
+                    format!("Malformed upload: {}", e.body_text()),
+                )
+            })
+    }
+}
+
+/// The API error for a multipart body that fails while it is read.
+pub(super) fn multipart_error(e: MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
