@@ -1,34 +1,59 @@
--- wrk script for the soak run (tools/soak.sh): a mix of face logins with a
--- 640-px JPEG, page views and health checks. SOAK_COOKIE, SOAK_CSRF and
--- SOAK_IMAGE come from the environment.
+-- wrk script for the soak run (tools/soak.sh), paced by delay(): in every
+-- ten requests four face logins (SOAK_PROBE, a face not enrolled), one
+-- enrolment (SOAK_ENROL) and one deletion of the face it created, two page
+-- views and two health checks. SOAK_COOKIE and SOAK_CSRF are a logged-in
+-- session; SOAK_DELAY_MS is the pause between a connection's requests.
 local cookie = os.getenv("SOAK_COOKIE")
 local csrf = os.getenv("SOAK_CSRF")
-local f = assert(io.open(os.getenv("SOAK_IMAGE"), "rb"))
-local jpeg = f:read("*all")
-f:close()
+local pause = tonumber(os.getenv("SOAK_DELAY_MS") or "0")
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local data = f:read("*all")
+  f:close()
+  return data
+end
+
 local boundary = "soakboundary7MA4YWxkTrZu0gW"
-local body = "--" .. boundary .. "\r\n" ..
-  'Content-Disposition: form-data; name="image"; filename="frame.jpg"\r\n' ..
-  "Content-Type: image/jpeg\r\n\r\n" .. jpeg .. "\r\n--" .. boundary .. "--\r\n"
+local function upload(jpeg)
+  return "--" .. boundary .. "\r\n" ..
+    'Content-Disposition: form-data; name="image"; filename="frame.jpg"\r\n' ..
+    "Content-Type: image/jpeg\r\n\r\n" .. jpeg .. "\r\n--" .. boundary .. "--\r\n"
+end
+local probe = upload(read(os.getenv("SOAK_PROBE")))
+local enrol = upload(read(os.getenv("SOAK_ENROL")))
+local multipart = { Cookie = cookie, ["X-CSRF-Token"] = csrf,
+  ["Content-Type"] = "multipart/form-data; boundary=" .. boundary }
+
 local n = 0
+local created = {} -- ids of enrolled faces not yet deleted
 request = function()
   n = n + 1
-  local k = n % 4
-  if k == 0 then
-    return wrk.format("GET", "/login", { Cookie = cookie })
-  elseif k == 1 then
+  local k = n % 10
+  if k == 0 or k == 5 then
     return wrk.format("GET", "/healthz")
+  elseif k == 1 then
+    return wrk.format("GET", "/profile", { Cookie = cookie })
+  elseif k == 6 then
+    return wrk.format("GET", "/login")
+  elseif k == 3 then
+    return wrk.format("POST", "/api/me/faces", multipart, enrol)
+  elseif k == 8 and #created > 0 then
+    local id = table.remove(created, 1)
+    return wrk.format("DELETE", "/api/me/faces/" .. id,
+      { Cookie = cookie, ["X-CSRF-Token"] = csrf })
   else
-    return wrk.format("POST", "/api/face-login", {
-      Cookie = cookie, ["X-CSRF-Token"] = csrf,
-      ["Content-Type"] = "multipart/form-data; boundary=" .. boundary }, body)
+    return wrk.format("POST", "/api/face-login", multipart, probe)
   end
 end
-local statuses = {}
-response = function(status, headers, body)
-  statuses[status] = (statuses[status] or 0) + 1
+
+delay = function()
+  return pause
 end
-done = function(summary, latency, requests)
-  io.write("status counts (one wrk thread):\n")
-  for s, c in pairs(statuses) do io.write(string.format("  %d: %d\n", s, c)) end
+
+response = function(status, headers, body)
+  if status == 201 then
+    local id = body:match('"id"%s*:%s*(%d+)')
+    if id then table.insert(created, id) end
+  end
 end

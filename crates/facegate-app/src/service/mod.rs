@@ -119,6 +119,10 @@ pub struct Services {
     account_limiter: RateLimiter,
     cache: TemplateCache,
     gate: gate::AccountGate,
+    /// Engine calls running at once: as many as the engine has sessions.
+    /// Face work is CPU-bound, so more in flight would only hold more
+    /// decoded images and buffers in memory while waiting for a session.
+    engine_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Services {
@@ -130,6 +134,7 @@ impl Services {
             cache: TemplateCache::default(),
             metrics: Arc::new(Metrics::default()),
             gate: gate::AccountGate::default(),
+            engine_slots: Arc::new(tokio::sync::Semaphore::new(engine.config().sessions.max(1))),
             store,
             engine,
             config,
@@ -199,10 +204,19 @@ impl Services {
         f: impl FnOnce(&FaceEngine) -> Result<T, VisionError> + Send + 'static,
     ) -> ServiceResult<Result<T, VisionError>> {
         let engine = self.engine.clone();
-        let started = std::time::Instant::now();
-        let out = tokio::task::spawn_blocking(move || f(&engine))
+        let slot = self
+            .engine_slots
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|e| ServiceError::Internal(format!("engine task failed: {e}")));
+            .map_err(|e| ServiceError::Internal(format!("engine slots: {e}")))?;
+        let started = std::time::Instant::now();
+        let out = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            f(&engine)
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("engine task failed: {e}")));
         self.metrics.observe_pipeline(started.elapsed());
         out
     }
