@@ -256,8 +256,9 @@ fn a_sampled_identity_check_always_embeds_the_frames_that_complete_steps() {
         elapsed_ms: 3_000.0,
         identity_seed: seed,
     };
+    let frontal = crate::sequence::frontal_order(&frames).first().copied();
     let picks: Vec<Vec<usize>> = (0..8)
-        .map(|seed| crate::sequence::identity_picks(&frames, &spec(seed), &cfg))
+        .map(|seed| crate::sequence::identity_picks(&frames, &spec(seed), &cfg, frontal))
         .collect();
     for p in &picks {
         assert_eq!(p.len(), cfg.identity_frames, "{p:?}");
@@ -268,6 +269,7 @@ fn a_sampled_identity_check_always_embeds_the_frames_that_complete_steps() {
     // The rest differs from answer to answer.
     assert!(picks.iter().any(|p| p != &picks[0]), "{picks:?}");
     // The default, 0, embeds every frame with a face.
-    let every = crate::sequence::identity_picks(&frames, &spec(1), &ChallengeConfig::default());
+    let every =
+        crate::sequence::identity_picks(&frames, &spec(1), &ChallengeConfig::default(), frontal);
     assert_eq!(every, (0..frames.len()).collect::<Vec<_>>());
 }

@@ -86,7 +86,11 @@ impl FaceEngine {
             observations.push(obs);
             faces.push(face);
         }
-        for i in identity_picks(&observations, spec, active) {
+        // Frames with a face, most frontal first: the identity check always
+        // embeds the first, the passive cues run on the first one or two,
+        // and a login may keep the first as its probe.
+        let frontal = frontal_order(&observations);
+        for i in identity_picks(&observations, spec, active, frontal.first().copied()) {
             if let Some(face) = &faces[i] {
                 observations[i].embedding = Some(self.embed(&frames[i], face)?.vector);
             }
@@ -110,9 +114,6 @@ impl FaceEngine {
             .filter_map(|o| o.embedding.as_ref())
             .collect();
         let embedding = mean_embedding(&embs);
-        let frontal_frame = (0..observations.len())
-            .filter(|&i| observations[i].landmarks.is_some())
-            .min_by(|&a, &b| frontality(&observations[a]).total_cmp(&frontality(&observations[b])));
         let mut report = SequenceReport {
             active: active_j,
             passive: Vec::new(),
@@ -120,24 +121,13 @@ impl FaceEngine {
             observe_ms,
             passive_ms: 0.0,
             embedding,
-            frontal_frame,
+            frontal_frame: frontal.first().copied(),
         };
         if let (Some(cfg), Verdict::Live) = (passive, report.active.verdict) {
             let start = Instant::now();
             // The most frontal frames: the network was trained on frontal
             // faces.
-            let mut with_face: Vec<(f32, usize)> = observations
-                .iter()
-                .enumerate()
-                .filter(|(_, o)| o.landmarks.is_some())
-                .map(|(i, o)| (frontality(o), i))
-                .collect();
-            with_face.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let picks: Vec<usize> = with_face.iter().map(|w| w.1).collect();
-            for i in picks
-                .into_iter()
-                .take(cfg.frames.clamp(1, MAX_PASSIVE_FRAMES))
-            {
+            for &i in frontal.iter().take(cfg.frames.clamp(1, MAX_PASSIVE_FRAMES)) {
                 if let Some(face) = &faces[i] {
                     let s = self.passive_scores(&frames[i], face)?;
                     if report.passive_failure.is_none() {
@@ -158,6 +148,7 @@ pub(crate) fn identity_picks(
     obs: &[FrameObservation],
     spec: &ChallengeSpec,
     cfg: &ChallengeConfig,
+    most_frontal: Option<usize>,
 ) -> Vec<usize> {
     let with_face: Vec<usize> = (0..obs.len())
         .filter(|&i| obs[i].landmarks.is_some())
@@ -171,10 +162,7 @@ pub(crate) fn identity_picks(
     }
     picked[with_face[0]] = true;
     picked[with_face[with_face.len() - 1]] = true;
-    if let Some(&i) = with_face
-        .iter()
-        .min_by(|&&a, &&b| frontality(&obs[a]).total_cmp(&frontality(&obs[b])))
-    {
+    if let Some(i) = most_frontal {
         picked[i] = true;
     }
     // The rest at random: a partial Fisher-Yates shuffle of the others.
@@ -190,6 +178,18 @@ pub(crate) fn identity_picks(
         k += 1;
     }
     (0..obs.len()).filter(|&i| picked[i]).collect()
+}
+
+/// The frames with a face, most frontal first.
+pub(crate) fn frontal_order(obs: &[FrameObservation]) -> Vec<usize> {
+    let mut order: Vec<(f32, usize)> = obs
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.landmarks.is_some())
+        .map(|(i, o)| (frontality(o), i))
+        .collect();
+    order.sort_by(|a, b| a.0.total_cmp(&b.0));
+    order.into_iter().map(|(_, i)| i).collect()
 }
 
 /// How far a face is from frontal (the passive cues run on the most
