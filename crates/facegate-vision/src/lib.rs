@@ -1,7 +1,8 @@
 //! facegate-vision: the face engine.
 //!
 //! It owns everything between image bytes and a comparable face template:
-//! decoding with limits ([`decode`]), MTCNN detection ([`detect`]), alignment
+//! decoding with limits ([`decode`]), MTCNN detection ([`detect`], in fixed
+//! point by [`fixed_net`] where the CPU allows), alignment
 //! to the 112×112 template ([`align`]), embeddings ([`embed`]), face quality
 //! ([`quality`]) and the passive anti-spoofing network ([`liveness`]).
 //! It knows nothing about users, HTTP or storage. [`FaceEngine`] is the
@@ -15,6 +16,7 @@ pub mod detect;
 pub mod embed;
 pub mod engine;
 pub mod error;
+pub mod fixed_net;
 pub mod geometry;
 pub mod homography;
 pub mod liveness;

@@ -110,6 +110,60 @@ impl Integral {
         Planes { w: ow, h: oh, data }
     }
 
+    /// The whole image area-resampled to `ow × oh` for the fixed-point
+    /// networks: four int16 per pixel, R, G, B rounded to 0..255, then 0
+    /// (`tools/quantize_mtcnn.py`'s `area_resample_u8`, value for value).
+    pub fn resample_rgbx(&self, ow: usize, oh: usize) -> Vec<i16> {
+        let whole = Region {
+            x0: 0,
+            y0: 0,
+            w: self.w,
+            h: self.h,
+        };
+        self.resample_region_rgbx(whole, ow, oh)
+    }
+
+    /// [`Self::resample_region`] for the fixed-point networks: four int16
+    /// per pixel (R, G, B rounded to 0..255, then 0); pixels outside the
+    /// image count as black.
+    pub fn resample_region_rgbx(&self, region: Region, ow: usize, oh: usize) -> Vec<i16> {
+        let stride = (self.w + 1) * 3;
+        let clip = |start: i64, o: usize, len: usize, out_len: usize, max: usize| {
+            let (s, e) = cell(o, len, out_len);
+            let (s, e) = (start + s as i64, start + e as i64);
+            let c = |v: i64| v.clamp(0, max as i64) as usize;
+            (c(s), c(e), (e - s) as u32)
+        };
+        let xs: Vec<(usize, usize, u32)> = (0..ow)
+            .map(|o| clip(region.x0, o, region.w, ow, self.w))
+            .collect();
+        let inv_w: Vec<f64> = xs.iter().map(|&(_, _, cw)| 1.0 / f64::from(cw)).collect();
+        let mut out = vec![0i16; ow * oh * 4];
+        for (oy, row) in out.chunks_exact_mut(ow * 4).enumerate() {
+            let (sy, ey, ch) = clip(region.y0, oy, region.h, oh, self.h);
+            let (top, bottom) = (&self.sums[sy * stride..], &self.sums[ey * stride..]);
+            let inv_h = 1.0 / f64::from(ch);
+            for ((px, &(sx, ex, cw)), &inv_w) in row.chunks_exact_mut(4).zip(&xs).zip(&inv_w) {
+                if sy == ey || sx == ex {
+                    continue; // wholly outside the image: black
+                }
+                let half = ch * cw / 2;
+                // (sum + n/2) / n without an integer division per value:
+                // times 1/n in f64, plus a margin. The product is within
+                // 1e-13 of the true quotient, while a quotient just below an
+                // integer is at least 1/n > 1e-8 below it (n < 2^24).
+                let inv = inv_h * inv_w;
+                let (t, b) = (&top[sx * 3..ex * 3 + 3], &bottom[sx * 3..ex * 3 + 3]);
+                let k = (ex - sx) * 3;
+                for c in 0..3 {
+                    let sum = b[k + c] + t[c] - t[k + c] - b[c];
+                    px[c] = (f64::from(sum + half) * inv + 1e-9) as i16;
+                }
+            }
+        }
+        out
+    }
+
     /// Area resampling of `region` to `ow × oh` into `out` (planar,
     /// normalised); pixels outside the image count as black, as in the
     /// original MTCNN, so a face cut by the border keeps its proportions.
@@ -251,6 +305,33 @@ mod tests {
             integral.resample_region(region, ow, oh, &mut fast);
             direct(&img, region, ow, oh, &mut slow);
             assert!(worst(&fast, &slow) < 1e-4, "{ow}x{oh} past the border");
+        }
+    }
+
+    #[test]
+    fn fixed_point_resampling_rounds_the_area_mean() {
+        let img = RgbImage::from_fn(37, 23, |x, y| {
+            image::Rgb([
+                (x * 7 % 256) as u8,
+                (y * 11 % 256) as u8,
+                ((x + y) * 5 % 256) as u8,
+            ])
+        });
+        let integral = Integral::new(&img);
+        for (ow, oh) in [(20, 13), (37, 23), (5, 4), (11, 7)] {
+            let fixed = integral.resample_rgbx(ow, oh);
+            for (i, px) in fixed.chunks_exact(4).enumerate() {
+                let ((y0, y1), (x0, x1)) = (cell(i / ow, 23, oh), cell(i % ow, 37, ow));
+                let n = ((y1 - y0) * (x1 - x0)) as u32;
+                for (c, &value) in px[..3].iter().enumerate() {
+                    let sum: u32 = (y0..y1)
+                        .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+                        .map(|(x, y)| u32::from(img.get_pixel(x as u32, y as u32)[c]))
+                        .sum();
+                    assert_eq!(value, ((sum + n / 2) / n) as i16, "{ow}x{oh} pixel {i}");
+                }
+                assert_eq!(px[3], 0);
+            }
         }
     }
 

@@ -1,0 +1,188 @@
+//! The AVX-512 VNNI kernels of the fixed-point networks: a convolution
+//! that keeps up to 64 output channels of several neighbouring pixels in
+//! registers and feeds them two input channels at a time (`vpdpwssd`), and
+//! the max pool. Both are called only after the CPU features were checked.
+
+use std::arch::x86_64::*;
+
+use super::{check_pool, check_shapes, Layer, Out, A16, CHUNK, LANES};
+
+/// One layer, valid padding, stride 1, over a `w × h` input.
+///
+/// # Safety
+/// The CPU must have AVX-512 F, BW, VL and VNNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) unsafe fn conv(l: &Layer, inp: &[i16], w: usize, h: usize, mut out: Out<'_>) {
+    let (ow, oh) = check_shapes(l, inp, w, h, &out);
+    // Offsets of the kernel's taps from a pixel's first channel. The
+    // furthest read, the last channel pair of the last tap of the last
+    // output pixel, is the input's last pixel: every read is in bounds.
+    let taps: Vec<usize> = (0..l.k * l.k)
+        .map(|t| ((t / l.k) * w + t % l.k) * l.cin)
+        .collect();
+    let g = Geometry {
+        w,
+        ow,
+        oh,
+        taps: &taps,
+    };
+    for chunk in 0..l.nv.div_ceil(CHUNK) {
+        // Wider chunks hold fewer pixels: accumulators and weights must fit
+        // the 32 vector registers.
+        match (l.nv - chunk * CHUNK).min(CHUNK) {
+            1 => conv_chunk::<1, 4>(l, inp, &g, chunk, &mut out),
+            2 => conv_chunk::<2, 4>(l, inp, &g, chunk, &mut out),
+            3 => conv_chunk::<3, 2>(l, inp, &g, chunk, &mut out),
+            _ => conv_chunk::<4, 2>(l, inp, &g, chunk, &mut out),
+        }
+    }
+}
+
+struct Geometry<'a> {
+    w: usize,
+    ow: usize,
+    oh: usize,
+    taps: &'a [usize],
+}
+
+/// Output vectors `chunk × CHUNK ..` (`NV` of them) of every pixel, `P`
+/// pixels at a time.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn conv_chunk<const NV: usize, const P: usize>(
+    l: &Layer,
+    inp: &[i16],
+    g: &Geometry<'_>,
+    chunk: usize,
+    out: &mut Out<'_>,
+) {
+    let src = inp.as_ptr();
+    let wts = l
+        .packed
+        .as_ptr()
+        .add(chunk * CHUNK * LANES * g.taps.len() * (l.cin / 2));
+    let first = chunk * CHUNK;
+    for y in 0..g.oh {
+        let mut x = 0;
+        while x + P <= g.ow {
+            let base = std::array::from_fn(|p| (y * g.w + x + p) * l.cin);
+            let acc = accumulate::<NV, P>(l, src, wts, g.taps, base);
+            for (p, a) in acc.into_iter().enumerate() {
+                store::<NV>(l, a, first, out, y * g.ow + x + p);
+            }
+            x += P;
+        }
+        while x < g.ow {
+            let acc = accumulate::<NV, 1>(l, src, wts, g.taps, [(y * g.w + x) * l.cin]);
+            store::<NV>(l, acc[0], first, out, y * g.ow + x);
+            x += 1;
+        }
+    }
+}
+
+/// The int32 sums of `P` output pixels whose windows start at `base`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn accumulate<const NV: usize, const P: usize>(
+    l: &Layer,
+    src: *const i16,
+    wts: *const i32,
+    taps: &[usize],
+    base: [usize; P],
+) -> [[__m512i; NV]; P] {
+    let mut acc = [[_mm512_setzero_si512(); NV]; P];
+    let pairs = l.cin / 2;
+    let mut wp = wts;
+    for &t in taps {
+        for g in 0..pairs {
+            let wv: [__m512i; NV] =
+                std::array::from_fn(|v| _mm512_loadu_si512(wp.add(v * LANES).cast()));
+            wp = wp.add(NV * LANES);
+            for p in 0..P {
+                // Channels 2g and 2g + 1 of the pixel, as one int32, in every lane.
+                let pair = src.add(base[p] + t + 2 * g).cast::<i32>().read_unaligned();
+                let a = _mm512_set1_epi32(pair);
+                for v in 0..NV {
+                    acc[p][v] = _mm512_dpwssd_epi32(acc[p][v], a, wv[v]);
+                }
+            }
+        }
+    }
+    acc
+}
+
+/// Scale and shift one pixel's sums for output vectors `first ..`; then
+/// PReLU and requantisation into the int16 buffer, or the floats of the
+/// last layer.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn store<const NV: usize>(
+    l: &Layer,
+    acc: [__m512i; NV],
+    first: usize,
+    out: &mut Out<'_>,
+    pixel: usize,
+) {
+    for (i, a) in acc.into_iter().enumerate() {
+        let v = first + i;
+        let lane = |c: &[f32]| _mm512_loadu_ps(c.as_ptr().add(v * LANES));
+        let f = _mm512_add_ps(
+            _mm512_mul_ps(_mm512_cvtepi32_ps(a), lane(&l.scale)),
+            lane(&l.shift),
+        );
+        match out {
+            Out::Fixed(o) => {
+                let zero = _mm512_setzero_ps();
+                let f = _mm512_add_ps(
+                    _mm512_max_ps(f, zero),
+                    _mm512_mul_ps(_mm512_min_ps(f, zero), lane(&l.alpha)),
+                );
+                let t = _mm512_mul_ps(f, lane(&l.inv));
+                let t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-A16)), _mm512_set1_ps(A16));
+                // Round half to even (the default rounding mode).
+                let q = _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(t));
+                let n = (l.cout_p - v * LANES).min(LANES);
+                let dst = o.as_mut_ptr().add(pixel * l.cout_p + v * LANES);
+                _mm256_mask_storeu_epi16(dst, mask(n), q);
+            }
+            Out::Float(o) => {
+                let n = (l.cout - v * LANES).min(LANES);
+                let dst = o.as_mut_ptr().add(pixel * l.cout + v * LANES);
+                _mm512_mask_storeu_ps(dst, mask(n), f);
+            }
+        }
+    }
+}
+
+/// The first `n` of 16 lanes.
+fn mask(n: usize) -> __mmask16 {
+    ((1u32 << n) - 1) as __mmask16
+}
+
+/// `k × k` max pool, stride 2; a window cut by the right or bottom edge
+/// takes the pixels it has (ceil mode).
+///
+/// # Safety
+/// The CPU must have AVX-512 F, BW, VL and VNNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) unsafe fn pool(inp: &[i16], w: usize, h: usize, c: usize, k: usize, out: &mut [i16]) {
+    let (ow, oh) = check_pool(inp, w, h, c, k, out);
+    for v in 0..c.div_ceil(LANES) {
+        let m = mask((c - v * LANES).min(LANES));
+        let at = |x: usize, y: usize| {
+            _mm256_maskz_loadu_epi16(m, inp.as_ptr().add((y * w + x) * c + v * LANES))
+        };
+        for oy in 0..oh {
+            let rows = (2 * oy..2 * oy + k).map(|y| y.min(h - 1));
+            for ox in 0..ow {
+                let mut best = _mm256_set1_epi16(i16::MIN);
+                for y in rows.clone() {
+                    for x in (2 * ox..2 * ox + k).map(|x| x.min(w - 1)) {
+                        best = _mm256_max_epi16(best, at(x, y));
+                    }
+                }
+                let dst = out.as_mut_ptr().add((oy * ow + ox) * c + v * LANES);
+                _mm256_mask_storeu_epi16(dst, m, best);
+            }
+        }
+    }
+}
