@@ -1,15 +1,22 @@
-//! MTCNN face detection: an image pyramid through P-Net, then batched
-//! R-Net and O-Net refinement, with non-maximum suppression, box regression
-//! and five landmarks (eyes, nose, mouth corners).
+//! MTCNN face detection: an image pyramid through P-Net, then R-Net and
+//! O-Net refinement, with non-maximum suppression, box regression and five
+//! landmarks (eyes, nose, mouth corners). The networks run in fixed point
+//! ([`crate::fixed_net`]) where the CPU allows, else with ONNX Runtime.
 
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::fit_within;
 use crate::error::VisionError;
+use crate::fixed_net::{FixedNet, NetMap};
 use crate::models::ModelDir;
 use crate::resample::{Integral, Region};
 use crate::runtime::{SessionOptions, SessionPool};
+
+mod boxes;
+
+pub use boxes::BoundingBox;
+use boxes::{nms, vote_landmarks, Candidate, Overlap};
 
 /// Detector settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -24,6 +31,11 @@ pub struct DetectorConfig {
     /// Images are downscaled to this longer side before detection;
     /// boxes and landmarks are mapped back to the full image.
     pub max_side: u32,
+    /// Runs the three networks in fixed point
+    /// (`models/mtcnn_*_fixed.json`) where the CPU has AVX-512 VNNI,
+    /// several times faster than the ONNX models; `false` always uses the
+    /// ONNX models.
+    pub fixed_point: bool,
 }
 
 impl Default for DetectorConfig {
@@ -33,77 +45,7 @@ impl Default for DetectorConfig {
             scale_factor: 0.709,
             thresholds: [0.7, 0.7, 0.7],
             max_side: 1280,
-        }
-    }
-}
-
-/// An axis-aligned box in pixel coordinates.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct BoundingBox {
-    pub x1: f32,
-    pub y1: f32,
-    pub x2: f32,
-    pub y2: f32,
-}
-
-impl BoundingBox {
-    pub fn width(&self) -> f32 {
-        self.x2 - self.x1
-    }
-    pub fn height(&self) -> f32 {
-        self.y2 - self.y1
-    }
-    fn area(&self) -> f32 {
-        self.width().max(0.0) * self.height().max(0.0)
-    }
-    fn intersection(&self, o: &BoundingBox) -> f32 {
-        let w = (self.x2.min(o.x2) - self.x1.max(o.x1)).max(0.0);
-        let h = (self.y2.min(o.y2) - self.y1.max(o.y1)).max(0.0);
-        w * h
-    }
-    /// Intersection over union.
-    pub fn iou(&self, o: &BoundingBox) -> f32 {
-        let inter = self.intersection(o);
-        let union = self.area() + o.area() - inter;
-        if union > 0.0 {
-            inter / union
-        } else {
-            0.0
-        }
-    }
-    /// The square of the same centre whose side is the longer side.
-    fn square(&self) -> BoundingBox {
-        let (w, h) = (self.width(), self.height());
-        let l = w.max(h);
-        let x1 = self.x1 + 0.5 * (w - l);
-        let y1 = self.y1 + 0.5 * (h - l);
-        BoundingBox {
-            x1,
-            y1,
-            x2: x1 + l,
-            y2: y1 + l,
-        }
-    }
-    /// Applies a regression `[dx1, dy1, dx2, dy2]` relative to the box
-    /// size; `inclusive` counts sizes as MTCNN's R- and O-Net stages do
-    /// (a box covers `x2 − x1 + 1` pixels).
-    fn regress(&self, r: &[f32], inclusive: bool) -> BoundingBox {
-        let extra = if inclusive { 1.0 } else { 0.0 };
-        let (w, h) = (self.width() + extra, self.height() + extra);
-        BoundingBox {
-            x1: self.x1 + r[0] * w,
-            y1: self.y1 + r[1] * h,
-            x2: self.x2 + r[2] * w,
-            y2: self.y2 + r[3] * h,
-        }
-    }
-    /// The box with every coordinate multiplied by `s`.
-    pub fn scaled(&self, s: f32) -> BoundingBox {
-        BoundingBox {
-            x1: self.x1 * s,
-            y1: self.y1 * s,
-            x2: self.x2 * s,
-            y2: self.y2 * s,
+            fixed_point: true,
         }
     }
 }
@@ -117,44 +59,28 @@ pub struct DetectedFace {
     pub landmarks: [[f32; 2]; 5],
 }
 
-#[derive(Clone, Copy)]
-struct Candidate {
-    bbox: BoundingBox,
-    score: f32,
+/// Values per P-Net cell: two logits, then the box offsets.
+const OUTPUTS: usize = 6;
+
+/// The fixed-point versions of the three networks.
+struct FixedNets {
+    pnet: FixedNet,
+    rnet: FixedNet,
+    onet: FixedNet,
 }
 
-enum Overlap {
-    Union,
-    Min,
-}
-
-/// Greedy non-maximum suppression; returns the indices of the kept
-/// candidates, best first.
-fn nms(cands: &[Candidate], threshold: f32, overlap: Overlap) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..cands.len()).collect();
-    order.sort_by(|&a, &b| cands[b].score.total_cmp(&cands[a].score));
-    let mut keep: Vec<usize> = Vec::with_capacity(cands.len());
-    for i in order {
-        let c = &cands[i].bbox;
-        let suppressed = keep.iter().any(|&k| {
-            let k = &cands[k].bbox;
-            let inter = k.intersection(c);
-            let denom = match overlap {
-                Overlap::Union => k.area() + c.area() - inter,
-                Overlap::Min => k.area().min(c.area()),
-            };
-            denom > 0.0 && inter / denom > threshold
-        });
-        if !suppressed {
-            keep.push(i);
-        }
-    }
-    keep
+/// What R- or O-Net says of one candidate.
+struct Scored {
+    prob: f32,
+    reg: [f32; 4],
+    /// O-Net only: x1..x5 then y1..y5, fractions of the box.
+    marks: [f32; 10],
 }
 
 /// The MTCNN cascade.
 pub struct Detector {
     pnet: SessionPool,
+    fixed: Option<FixedNets>,
     rnet: SessionPool,
     onet: SessionPool,
     config: DetectorConfig,
@@ -166,7 +92,18 @@ impl Detector {
         opts: &SessionOptions,
         config: DetectorConfig,
     ) -> Result<Self, VisionError> {
+        let fixed = if config.fixed_point && FixedNet::supported() {
+            let load = |net: &str| FixedNet::load(dir, &format!("mtcnn_{net}_fixed.json"));
+            Some(FixedNets {
+                pnet: load("pnet")?,
+                rnet: load("rnet")?,
+                onet: load("onet")?,
+            })
+        } else {
+            None
+        };
         Ok(Detector {
+            fixed,
             pnet: SessionPool::load_lean(
                 "mtcnn_pnet",
                 &dir.read_verified("mtcnn_pnet.onnx", None)?,
@@ -188,6 +125,11 @@ impl Detector {
 
     pub fn config(&self) -> &DetectorConfig {
         &self.config
+    }
+
+    /// Whether the networks run in fixed point on this machine.
+    pub fn fixed_point(&self) -> bool {
+        self.fixed.is_some()
     }
 
     /// Finds every face in `img`, best score first.
@@ -295,24 +237,16 @@ impl Detector {
         for scale in self.scales(img.width(), img.height()) {
             let sw = (img.width() as f32 * scale + 1.0) as usize;
             let sh = (img.height() as f32 * scale + 1.0) as usize;
-            let planes = integral.resample(sw, sh);
-            let out = self.pnet.run(
-                "input",
-                &[1, 3, planes.h, planes.w],
-                &planes.data,
-                &["reg", "logits"],
-            )?;
-            let (reg, logits) = (&out[0], &out[1]);
-            let (oh, ow) = (logits.shape[2], logits.shape[3]);
+            let map = self.pnet_level(integral, sw, sh)?;
+            let (oh, ow) = (map.h, map.w);
             // p ≥ threshold  ⇔  l1 − l0 ≥ ln(threshold / (1 − threshold)).
             let t = self.config.thresholds[0].clamp(1e-6, 1.0 - 1e-6);
             let min_margin = (t / (1.0 - t)).ln();
-            let cells = oh * ow;
             let mut level = Vec::new();
             for y in 0..oh {
                 for x in 0..ow {
-                    let i = y * ow + x;
-                    let margin = logits.data[cells + i] - logits.data[i];
+                    let cell = &map.data[(y * ow + x) * OUTPUTS..][..OUTPUTS];
+                    let margin = cell[1] - cell[0];
                     if margin < min_margin {
                         continue;
                     }
@@ -321,12 +255,7 @@ impl Detector {
                     let q1y = ((2.0 * y as f32 + 1.0) / scale).floor();
                     let q2x = ((2.0 * x as f32 + 12.0) / scale).floor();
                     let q2y = ((2.0 * y as f32 + 12.0) / scale).floor();
-                    let r = [
-                        reg.data[i],
-                        reg.data[cells + i],
-                        reg.data[2 * cells + i],
-                        reg.data[3 * cells + i],
-                    ];
+                    let r = [cell[2], cell[3], cell[4], cell[5]];
                     let bbox = BoundingBox {
                         x1: q1x,
                         y1: q1y,
@@ -351,45 +280,101 @@ impl Detector {
             .collect())
     }
 
-    /// Crops every candidate's square (zero-padded past the border) into one batch.
-    fn crop_batch(img: &Integral, cands: &[Candidate], size: usize) -> Vec<f32> {
+    /// P-Net over one `sw × sh` pyramid level: in fixed point where the
+    /// CPU allows, else the ONNX model (its planes reordered cell by cell).
+    fn pnet_level(&self, integral: &Integral, sw: usize, sh: usize) -> Result<NetMap, VisionError> {
+        if let Some(fixed) = &self.fixed {
+            return Ok(fixed.pnet.run(&integral.resample_rgbx(sw, sh), sw, sh));
+        }
+        let planes = integral.resample(sw, sh);
+        let out = self.pnet.run(
+            "input",
+            &[1, 3, planes.h, planes.w],
+            &planes.data,
+            &["reg", "logits"],
+        )?;
+        let (reg, logits) = (&out[0], &out[1]);
+        let (h, w) = (logits.shape[2], logits.shape[3]);
+        let cells = w * h;
+        let mut data = Vec::with_capacity(cells * OUTPUTS);
+        for i in 0..cells {
+            data.extend([logits.data[i], logits.data[cells + i]]);
+            data.extend((0..4).map(|c| reg.data[c * cells + i]));
+        }
+        Ok(NetMap { w, h, data })
+    }
+
+    /// The region of a candidate's square that R- and O-Net look at.
+    fn crop_region(c: &Candidate) -> Region {
+        let x0 = c.bbox.x1.trunc() as i64 - 1;
+        let y0 = c.bbox.y1.trunc() as i64 - 1;
+        let w = (c.bbox.x2.trunc() as i64 - x0).max(1) as usize;
+        let h = (c.bbox.y2.trunc() as i64 - y0).max(1) as usize;
+        Region { x0, y0, w, h }
+    }
+
+    /// R-Net (`onet` false, 24-pixel crops) or O-Net (48) on every
+    /// candidate: in fixed point one crop at a time, or as one ONNX batch.
+    fn score(
+        &self,
+        img: &Integral,
+        cands: &[Candidate],
+        onet: bool,
+    ) -> Result<Vec<Scored>, VisionError> {
+        let size = if onet { 48 } else { 24 };
+        if let Some(fixed) = &self.fixed {
+            let net = if onet { &fixed.onet } else { &fixed.rnet };
+            return Ok(cands
+                .iter()
+                .map(|c| {
+                    let crop = img.resample_region_rgbx(Self::crop_region(c), size, size);
+                    let o = net.run(&crop, size, size).data;
+                    Scored {
+                        prob: 1.0 / (1.0 + (o[0] - o[1]).exp()),
+                        reg: [o[2], o[3], o[4], o[5]],
+                        marks: std::array::from_fn(|k| o.get(6 + k).copied().unwrap_or(0.0)),
+                    }
+                })
+                .collect());
+        }
         let plane = 3 * size * size;
         let mut batch = vec![0f32; cands.len() * plane];
         for (c, out) in cands.iter().zip(batch.chunks_mut(plane)) {
-            let x0 = c.bbox.x1.trunc() as i64 - 1;
-            let y0 = c.bbox.y1.trunc() as i64 - 1;
-            let w = (c.bbox.x2.trunc() as i64 - x0).max(1) as usize;
-            let h = (c.bbox.y2.trunc() as i64 - y0).max(1) as usize;
-            img.resample_region(Region { x0, y0, w, h }, size, size, out);
+            img.resample_region(Self::crop_region(c), size, size, out);
         }
-        batch
+        let (session, names): (_, &[&str]) = if onet {
+            (&self.onet, &["reg", "prob", "landmarks"])
+        } else {
+            (&self.rnet, &["reg", "prob"])
+        };
+        let out = session.run("input", &[cands.len(), 3, size, size], &batch, names)?;
+        Ok((0..cands.len())
+            .map(|i| Scored {
+                prob: out[1].data[i * 2 + 1],
+                reg: std::array::from_fn(|k| out[0].data[i * 4 + k]),
+                marks: std::array::from_fn(|k| out.get(2).map_or(0.0, |m| m.data[i * 10 + k])),
+            })
+            .collect())
     }
 
     /// Stage 2: R-Net rejects most proposals and tightens the rest.
     fn refine(&self, img: &Integral, cands: Vec<Candidate>) -> Result<Vec<Candidate>, VisionError> {
-        let batch = Self::crop_batch(img, &cands, 24);
-        let out = self
-            .rnet
-            .run("input", &[cands.len(), 3, 24, 24], &batch, &["reg", "prob"])?;
-        let (reg, prob) = (&out[0], &out[1]);
-        let passed: Vec<(Candidate, [f32; 4])> = cands
+        let scored = self.score(img, &cands, false)?;
+        let (cands, regs): (Vec<Candidate>, Vec<[f32; 4]>) = cands
             .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                let score = prob.data[i * 2 + 1];
-                (score > self.config.thresholds[1]).then(|| {
-                    let r = &reg.data[i * 4..i * 4 + 4];
-                    (
-                        Candidate {
-                            bbox: c.bbox,
-                            score,
-                        },
-                        [r[0], r[1], r[2], r[3]],
-                    )
-                })
+            .zip(scored)
+            .filter(|(_, s)| s.prob > self.config.thresholds[1])
+            .map(|(c, s)| {
+                let bbox = c.bbox;
+                (
+                    Candidate {
+                        bbox,
+                        score: s.prob,
+                    },
+                    s.reg,
+                )
             })
-            .collect();
-        let (cands, regs): (Vec<Candidate>, Vec<[f32; 4]>) = passed.into_iter().unzip();
+            .unzip();
         Ok(nms(&cands, 0.7, Overlap::Union)
             .into_iter()
             .map(|k| Candidate {
@@ -405,29 +390,20 @@ impl Detector {
         img: &Integral,
         cands: Vec<Candidate>,
     ) -> Result<Vec<DetectedFace>, VisionError> {
-        let batch = Self::crop_batch(img, &cands, 48);
-        let out = self.onet.run(
-            "input",
-            &[cands.len(), 3, 48, 48],
-            &batch,
-            &["reg", "landmarks", "prob"],
-        )?;
-        let (reg, marks, prob) = (&out[0], &out[1], &out[2]);
+        let scored = self.score(img, &cands, true)?;
         let mut faces = Vec::new();
-        for (i, c) in cands.iter().enumerate() {
-            let score = prob.data[i * 2 + 1];
-            if score <= self.config.thresholds[2] {
+        for (c, s) in cands.iter().zip(scored) {
+            if s.prob <= self.config.thresholds[2] {
                 continue;
             }
             let (w, h) = (c.bbox.width() + 1.0, c.bbox.height() + 1.0);
-            let p = &marks.data[i * 10..i * 10 + 10];
+            let p = &s.marks;
             let landmarks = std::array::from_fn(|k| {
                 [c.bbox.x1 - 1.0 + p[k] * w, c.bbox.y1 - 1.0 + p[k + 5] * h]
             });
-            let bbox = c.bbox.regress(&reg.data[i * 4..i * 4 + 4], true);
             faces.push(DetectedFace {
-                bbox,
-                score,
+                bbox: c.bbox.regress(&s.reg, true),
+                score: s.prob,
                 landmarks,
             });
         }
@@ -442,33 +418,5 @@ impl Detector {
             .into_iter()
             .map(|k| vote_landmarks(&faces[k], &faces))
             .collect())
-    }
-}
-
-/// `face` with its landmarks averaged, weighted by score, over every O-Net
-/// output whose box overlaps its own (IoU ≥ 0.5), its own included. One
-/// O-Net pass moves its landmarks by several pixels when its input box
-/// moves by a few, enough to swing the head pose estimated from them by ten
-/// degrees; the overlapping outputs are such shifted boxes of the same face,
-/// and their average is much steadier.
-fn vote_landmarks(face: &DetectedFace, all: &[DetectedFace]) -> DetectedFace {
-    let mut sum = [[0f32; 2]; 5];
-    let mut total = 0f32;
-    for other in all {
-        if face.bbox.iou(&other.bbox) < 0.5 {
-            continue;
-        }
-        for (s, l) in sum.iter_mut().zip(other.landmarks) {
-            s[0] += other.score * l[0];
-            s[1] += other.score * l[1];
-        }
-        total += other.score;
-    }
-    if total <= 0.0 {
-        return *face;
-    }
-    DetectedFace {
-        landmarks: sum.map(|[x, y]| [x / total, y / total]),
-        ..*face
     }
 }

@@ -116,6 +116,12 @@ impl FaceEngine {
         self.threshold
     }
 
+    /// Whether the detector's networks run in fixed point (AVX-512 VNNI)
+    /// rather than with ONNX Runtime.
+    pub fn fixed_point(&self) -> bool {
+        self.detector.fixed_point()
+    }
+
     /// Identifier of the embedding model; templates record it.
     pub fn model_id(&self) -> &str {
         &self.embedder.manifest().id

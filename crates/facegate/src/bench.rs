@@ -32,6 +32,10 @@ pub struct BenchArgs {
     /// Directory with the ONNX models.
     #[arg(long, default_value = "models")]
     pub models: PathBuf,
+    /// Run the detector's networks with ONNX Runtime even where the
+    /// fixed-point kernel runs.
+    #[arg(long)]
+    pub onnx_detector: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -67,6 +71,8 @@ pub struct BenchReport {
     pub threads: usize,
     pub concurrency: usize,
     pub min_face: f32,
+    /// How the detector's networks run: "fixed-point" or "onnx".
+    pub detector: &'static str,
     pub decode: Latency,
     pub detect: Latency,
     pub align: Latency,
@@ -122,6 +128,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         min_face: args.min_face,
         threshold: None,
         threads: args.threads,
+        onnx_detector: args.onnx_detector,
     };
     let engine = opts.load(args.concurrency.max(1))?;
     let engine_rss = rss_mb().0;
@@ -201,6 +208,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         threads: args.threads,
         concurrency: args.concurrency.max(1),
         min_face: args.min_face,
+        detector: if engine.fixed_point() {
+            "fixed-point"
+        } else {
+            "onnx"
+        },
         decode: latency(s.decode),
         detect: latency(s.detect),
         align: latency(s.align),
@@ -216,8 +228,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{} frame(s) x {} runs, {} thread(s), concurrency {}, min face {} px",
-        report.frames, report.runs, report.threads, report.concurrency, report.min_face
+        "{} frame(s) x {} runs, {} thread(s), concurrency {}, min face {} px, detector {}",
+        report.frames,
+        report.runs,
+        report.threads,
+        report.concurrency,
+        report.min_face,
+        report.detector
     );
     println!(
         "{:<12} {:>9} {:>9} {:>9}",

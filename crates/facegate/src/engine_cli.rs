@@ -23,6 +23,10 @@ pub struct EngineOpts {
     /// ONNX Runtime intra-op threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Run the detector's networks with ONNX Runtime even where the
+    /// fixed-point kernel (AVX-512 VNNI) runs: to compare the two.
+    #[arg(long)]
+    pub onnx_detector: bool,
 }
 
 impl EngineOpts {
@@ -35,6 +39,7 @@ impl EngineOpts {
             ..EngineConfig::default()
         };
         config.detector.min_face = self.min_face;
+        config.detector.fixed_point = !self.onnx_detector;
         config
     }
 
