@@ -1,11 +1,23 @@
--- wrk script for the soak run (tools/soak.sh), paced by delay(): in every
--- ten requests four face logins (SOAK_PROBE, a face not enrolled), one
--- enrolment (SOAK_ENROL) and one deletion of the face it created, two page
--- views and two health checks. SOAK_COOKIE and SOAK_CSRF are a logged-in
--- session; SOAK_DELAY_MS is the pause between a connection's requests.
+-- wrk script for the soak run (tools/soak.sh): in every ten requests four
+-- face logins (SOAK_PROBE, a face not enrolled), one enrolment (SOAK_ENROL)
+-- and one deletion of the face it created, two page views and two health
+-- checks. SOAK_COOKIE and SOAK_CSRF are a logged-in session; SOAK_RATE is
+-- the target rate in requests per second over all connections.
 local cookie = os.getenv("SOAK_COOKIE")
 local csrf = os.getenv("SOAK_CSRF")
-local pause = tonumber(os.getenv("SOAK_DELAY_MS") or "0")
+local interval = 1000 / tonumber(os.getenv("SOAK_RATE") or "30")
+
+-- A wall clock in ms (wrk's Lua is LuaJIT; its os.clock is CPU time).
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } soak_timespec;
+int clock_gettime(int clock, soak_timespec *tp);
+]]
+local ts = ffi.new("soak_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
 
 local function read(path)
   local f = assert(io.open(path, "rb"))
@@ -47,8 +59,19 @@ request = function()
   end
 end
 
+-- Paced by the clock: every request takes the next slot of a fixed
+-- schedule, whichever connection sends it, so slow answers do not lower
+-- the rate as long as a connection is free. A server that falls more than
+-- a second behind is not sent a burst to catch up: the missed slots are
+-- dropped, and the rate reached shows it.
+local due = nil
 delay = function()
-  return pause
+  local now = now_ms()
+  if due == nil or due < now - 1000 then
+    due = now
+  end
+  due = due + interval
+  return math.max(0, math.floor(due - interval - now))
 end
 
 response = function(status, headers, body)

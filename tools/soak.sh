@@ -1,47 +1,115 @@
 #!/usr/bin/env bash
-# Soak run: `facegate serve` on a fresh data dir with one enrolled user, then
-# wrk with tools/soak.lua for DURATION (default 60s) at about RATE requests
-# per second (default 30): face logins, enrolments (each deleted again),
-# page views and health checks. Prints RSS every 30 s, the status counts and
-# the 5xx count from /metrics. Usage: tools/soak.sh [DURATION] [RATE]
+# Soak check: `facegate serve` on a fresh data dir with one enrolled user,
+# then wrk with tools/soak.lua for DURATION (default 600s) at about RATE
+# requests per second (default 30): face logins, enrolments (each deleted
+# again), page views and health checks. Prints RSS every 30 s, then a
+# verdict, and exits 1 when a check fails (docs/RELIABILITY.md, "Soak"):
+#   - the server died, or answered a 5xx (from /metrics), or wrk saw socket
+#     errors or timeouts (no answer within 10 s);
+#   - RSS grew by 10 % or more from the end of the warm-up to the end;
+#   - the rate reached is below 90 % of RATE.
+# The warm-up is the first 60 s (SOAK_WARMUP): the allocator's arenas and
+# ONNX Runtime's memory arenas fill during the first requests, so RSS rises
+# steeply at first; growth is only meaningful after that.
+# Usage: tools/soak.sh [DURATION] [RATE]; SOAK_PORT (default 8765).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-duration="${1:-60s}"
+duration="${1:-600s}"
 rate="${2:-30}"
+port="${SOAK_PORT:-8765}"
+url="http://127.0.0.1:$port"
+warmup="${SOAK_WARMUP:-60}"
+case "$duration" in
+  *m) secs=$((${duration%m} * 60)) ;;
+  *s) secs=${duration%s} ;;
+  *) secs=$duration ;;
+esac
+[ "$secs" -gt "$warmup" ] || { echo "soak: DURATION must be longer than the ${warmup} s warm-up" >&2; exit 2; }
+command -v wrk >/dev/null || { echo "soak: wrk is not installed (apt-get install wrk)" >&2; exit 2; }
+if curl -s -o /dev/null --max-time 5 "$url/"; then
+  echo "soak: something already listens on port $port; choose another with SOAK_PORT" >&2
+  exit 2
+fi
+cargo build --release -q -p facegate
 faces="../shared/testdata/faces"
 data="$(mktemp -d)"
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
-FACEGATE_LIVENESS=off FACEGATE_RATE_LIMIT_PER_ADDRESS=0 \
-  target/release/facegate serve --addr 127.0.0.1:8765 --data-dir "$data" >"$data/out.log" 2>&1 &
+pid="" sampler=""
+trap 'kill $sampler $pid 2>/dev/null || true; rm -rf "$data"' EXIT
+NO_COLOR=1 FACEGATE_LIVENESS=off FACEGATE_RATE_LIMIT_PER_ADDRESS=0 \
+  target/release/facegate serve --addr "127.0.0.1:$port" --data-dir "$data" >"$data/out.log" 2>&1 &
 pid=$!
-for _ in $(seq 100); do curl -sf http://127.0.0.1:8765/healthz >/dev/null && break; sleep 0.2; done
+for _ in $(seq 150); do curl -sf "$url/healthz" >/dev/null && break; sleep 0.2; done
+if ! curl -sf "$url/healthz" >/dev/null; then
+  echo "soak: the server did not start" >&2
+  tail -n 20 "$data/out.log" >&2
+  exit 1
+fi
 jar="$data/jar"
-csrf() { curl -s -b "$jar" -c "$jar" http://127.0.0.1:8765/api/csrf | sed 's/.*"csrf_token":"\([^"]*\)".*/\1/'; }
+csrf() { curl -sf -b "$jar" -c "$jar" "$url/api/csrf" | sed 's/.*"csrf_token":"\([^"]*\)".*/\1/'; }
 t=$(csrf)
-curl -s -b "$jar" -c "$jar" -H "X-CSRF-Token: $t" -H 'Content-Type: application/json' \
+curl -sf -b "$jar" -c "$jar" -H "X-CSRF-Token: $t" -H 'Content-Type: application/json' \
   -d '{"username":"barack","email":"b@example.com","password":"correct horse battery"}' \
-  http://127.0.0.1:8765/api/register >/dev/null
+  "$url/api/register" >/dev/null
 t=$(csrf)
-curl -s -b "$jar" -c "$jar" -H "X-CSRF-Token: $t" -F "image=@$faces/obama_1.jpg" \
-  http://127.0.0.1:8765/api/me/faces >/dev/null
+curl -sf -b "$jar" -c "$jar" -H "X-CSRF-Token: $t" -F "image=@$faces/obama_1.jpg" \
+  "$url/api/me/faces" >/dev/null
 # The load runs in this logged-in session: it enrols and deletes photos,
 # and its face logins use a face that is not enrolled (a success would
 # rotate the session id, which wrk cannot follow).
 t=$(csrf)
 cookie="facegate_session=$(awk '$6=="facegate_session"{print $7}' "$jar")"
-rss() { awk '/VmRSS/{print $2}' "/proc/$pid/status"; }
+rss() { awk '/VmRSS/{print $2}' "/proc/$pid/status" 2>/dev/null || true; }
 echo "RSS before: $(rss) kB"
-# RSS every 30 s during the run, to tell a plateau from steady growth.
+# RSS of the server every 30 s, to tell a plateau from steady growth; the
+# samples also go to a file for the verdict.
 SECONDS=0
-( while sleep 30; do echo "RSS at +$((SECONDS))s: $(rss) kB"; done ) &
+# (sleep runs in the background so that killing the sampler ends it at once.)
+( while sleep 30 >/dev/null & wait $!; do
+  echo "$SECONDS $(rss)" | tee -a "$data/rss" | awk '{print "RSS at +" $1 "s: " $2 " kB"}'
+done ) &
 sampler=$!
-# Eight connections, each pausing 8/RATE s less a typical response time
-# between its requests (wrk's delay()); wrk prints the rate reached.
+# Eight connections sharing one schedule of RATE requests per second
+# (tools/soak.lua); wrk prints the rate reached.
 SOAK_COOKIE="$cookie" SOAK_CSRF="$t" SOAK_PROBE="$faces/biden_2.jpg" \
-  SOAK_ENROL="$faces/obama_2.jpg" SOAK_DELAY_MS=$((8000 / rate - 60)) \
-  wrk -t1 -c8 -d"$duration" --latency -s tools/soak.lua http://127.0.0.1:8765/
+  SOAK_ENROL="$faces/obama_2.jpg" SOAK_RATE="$rate" \
+  wrk -t1 -c8 -d"$secs" --timeout 10s --latency -s tools/soak.lua "$url/" | tee "$data/wrk"
+end_rss=$(rss)
 kill "$sampler" 2>/dev/null || true
-echo "RSS after: $(rss) kB"
-curl -s http://127.0.0.1:8765/metrics | grep -E "^facegate_(http_requests_total|face_pipeline_seconds_count|face_logins_total)"
+curl -s "$url/metrics" >"$data/metrics" || true
+grep -E "^facegate_(http_requests_total|face_pipeline_seconds_count|face_logins_total)" "$data/metrics" || true
 echo "templates left: $(sqlite3 "$data/facegate.sqlite3" 'SELECT COUNT(*) FROM face_templates' 2>/dev/null || echo '?')"
-echo "5xx responses: $(curl -s http://127.0.0.1:8765/metrics | grep -c 'status="5' || true)"
+
+# Verdict: one row per check; a value of "unknown" fails.
+failed=0
+check() { # name, value, limit, awk condition on the value v
+  if awk -v v="$2" "BEGIN {exit !(v != \"unknown\" && v != \"\" && ($4))}"; then r=ok; else r=FAIL failed=1; fi
+  printf '%-16s %-10s %-8s %s\n' "$1" "$2" "$3" "$r"
+}
+alive=no
+kill -0 "$pid" 2>/dev/null && curl -sf "$url/healthz" >/dev/null && alive=yes
+n5xx=$(awk '/^facegate_http_requests_total\{/ {seen = 1; if (/status="5/) n += $NF}
+  END {print seen ? n + 0 : "unknown"}' "$data/metrics")
+sockerr=$(awk '/Socket errors:/ {gsub(",", ""); n = $4 + $6 + $8 + $10} END {print n + 0}' "$data/wrk")
+rps=$(awk '/^Requests\/sec:/ {print $2}' "$data/wrk")
+min_rps=$(awk -v r="$rate" 'BEGIN {print r * 0.9}')
+read -r warm_t warm_rss < <(awk -v w="$warmup" '$1 >= w && $2 != "" {print; exit}' "$data/rss" 2>/dev/null) || true
+growth=$(awk -v a="${warm_rss:-0}" -v b="${end_rss:-0}" \
+  'BEGIN {if (a > 0 && b > 0) printf "%+.1f", (b - a) * 100 / a; else print "unknown"}')
+echo
+echo "Soak verdict: ${secs} s at $rate requests/s, RSS growth after a ${warmup} s warm-up"
+check "server alive" "$alive" "yes" 'v == "yes"'
+check "5xx responses" "$n5xx" "0" 'v == 0'
+check "socket errors" "$sockerr" "0" 'v == 0'
+check "requests/s" "${rps:-unknown}" ">= $min_rps" "v >= $min_rps"
+check "RSS growth %" "$growth" "< 10" 'v < 10'
+mb() { awk -v k="${1:-0}" 'BEGIN {if (k > 0) printf "%d MB", k / 1024; else printf "?"}'; }
+echo "RSS: $(mb "$warm_rss") at +${warm_t:-?} s, $(mb "$end_rss") at the end;" \
+  "max $(mb "$(awk '$2 > m {m = $2} END {print m}' "$data/rss" 2>/dev/null)") in the 30 s samples," \
+  "$(mb "$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null)") peak (VmHWM)"
+echo "server log: $(grep -c ' WARN ' "$data/out.log" || true) WARN, $(grep -c ' ERROR ' "$data/out.log" || true) ERROR lines"
+if [ $failed = 1 ]; then
+  echo "SOAK FAILED; last lines of the server log:"
+  tail -n 20 "$data/out.log"
+  exit 1
+fi
+echo "soak passed"
