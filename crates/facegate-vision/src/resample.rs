@@ -268,15 +268,28 @@ mod tests {
             .fold(0f32, f32::max)
     }
 
-    #[test]
-    fn integral_resampling_equals_direct_area_averaging() {
-        let img = RgbImage::from_fn(37, 23, |x, y| {
+    /// A region of [`pattern`] reaching past its left border.
+    const PAST_BORDER: Region = Region {
+        x0: -5,
+        y0: 3,
+        w: 30,
+        h: 30,
+    };
+
+    /// A 37×23 image with different gradients in each channel.
+    fn pattern() -> RgbImage {
+        RgbImage::from_fn(37, 23, |x, y| {
             image::Rgb([
                 (x * 7 % 256) as u8,
                 (y * 11 % 256) as u8,
                 ((x + y) * 5 % 256) as u8,
             ])
-        });
+        })
+    }
+
+    #[test]
+    fn integral_resampling_equals_direct_area_averaging() {
+        let img = pattern();
         let integral = Integral::new(&img);
         for (ow, oh) in [(20, 13), (37, 23), (5, 4), (50, 30)] {
             let mut slow = vec![0f32; 3 * ow * oh];
@@ -295,12 +308,7 @@ mod tests {
             let fast = integral.resample(ow, oh);
             assert!(worst(&fast.data, &slow) < 1e-4, "{ow}x{oh}");
             // A region reaching past the border.
-            let region = Region {
-                x0: -5,
-                y0: 3,
-                w: 30,
-                h: 30,
-            };
+            let region = PAST_BORDER;
             let mut fast = vec![0f32; 3 * ow * oh];
             integral.resample_region(region, ow, oh, &mut fast);
             direct(&img, region, ow, oh, &mut slow);
@@ -310,13 +318,7 @@ mod tests {
 
     #[test]
     fn fixed_point_resampling_rounds_the_area_mean() {
-        let img = RgbImage::from_fn(37, 23, |x, y| {
-            image::Rgb([
-                (x * 7 % 256) as u8,
-                (y * 11 % 256) as u8,
-                ((x + y) * 5 % 256) as u8,
-            ])
-        });
+        let img = pattern();
         let integral = Integral::new(&img);
         for (ow, oh) in [(20, 13), (37, 23), (5, 4), (11, 7)] {
             let fixed = integral.resample_rgbx(ow, oh);
@@ -331,6 +333,20 @@ mod tests {
                     assert_eq!(value, ((sum + n / 2) / n) as i16, "{ow}x{oh} pixel {i}");
                 }
                 assert_eq!(px[3], 0);
+            }
+            // A region reaching past the border: outside pixels are black.
+            let region = PAST_BORDER;
+            let mut mean = vec![0f32; 3 * ow * oh];
+            direct(&img, region, ow, oh, &mut mean);
+            let fixed = integral.resample_region_rgbx(region, ow, oh);
+            for (i, px) in fixed.chunks_exact(4).enumerate() {
+                for (c, &value) in px[..3].iter().enumerate() {
+                    let raw = mean[c * ow * oh + i] * 128.0 + 127.5;
+                    assert!(
+                        (f32::from(value) - raw).abs() <= 0.5 + 1e-3,
+                        "{ow}x{oh} past the border"
+                    );
+                }
             }
         }
     }
