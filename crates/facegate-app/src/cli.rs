@@ -122,6 +122,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         let engine_config = config.engine.clone();
         let engine = tokio::task::spawn_blocking(move || crate::load_engine(&engine_config)).await??;
+        tracing::info!(
+            detector = if engine.fixed_point() { "fixed-point (AVX-512 VNNI)" } else { "ONNX Runtime" },
+            "face engine loaded"
+        );
         let addr = config.addr;
         let header_timeout = config.header_timeout_seconds;
         let (router, state) = crate::build_app(config, engine).await?;
