@@ -75,6 +75,10 @@ struct Layer {
     inv: Vec<f32>,
     /// PReLU and requantisation to int16 (all but the last layer).
     requant: bool,
+    /// Requantisation keeps the order of values (positive factors), so a
+    /// max pool may take the largest activation before it and get the
+    /// same result.
+    monotone: bool,
 }
 
 impl Layer {
@@ -129,6 +133,7 @@ impl Layer {
                 chunk * CHUNK * LANES * taps * pairs + ((t * pairs + g) * nvc + v) * LANES + lane;
             packed[at] = (lo | hi << 16) as i32;
         }
+        let monotone = inv.iter().all(|&x| x > 0.0);
         let lanes = |v: Vec<f32>| {
             let mut out = vec![0f32; nv * LANES];
             out[..v.len()].copy_from_slice(&v);
@@ -147,6 +152,7 @@ impl Layer {
             alpha: lanes(alpha),
             inv: lanes(inv),
             requant,
+            monotone,
         })
     }
 }
@@ -268,35 +274,32 @@ impl FixedNet {
         assert!(Self::supported(), "FixedNet::run needs AVX-512 VNNI");
         assert!(self.output_size(w, h).is_some() && rgbx.len() == w * h * 4);
         #[cfg(target_arch = "x86_64")]
+        let kernels = Kernels {
+            conv: kernel::conv,
+            pool: kernel::pool,
+            conv_pool2: Some(kernel::conv_pool2),
+        };
         // SAFETY: the CPU features were checked above.
-        unsafe {
-            self.forward(rgbx, w, h, kernel::conv, kernel::pool)
-        }
+        unsafe { self.forward(rgbx, w, h, &kernels) }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!()
     }
 
-    /// The network with `conv` and `pool` as its kernels.
+    /// The network with `kernels`.
     ///
     /// # Safety
-    /// `conv` and `pool` must be safe to call on this CPU.
-    unsafe fn forward(
-        &self,
-        rgbx: &[i16],
-        w: usize,
-        h: usize,
-        conv: ConvFn,
-        pool: PoolFn,
-    ) -> NetMap {
+    /// The kernels must be safe to call on this CPU.
+    unsafe fn forward(&self, rgbx: &[i16], w: usize, h: usize, kernels: &Kernels) -> NetMap {
         let mut owned: Vec<i16>;
         let (mut cur, mut w, mut h, mut c) = (rgbx, w, h, 4);
-        for op in &self.ops {
+        let mut ops = self.ops.iter().peekable();
+        while let Some(op) = ops.next() {
             match op {
                 Op::Pool(k) => {
                     let (ow, oh) = ((w - k).div_ceil(2) + 1, (h - k).div_ceil(2) + 1);
                     let mut next = vec![0i16; ow * oh * c];
                     // SAFETY: the caller vouches for the kernel; it checks its buffers.
-                    unsafe { pool(cur, w, h, c, *k, &mut next) };
+                    unsafe { (kernels.pool)(cur, w, h, c, *k, &mut next) };
                     owned = next;
                     (cur, w, h) = (&owned, ow, oh);
                 }
@@ -305,12 +308,24 @@ impl FixedNet {
                     if !l.requant {
                         let mut data = vec![0f32; ow * oh * l.cout];
                         // SAFETY: as above.
-                        unsafe { conv(l, cur, w, h, Out::Float(&mut data)) };
+                        unsafe { (kernels.conv)(l, cur, w, h, Out::Float(&mut data)) };
                         return NetMap { w: ow, h: oh, data };
+                    }
+                    if let (Some(fused), Some(Op::Pool(2))) = (kernels.conv_pool2, ops.peek()) {
+                        if l.nv == 1 && l.monotone {
+                            ops.next();
+                            let (pw, ph) = (ow.div_ceil(2), oh.div_ceil(2));
+                            let mut next = vec![0i16; pw * ph * l.cout_p];
+                            // SAFETY: as above.
+                            unsafe { fused(l, cur, w, h, &mut next) };
+                            owned = next;
+                            (cur, w, h, c) = (&owned, pw, ph, l.cout_p);
+                            continue;
+                        }
                     }
                     let mut next = vec![0i16; ow * oh * l.cout_p];
                     // SAFETY: as above.
-                    unsafe { conv(l, cur, w, h, Out::Fixed(&mut next)) };
+                    unsafe { (kernels.conv)(l, cur, w, h, Out::Fixed(&mut next)) };
                     owned = next;
                     (cur, w, h, c) = (&owned, ow, oh, l.cout_p);
                 }
@@ -318,6 +333,15 @@ impl FixedNet {
         }
         unreachable!("checked at load: the last operation is the output convolution")
     }
+}
+
+/// The kernels a network runs with: the vector ones, or the scalar ones of
+/// the tests. `conv_pool2`, when given, does a layer and the 2×2 pool after
+/// it in one pass.
+struct Kernels {
+    conv: ConvFn,
+    pool: PoolFn,
+    conv_pool2: Option<ConvPoolFn>,
 }
 
 /// Where a layer writes: int16 activations, or the final floats.
@@ -328,6 +352,7 @@ enum Out<'a> {
 
 type ConvFn = unsafe fn(&Layer, &[i16], usize, usize, Out<'_>);
 type PoolFn = unsafe fn(&[i16], usize, usize, usize, usize, &mut [i16]);
+type ConvPoolFn = unsafe fn(&Layer, &[i16], usize, usize, &mut [i16]);
 
 /// The sizes a layer's call must satisfy; returns the output size.
 fn check_shapes(l: &Layer, inp: &[i16], w: usize, h: usize, out: &Out<'_>) -> (usize, usize) {

@@ -124,31 +124,87 @@ unsafe fn store<const NV: usize>(
 ) {
     for (i, a) in acc.into_iter().enumerate() {
         let v = first + i;
-        let lane = |c: &[f32]| _mm512_loadu_ps(c.as_ptr().add(v * LANES));
-        let f = _mm512_add_ps(
-            _mm512_mul_ps(_mm512_cvtepi32_ps(a), lane(&l.scale)),
-            lane(&l.shift),
-        );
+        let f = scaled(l, a, v);
         match out {
-            Out::Fixed(o) => {
-                let zero = _mm512_setzero_ps();
-                let f = _mm512_add_ps(
-                    _mm512_max_ps(f, zero),
-                    _mm512_mul_ps(_mm512_min_ps(f, zero), lane(&l.alpha)),
-                );
-                let t = _mm512_mul_ps(f, lane(&l.inv));
-                let t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-A16)), _mm512_set1_ps(A16));
-                // Round half to even (the default rounding mode).
-                let q = _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(t));
-                let n = (l.cout_p - v * LANES).min(LANES);
-                let dst = o.as_mut_ptr().add(pixel * l.cout_p + v * LANES);
-                _mm256_mask_storeu_epi16(dst, mask(n), q);
-            }
+            Out::Fixed(o) => quantise(
+                l,
+                activated(l, f, v),
+                v,
+                o.as_mut_ptr().add(pixel * l.cout_p),
+            ),
             Out::Float(o) => {
                 let n = (l.cout - v * LANES).min(LANES);
                 let dst = o.as_mut_ptr().add(pixel * l.cout + v * LANES);
                 _mm512_mask_storeu_ps(dst, mask(n), f);
             }
+        }
+    }
+}
+
+/// Output vector `v`'s sums, scaled and shifted.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn scaled(l: &Layer, acc: __m512i, v: usize) -> __m512 {
+    let lane = |c: &[f32]| _mm512_loadu_ps(c.as_ptr().add(v * LANES));
+    _mm512_add_ps(
+        _mm512_mul_ps(_mm512_cvtepi32_ps(acc), lane(&l.scale)),
+        lane(&l.shift),
+    )
+}
+
+/// PReLU of output vector `v`'s scaled sums.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn activated(l: &Layer, f: __m512, v: usize) -> __m512 {
+    let alpha = _mm512_loadu_ps(l.alpha.as_ptr().add(v * LANES));
+    let zero = _mm512_setzero_ps();
+    _mm512_add_ps(
+        _mm512_max_ps(f, zero),
+        _mm512_mul_ps(_mm512_min_ps(f, zero), alpha),
+    )
+}
+
+/// Requantisation to int16 of output vector `v`'s activations, and their
+/// store for the pixel whose channels start at `dst`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn quantise(l: &Layer, f: __m512, v: usize, dst: *mut i16) {
+    let t = _mm512_mul_ps(f, _mm512_loadu_ps(l.inv.as_ptr().add(v * LANES)));
+    let t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-A16)), _mm512_set1_ps(A16));
+    // Round half to even (the default rounding mode).
+    let q = _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(t));
+    let n = (l.cout_p - v * LANES).min(LANES);
+    _mm256_mask_storeu_epi16(dst.add(v * LANES), mask(n), q);
+}
+
+/// A layer of one output vector and the 2×2 max pool after it, in one
+/// pass: each pooled pixel takes the largest activation of its (up to)
+/// four pixels, then requantises once. Requantisation keeps the order of
+/// values (checked at load: `Layer::monotone`), so this equals pooling the
+/// layer's output, value for value, without writing that output.
+///
+/// # Safety
+/// The CPU must have AVX-512 F, BW, VL and VNNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) unsafe fn conv_pool2(l: &Layer, inp: &[i16], w: usize, h: usize, out: &mut [i16]) {
+    assert!(l.nv == 1 && l.requant && l.monotone && w >= l.k && h >= l.k);
+    assert_eq!(inp.len(), w * h * l.cin);
+    let (cw, ch) = (w + 1 - l.k, h + 1 - l.k);
+    let (ow, oh) = (cw.div_ceil(2), ch.div_ceil(2));
+    assert_eq!(out.len(), ow * oh * l.cout_p);
+    let taps: Vec<usize> = (0..l.k * l.k)
+        .map(|t| ((t / l.k) * w + t % l.k) * l.cin)
+        .collect();
+    for oy in 0..oh {
+        let (y0, y1) = (2 * oy, (2 * oy + 1).min(ch - 1));
+        for ox in 0..ow {
+            // A window cut by the edge repeats a pixel: the max is the same.
+            let (x0, x1) = (2 * ox, (2 * ox + 1).min(cw - 1));
+            let base = [(y0, x0), (y0, x1), (y1, x0), (y1, x1)].map(|(y, x)| (y * w + x) * l.cin);
+            let acc = accumulate::<1, 4>(l, inp.as_ptr(), l.packed.as_ptr(), &taps, base);
+            let [a, b, c, d] = acc.map(|a| activated(l, scaled(l, a[0], 0), 0));
+            let f = _mm512_max_ps(_mm512_max_ps(a, b), _mm512_max_ps(c, d));
+            quantise(l, f, 0, out.as_mut_ptr().add((oy * ow + ox) * l.cout_p));
         }
     }
 }

@@ -2,7 +2,7 @@
 //! arithmetic, the vector kernel against it on real inputs, and both
 //! against the fixtures `tools/quantize_mtcnn.py` wrote.
 
-use super::{check_pool, check_shapes, FixedNet, Layer, Out, A16};
+use super::{check_pool, check_shapes, FixedNet, Kernels, Layer, Op, Out, A16};
 use crate::models::ModelDir;
 use crate::resample::{Integral, Region};
 
@@ -60,8 +60,13 @@ fn rgbx(rgb: &[u8]) -> Vec<i16> {
 }
 
 fn scalar(net: &FixedNet, input: &[i16], w: usize, h: usize) -> super::NetMap {
+    let kernels = Kernels {
+        conv,
+        pool,
+        conv_pool2: None,
+    };
     // SAFETY: the scalar kernels run anywhere.
-    unsafe { net.forward(input, w, h, conv, pool) }
+    unsafe { net.forward(input, w, h, &kernels) }
 }
 
 #[test]
@@ -135,6 +140,15 @@ fn vector_kernel_equals_scalar_version() {
             assert_eq!((fast.w, fast.h, fast.data.len()), (1, 1, fixed.outputs()));
         }
     }
+}
+
+#[test]
+fn p_nets_first_layer_and_pool_run_fused() {
+    let pnet = load("pnet");
+    assert!(
+        matches!(&pnet.ops[..2], [Op::Conv(l), Op::Pool(2)] if l.nv == 1 && l.monotone),
+        "the vector kernel would not fuse P-Net's first layer with its pool"
+    );
 }
 
 #[test]
