@@ -62,11 +62,18 @@ pub struct DetectedFace {
 /// Values per P-Net cell: two logits, then the box offsets.
 const OUTPUTS: usize = 6;
 
-/// The fixed-point versions of the three networks.
-struct FixedNets {
-    pnet: FixedNet,
-    rnet: FixedNet,
-    onet: FixedNet,
+/// MTCNN's three networks.
+struct Cascade<N> {
+    pnet: N,
+    rnet: N,
+    onet: N,
+}
+
+/// The networks as the detector runs them: in fixed point, or with ONNX
+/// Runtime (only the kind in use is loaded).
+enum Nets {
+    Fixed(Cascade<FixedNet>),
+    Onnx(Cascade<SessionPool>),
 }
 
 /// What R- or O-Net says of one candidate.
@@ -79,10 +86,7 @@ struct Scored {
 
 /// The MTCNN cascade.
 pub struct Detector {
-    pnet: SessionPool,
-    fixed: Option<FixedNets>,
-    rnet: SessionPool,
-    onet: SessionPool,
+    nets: Nets,
     config: DetectorConfig,
 }
 
@@ -92,35 +96,22 @@ impl Detector {
         opts: &SessionOptions,
         config: DetectorConfig,
     ) -> Result<Self, VisionError> {
-        let fixed = if config.fixed_point && FixedNet::supported() {
+        let nets = if config.fixed_point && FixedNet::supported() {
             let load = |net: &str| FixedNet::load(dir, &format!("mtcnn_{net}_fixed.json"));
-            Some(FixedNets {
+            Nets::Fixed(Cascade {
                 pnet: load("pnet")?,
                 rnet: load("rnet")?,
                 onet: load("onet")?,
             })
         } else {
-            None
+            let model = |net: &str| dir.read_verified(&format!("mtcnn_{net}.onnx"), None);
+            Nets::Onnx(Cascade {
+                pnet: SessionPool::load_lean("mtcnn_pnet", &model("pnet")?, opts)?,
+                rnet: SessionPool::load("mtcnn_rnet", &model("rnet")?, opts)?,
+                onet: SessionPool::load("mtcnn_onet", &model("onet")?, opts)?,
+            })
         };
-        Ok(Detector {
-            fixed,
-            pnet: SessionPool::load_lean(
-                "mtcnn_pnet",
-                &dir.read_verified("mtcnn_pnet.onnx", None)?,
-                opts,
-            )?,
-            rnet: SessionPool::load(
-                "mtcnn_rnet",
-                &dir.read_verified("mtcnn_rnet.onnx", None)?,
-                opts,
-            )?,
-            onet: SessionPool::load(
-                "mtcnn_onet",
-                &dir.read_verified("mtcnn_onet.onnx", None)?,
-                opts,
-            )?,
-            config,
-        })
+        Ok(Detector { nets, config })
     }
 
     pub fn config(&self) -> &DetectorConfig {
@@ -129,7 +120,7 @@ impl Detector {
 
     /// Whether the networks run in fixed point on this machine.
     pub fn fixed_point(&self) -> bool {
-        self.fixed.is_some()
+        matches!(self.nets, Nets::Fixed(_))
     }
 
     /// Finds every face in `img`, best score first.
@@ -283,11 +274,12 @@ impl Detector {
     /// P-Net over one `sw × sh` pyramid level: in fixed point where the
     /// CPU allows, else the ONNX model (its planes reordered cell by cell).
     fn pnet_level(&self, integral: &Integral, sw: usize, sh: usize) -> Result<NetMap, VisionError> {
-        if let Some(fixed) = &self.fixed {
-            return Ok(fixed.pnet.run(&integral.resample_rgbx(sw, sh), sw, sh));
-        }
+        let onnx = match &self.nets {
+            Nets::Fixed(nets) => return Ok(nets.pnet.run(&integral.resample_rgbx(sw, sh), sw, sh)),
+            Nets::Onnx(nets) => nets,
+        };
         let planes = integral.resample(sw, sh);
-        let out = self.pnet.run(
+        let out = onnx.pnet.run(
             "input",
             &[1, 3, planes.h, planes.w],
             &planes.data,
@@ -322,30 +314,22 @@ impl Detector {
         onet: bool,
     ) -> Result<Vec<Scored>, VisionError> {
         let size = if onet { 48 } else { 24 };
-        if let Some(fixed) = &self.fixed {
-            let net = if onet { &fixed.onet } else { &fixed.rnet };
-            return Ok(cands
-                .iter()
-                .map(|c| {
-                    let crop = img.resample_region_rgbx(Self::crop_region(c), size, size);
-                    let o = net.run(&crop, size, size).data;
-                    Scored {
-                        prob: 1.0 / (1.0 + (o[0] - o[1]).exp()),
-                        reg: [o[2], o[3], o[4], o[5]],
-                        marks: std::array::from_fn(|k| o.get(6 + k).copied().unwrap_or(0.0)),
-                    }
-                })
-                .collect());
-        }
+        let onnx = match &self.nets {
+            Nets::Fixed(nets) => {
+                let net = if onet { &nets.onet } else { &nets.rnet };
+                return Ok(Self::score_fixed(net, img, cands, size));
+            }
+            Nets::Onnx(nets) => nets,
+        };
         let plane = 3 * size * size;
         let mut batch = vec![0f32; cands.len() * plane];
         for (c, out) in cands.iter().zip(batch.chunks_mut(plane)) {
             img.resample_region(Self::crop_region(c), size, size, out);
         }
         let (session, names): (_, &[&str]) = if onet {
-            (&self.onet, &["reg", "prob", "landmarks"])
+            (&onnx.onet, &["reg", "prob", "landmarks"])
         } else {
-            (&self.rnet, &["reg", "prob"])
+            (&onnx.rnet, &["reg", "prob"])
         };
         let out = session.run("input", &[cands.len(), 3, size, size], &batch, names)?;
         Ok((0..cands.len())
@@ -355,6 +339,27 @@ impl Detector {
                 marks: std::array::from_fn(|k| out.get(2).map_or(0.0, |m| m.data[i * 10 + k])),
             })
             .collect())
+    }
+
+    /// [`Self::score`] in fixed point, one crop at a time.
+    fn score_fixed(
+        net: &FixedNet,
+        img: &Integral,
+        cands: &[Candidate],
+        size: usize,
+    ) -> Vec<Scored> {
+        cands
+            .iter()
+            .map(|c| {
+                let crop = img.resample_region_rgbx(Self::crop_region(c), size, size);
+                let o = net.run(&crop, size, size).data;
+                Scored {
+                    prob: 1.0 / (1.0 + (o[0] - o[1]).exp()),
+                    reg: [o[2], o[3], o[4], o[5]],
+                    marks: std::array::from_fn(|k| o.get(6 + k).copied().unwrap_or(0.0)),
+                }
+            })
+            .collect()
     }
 
     /// Stage 2: R-Net rejects most proposals and tightens the rest.
