@@ -157,6 +157,17 @@ impl Layer {
     }
 }
 
+impl Layer {
+    /// Offsets, in an input `w` pixels wide, of the kernel's taps from a
+    /// pixel's first channel. The furthest read, the last channel pair of
+    /// the last tap of the last output pixel, is the input's last pixel.
+    fn tap_offsets(&self, w: usize) -> Vec<usize> {
+        (0..self.k * self.k)
+            .map(|t| ((t / self.k) * w + t % self.k) * self.cin)
+            .collect()
+    }
+}
+
 fn iproduct(a: usize, b: usize, c: usize) -> impl Iterator<Item = (usize, usize, usize)> {
     (0..a).flat_map(move |i| (0..b).flat_map(move |j| (0..c).map(move |k| (i, j, k))))
 }

@@ -14,12 +14,8 @@ use super::{check_pool, check_shapes, Layer, Out, A16, CHUNK, LANES};
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) unsafe fn conv(l: &Layer, inp: &[i16], w: usize, h: usize, mut out: Out<'_>) {
     let (ow, oh) = check_shapes(l, inp, w, h, &out);
-    // Offsets of the kernel's taps from a pixel's first channel. The
-    // furthest read, the last channel pair of the last tap of the last
-    // output pixel, is the input's last pixel: every read is in bounds.
-    let taps: Vec<usize> = (0..l.k * l.k)
-        .map(|t| ((t / l.k) * w + t % l.k) * l.cin)
-        .collect();
+    // Every read is in bounds (see `Layer::tap_offsets`).
+    let taps = l.tap_offsets(w);
     let g = Geometry {
         w,
         ow,
@@ -192,9 +188,7 @@ pub(super) unsafe fn conv_pool2(l: &Layer, inp: &[i16], w: usize, h: usize, out:
     let (cw, ch) = (w + 1 - l.k, h + 1 - l.k);
     let (ow, oh) = (cw.div_ceil(2), ch.div_ceil(2));
     assert_eq!(out.len(), ow * oh * l.cout_p);
-    let taps: Vec<usize> = (0..l.k * l.k)
-        .map(|t| ((t / l.k) * w + t % l.k) * l.cin)
-        .collect();
+    let taps = l.tap_offsets(w);
     for oy in 0..oh {
         let (y0, y1) = (2 * oy, (2 * oy + 1).min(ch - 1));
         for ox in 0..ow {
