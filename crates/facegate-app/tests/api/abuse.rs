@@ -146,7 +146,7 @@ async fn known_and_unknown_usernames_look_the_same() {
     a.logout().await;
     let mut times = [Vec::new(), Vec::new()];
     let mut bodies = [Vec::new(), Vec::new()];
-    for round in 0..6 {
+    for round in 0..10 {
         for (i, name) in ["alice", "nobody-at-all"].iter().enumerate() {
             let t = Instant::now();
             let r = a.login(name, &format!("wrong password {round}")).await;
@@ -157,19 +157,19 @@ async fn known_and_unknown_usernames_look_the_same() {
     }
     assert_eq!(bodies[0][0], bodies[1][0], "same code and message");
     assert_eq!(shape(&bodies[0][0]), shape(&bodies[1][0]));
-    // Both paths run argon2: the unknown name is not measurably faster.
-    let median = |v: &mut Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2]
-    };
-    let (known, unknown) = (median(&mut times[0]), median(&mut times[1]));
+    // Both paths run argon2: neither name is measurably faster. The other
+    // tests share the two cores and only ever add time, so each path's
+    // fastest round is the estimate of its own cost.
+    let fastest = |v: &[Duration]| v.iter().min().copied().unwrap();
+    let (known, unknown) = (fastest(&times[0]), fastest(&times[1]));
     assert!(
         known > Duration::from_millis(5),
         "argon2 takes time: {known:?}"
     );
+    let ratio = unknown.as_secs_f64() / known.as_secs_f64();
     assert!(
-        unknown.as_secs_f64() > 0.6 * known.as_secs_f64(),
-        "unknown {unknown:?} vs known {known:?}"
+        (0.6..=1.0 / 0.6).contains(&ratio),
+        "unknown {unknown:?} vs known {known:?} (all rounds: {times:?})"
     );
     // Face verify: the same answer for a stranger's face on a known name and
     // for an unknown name.
