@@ -1,5 +1,5 @@
 """Fixed-point (int16) versions of MTCNN's P-, R- and O-Net for facegate's
-AVX-512 VNNI kernel (crates/facegate-vision/src/fixed_net/).
+AVX-512 VNNI and AVX2 kernels (crates/facegate-vision/src/fixed_net/).
 
 The three networks were most of face detection's cost under ONNX Runtime's
 float kernels. The integer kernel (`vpdpwssd`: int16 x int16 pairs summed

@@ -123,7 +123,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let engine_config = config.engine.clone();
         let engine = tokio::task::spawn_blocking(move || crate::load_engine(&engine_config)).await??;
         tracing::info!(
-            detector = if engine.fixed_point() { "fixed-point (AVX-512 VNNI)" } else { "ONNX Runtime" },
+            detector = engine.detector_backend(),
             "face engine loaded"
         );
         let addr = config.addr;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decode::fit_within;
 use crate::error::VisionError;
-use crate::fixed_net::{FixedNet, NetMap};
+use crate::fixed_net::{FixedNet, Isa, NetMap};
 use crate::models::ModelDir;
 use crate::resample::{Integral, Region};
 use crate::runtime::{SessionOptions, SessionPool};
@@ -32,9 +32,9 @@ pub struct DetectorConfig {
     /// boxes and landmarks are mapped back to the full image.
     pub max_side: u32,
     /// Runs the three networks in fixed point
-    /// (`models/mtcnn_*_fixed.json`) where the CPU has AVX-512 VNNI,
-    /// several times faster than the ONNX models; `false` always uses the
-    /// ONNX models.
+    /// (`models/mtcnn_*_fixed.json`) where the CPU has AVX-512 VNNI or
+    /// AVX2, several times faster than the ONNX models; `false` always uses
+    /// the ONNX models.
     pub fixed_point: bool,
 }
 
@@ -121,6 +121,16 @@ impl Detector {
     /// Whether the networks run in fixed point on this machine.
     pub fn fixed_point(&self) -> bool {
         matches!(self.nets, Nets::Fixed(_))
+    }
+
+    /// How the networks run on this machine, for logs and reports:
+    /// `fixed-point (AVX-512 VNNI)`, `fixed-point (AVX2)` or `ONNX Runtime`.
+    pub fn backend(&self) -> &'static str {
+        match (&self.nets, Isa::best()) {
+            (Nets::Fixed(_), Some(Isa::Avx512Vnni)) => "fixed-point (AVX-512 VNNI)",
+            (Nets::Fixed(_), _) => "fixed-point (AVX2)",
+            (Nets::Onnx(_), _) => "ONNX Runtime",
+        }
     }
 
     /// Finds every face in `img`, best score first.

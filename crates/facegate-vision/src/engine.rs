@@ -116,10 +116,15 @@ impl FaceEngine {
         self.threshold
     }
 
-    /// Whether the detector's networks run in fixed point (AVX-512 VNNI)
-    /// rather than with ONNX Runtime.
+    /// Whether the detector's networks run in fixed point (AVX-512 VNNI
+    /// or AVX2) rather than with ONNX Runtime.
     pub fn fixed_point(&self) -> bool {
         self.detector.fixed_point()
+    }
+
+    /// How the detector's networks run here (see [`Detector::backend`]).
+    pub fn detector_backend(&self) -> &'static str {
+        self.detector.backend()
     }
 
     /// Identifier of the embedding model; templates record it.

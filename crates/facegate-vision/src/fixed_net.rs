@@ -1,7 +1,8 @@
 //! MTCNN's three networks in fixed point: int16 weights and activations
-//! summed into int32 by AVX-512 VNNI (`vpdpwssd`). Under ONNX Runtime's
-//! float kernels they were most of detection's cost; this runs them
-//! several times faster.
+//! summed into int32 by AVX-512 VNNI (`vpdpwssd`) or, on CPUs without it,
+//! AVX2 (`vpmaddwd`); both kernels give the same values. Under ONNX
+//! Runtime's float kernels the networks were most of detection's cost;
+//! this runs them several times faster.
 //!
 //! A network is a list of operations, convolutions (valid padding, stride
 //! 1, then PReLU and requantisation, or float outputs for the last) and
@@ -10,7 +11,7 @@
 //! `fixed_forward` is the arithmetic here, step for step (float32 multiply
 //! then add, round half to even, clamp), so both give identical outputs, and
 //! the scalar version in the tests proves the vector kernel against it.
-//! Machines without AVX-512 VNNI use the ONNX models instead.
+//! Machines with neither instruction set use the ONNX models instead.
 
 use serde::Deserialize;
 
@@ -191,19 +192,9 @@ pub struct FixedNet {
 }
 
 impl FixedNet {
-    /// Whether this CPU runs the vector kernel.
+    /// Whether this CPU runs a vector kernel.
     pub fn supported() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512bw")
-                && std::arch::is_x86_feature_detected!("avx512vl")
-                && std::arch::is_x86_feature_detected!("avx512vnni")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
+        Isa::best().is_some()
     }
 
     /// Loads and checks a parameter file (sha256 from `models.toml`).
@@ -279,21 +270,20 @@ impl FixedNet {
     }
 
     /// Runs the network over a `w × h` input given as 4 int16 per pixel
-    /// (R, G, B as 0..255, then 0). Needs [`Self::supported`] and an input
-    /// large enough for [`Self::output_size`].
+    /// (R, G, B as 0..255, then 0), with the best kernel of this CPU. Needs
+    /// [`Self::supported`] and an input large enough for
+    /// [`Self::output_size`].
     pub fn run(&self, rgbx: &[i16], w: usize, h: usize) -> NetMap {
-        assert!(Self::supported(), "FixedNet::run needs AVX-512 VNNI");
+        let isa = Isa::best().expect("FixedNet::run needs AVX2 or AVX-512 VNNI");
+        self.run_with(isa, rgbx, w, h)
+    }
+
+    /// [`Self::run`] with the kernel for `isa`, which this CPU must have.
+    fn run_with(&self, isa: Isa, rgbx: &[i16], w: usize, h: usize) -> NetMap {
+        assert!(isa.available(), "this CPU lacks {}", isa.name());
         assert!(self.output_size(w, h).is_some() && rgbx.len() == w * h * 4);
-        #[cfg(target_arch = "x86_64")]
-        let kernels = Kernels {
-            conv: kernel::conv,
-            pool: kernel::pool,
-            conv_pool2: Some(kernel::conv_pool2),
-        };
-        // SAFETY: the CPU features were checked above.
-        unsafe { self.forward(rgbx, w, h, &kernels) }
-        #[cfg(not(target_arch = "x86_64"))]
-        unreachable!()
+        // SAFETY: the CPU has the instructions of `isa`'s kernels (checked above).
+        unsafe { self.forward(rgbx, w, h, &isa.kernels()) }
     }
 
     /// The network with `kernels`.
@@ -301,18 +291,47 @@ impl FixedNet {
     /// # Safety
     /// The kernels must be safe to call on this CPU.
     unsafe fn forward(&self, rgbx: &[i16], w: usize, h: usize, kernels: &Kernels) -> NetMap {
-        let mut owned: Vec<i16>;
-        let (mut cur, mut w, mut h, mut c) = (rgbx, w, h, 4);
+        SCRATCH.with(|scratch| {
+            let mut fresh = [Vec::new(), Vec::new()];
+            // A network never runs inside another, so the borrow succeeds;
+            // fresh buffers would be as correct, only slower.
+            let mut held = scratch.try_borrow_mut();
+            let bufs = match held.as_deref_mut() {
+                Ok(bufs) => bufs,
+                Err(_) => &mut fresh,
+            };
+            // SAFETY: the caller vouches for the kernels.
+            let out = unsafe { self.forward_in(rgbx, w, h, kernels, bufs) };
+            for b in bufs.iter_mut().filter(|b| b.capacity() > SCRATCH_KEPT) {
+                *b = Vec::new();
+            }
+            out
+        })
+    }
+
+    /// [`Self::forward`] with activations in `bufs`, each operation reading
+    /// one buffer and writing the other.
+    unsafe fn forward_in(
+        &self,
+        rgbx: &[i16],
+        w: usize,
+        h: usize,
+        kernels: &Kernels,
+        bufs: &mut [Vec<i16>; 2],
+    ) -> NetMap {
+        // Where the current activations are: the input, or a buffer and its length.
+        let mut at: Option<(usize, usize)> = None;
+        let (mut w, mut h, mut c) = (w, h, 4);
         let mut ops = self.ops.iter().peekable();
         while let Some(op) = ops.next() {
+            let (cur, next, dst) = operands(rgbx, bufs, at);
             match op {
                 Op::Pool(k) => {
                     let (ow, oh) = ((w - k).div_ceil(2) + 1, (h - k).div_ceil(2) + 1);
-                    let mut next = vec![0i16; ow * oh * c];
+                    let len = ow * oh * c;
                     // SAFETY: the caller vouches for the kernel; it checks its buffers.
-                    unsafe { (kernels.pool)(cur, w, h, c, *k, &mut next) };
-                    owned = next;
-                    (cur, w, h) = (&owned, ow, oh);
+                    unsafe { (kernels.pool)(cur, w, h, c, *k, sized(next, len)) };
+                    (at, w, h) = (Some((dst, len)), ow, oh);
                 }
                 Op::Conv(l) => {
                     let (ow, oh) = (w + 1 - l.k, h + 1 - l.k);
@@ -326,23 +345,119 @@ impl FixedNet {
                         if l.nv == 1 && l.monotone {
                             ops.next();
                             let (pw, ph) = (ow.div_ceil(2), oh.div_ceil(2));
-                            let mut next = vec![0i16; pw * ph * l.cout_p];
+                            let len = pw * ph * l.cout_p;
                             // SAFETY: as above.
-                            unsafe { fused(l, cur, w, h, &mut next) };
-                            owned = next;
-                            (cur, w, h, c) = (&owned, pw, ph, l.cout_p);
+                            unsafe { fused(l, cur, w, h, sized(next, len)) };
+                            (at, w, h, c) = (Some((dst, len)), pw, ph, l.cout_p);
                             continue;
                         }
                     }
-                    let mut next = vec![0i16; ow * oh * l.cout_p];
+                    let len = ow * oh * l.cout_p;
                     // SAFETY: as above.
-                    unsafe { (kernels.conv)(l, cur, w, h, Out::Fixed(&mut next)) };
-                    owned = next;
-                    (cur, w, h, c) = (&owned, ow, oh, l.cout_p);
+                    unsafe { (kernels.conv)(l, cur, w, h, Out::Fixed(sized(next, len))) };
+                    (at, w, h, c) = (Some((dst, len)), ow, oh, l.cout_p);
                 }
             }
         }
         unreachable!("checked at load: the last operation is the output convolution")
+    }
+}
+
+thread_local! {
+    /// Two activation buffers per thread, reused from run to run: a
+    /// detection runs the networks dozens of times, and fresh buffers cost
+    /// their zeroing and page faults each time.
+    static SCRATCH: std::cell::RefCell<[Vec<i16>; 2]> =
+        const { std::cell::RefCell::new([Vec::new(), Vec::new()]) };
+}
+
+/// Buffers larger than this (in values: 4 MB) are given back after the run
+/// that needed them (large photos), so an idle thread holds little.
+const SCRATCH_KEPT: usize = 2 << 20;
+
+/// The current activations (`at`: the input, or a buffer and its length),
+/// the other buffer for the next operation's output, and that buffer's index.
+fn operands<'a>(
+    input: &'a [i16],
+    bufs: &'a mut [Vec<i16>; 2],
+    at: Option<(usize, usize)>,
+) -> (&'a [i16], &'a mut Vec<i16>, usize) {
+    let [a, b] = bufs;
+    match at {
+        None => (input, a, 0),
+        Some((0, len)) => (&a[..len], b, 1),
+        Some((_, len)) => (&b[..len], a, 0),
+    }
+}
+
+/// The first `len` values of `buf`, grown if needed (old values stay:
+/// every kernel writes its whole output).
+fn sized(buf: &mut Vec<i16>, len: usize) -> &mut [i16] {
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+    &mut buf[..len]
+}
+
+/// The instruction sets the vector kernels are written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX-512 F, BW, VL and VNNI (`kernel.rs`).
+    Avx512Vnni,
+    /// AVX2 (`kernel_avx2.rs`).
+    Avx2,
+}
+
+impl Isa {
+    /// Every instruction set, fastest first.
+    pub const ALL: [Isa; 2] = [Isa::Avx512Vnni, Isa::Avx2];
+
+    /// The fastest instruction set this CPU has, if any.
+    pub fn best() -> Option<Isa> {
+        Self::ALL.into_iter().find(|i| i.available())
+    }
+
+    /// Whether this CPU has the instruction set.
+    pub fn available(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            match self {
+                Isa::Avx512Vnni => {
+                    has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni")
+                }
+                Isa::Avx2 => has!("avx2"),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512Vnni => "AVX-512 VNNI",
+            Isa::Avx2 => "AVX2",
+        }
+    }
+
+    fn kernels(self) -> Kernels {
+        #[cfg(target_arch = "x86_64")]
+        match self {
+            Isa::Avx512Vnni => Kernels {
+                conv: kernel::conv,
+                pool: kernel::pool,
+                conv_pool2: Some(kernel::conv_pool2),
+            },
+            Isa::Avx2 => Kernels {
+                conv: kernel_avx2::conv,
+                pool: kernel_avx2::pool,
+                conv_pool2: Some(kernel_avx2::conv_pool2),
+            },
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("no vector kernel on this architecture: {self:?}")
     }
 }
 
@@ -386,6 +501,8 @@ fn check_pool(inp: &[i16], w: usize, h: usize, c: usize, k: usize, out: &[i16]) 
 
 #[cfg(target_arch = "x86_64")]
 mod kernel;
+#[cfg(target_arch = "x86_64")]
+mod kernel_avx2;
 
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,4 @@
-//! The fixed-point detector (AVX-512 VNNI) against the ONNX one on the
+//! The fixed-point detector (AVX-512 VNNI or AVX2) against the ONNX one on the
 //! labelled photos: the same faces, nearly the same boxes and landmarks,
 //! and embeddings of the aligned faces that barely move.
 
@@ -22,7 +22,7 @@ static ONNX_ENGINE: LazyLock<FaceEngine> = LazyLock::new(|| {
 #[test]
 fn fixed_point_and_onnx_detectors_find_the_same_faces() {
     if !FixedNet::supported() {
-        eprintln!("skipped: this CPU lacks AVX-512 VNNI, so both detectors are the ONNX one");
+        eprintln!("skipped: this CPU lacks AVX2, so both detectors are the ONNX one");
         return;
     }
     assert!(ENGINE.fixed_point() && !ONNX_ENGINE.fixed_point());

@@ -71,7 +71,8 @@ pub struct BenchReport {
     pub threads: usize,
     pub concurrency: usize,
     pub min_face: f32,
-    /// How the detector's networks run: "fixed-point" or "onnx".
+    /// How the detector's networks run: "fixed-point (AVX-512 VNNI)",
+    /// "fixed-point (AVX2)" or "ONNX Runtime".
     pub detector: &'static str,
     pub decode: Latency,
     pub detect: Latency,
@@ -208,11 +209,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         threads: args.threads,
         concurrency: args.concurrency.max(1),
         min_face: args.min_face,
-        detector: if engine.fixed_point() {
-            "fixed-point"
-        } else {
-            "onnx"
-        },
+        detector: engine.detector_backend(),
         decode: latency(s.decode),
         detect: latency(s.detect),
         align: latency(s.align),

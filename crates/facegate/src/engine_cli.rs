@@ -24,7 +24,7 @@ pub struct EngineOpts {
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// Run the detector's networks with ONNX Runtime even where the
-    /// fixed-point kernel (AVX-512 VNNI) runs: to compare the two.
+    /// fixed-point kernels (AVX-512 VNNI or AVX2) run: to compare the two.
     #[arg(long)]
     pub onnx_detector: bool,
 }

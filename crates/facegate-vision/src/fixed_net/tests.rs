@@ -1,8 +1,8 @@
 //! Tests of the fixed-point networks: a plain scalar version of the same
-//! arithmetic, the vector kernel against it on real inputs, and both
-//! against the fixtures `tools/quantize_mtcnn.py` wrote.
+//! arithmetic, every vector kernel this CPU runs against it on real
+//! inputs, and all against the fixtures `tools/quantize_mtcnn.py` wrote.
 
-use super::{check_pool, check_shapes, FixedNet, Kernels, Layer, Op, Out, A16};
+use super::{check_pool, check_shapes, FixedNet, Isa, Kernels, Layer, Op, Out, A16};
 use crate::models::ModelDir;
 use crate::resample::{Integral, Region};
 
@@ -89,21 +89,34 @@ fn scalar_version_gives_the_fixtures_exactly() {
             got.data == want,
             "{net}: scalar version differs from the script's arithmetic"
         );
-        if FixedNet::supported() {
+        for isa in available() {
             assert!(
-                fixed.run(&input, w, h).data == want,
-                "{net}: vector kernel differs from the fixture"
+                fixed.run_with(isa, &input, w, h).data == want,
+                "{net}: the {} kernel differs from the fixture",
+                isa.name()
             );
         }
     }
 }
 
-#[test]
-fn vector_kernel_equals_scalar_version() {
-    if !FixedNet::supported() {
-        eprintln!("skipped: this CPU lacks AVX-512 VNNI");
-        return;
+/// The instruction sets of this CPU's vector kernels; says which are skipped.
+fn available() -> Vec<Isa> {
+    let (have, lack): (Vec<Isa>, Vec<Isa>) = Isa::ALL.into_iter().partition(|i| i.available());
+    for isa in lack {
+        eprintln!("skipped: this CPU lacks {}", isa.name());
     }
+    have
+}
+
+#[test]
+fn vector_kernels_equal_the_scalar_version() {
+    for isa in available() {
+        kernel_equals_scalar_version(isa);
+    }
+}
+
+fn kernel_equals_scalar_version(isa: Isa) {
+    let name = isa.name();
     let img = image::open(repo_root().join("../shared/testdata/faces/obama_1.jpg"))
         .expect("photo")
         .to_rgb8();
@@ -112,10 +125,13 @@ fn vector_kernel_equals_scalar_version() {
     // Odd and even sizes, widths that are and are not multiples of the pixel block.
     for (w, h) in [(233, 171), (120, 90), (61, 47), (13, 12), (12, 17)] {
         let input = integral.resample_rgbx(w, h);
-        let (fast, slow) = (pnet.run(&input, w, h), scalar(&pnet, &input, w, h));
+        let (fast, slow) = (
+            pnet.run_with(isa, &input, w, h),
+            scalar(&pnet, &input, w, h),
+        );
         assert!(
             fast.data == slow.data,
-            "pnet {w}x{h}: kernel and scalar version differ"
+            "pnet {w}x{h}: the {name} kernel and the scalar version differ"
         );
         assert_eq!(fast.data.len(), fast.w * fast.h * pnet.outputs());
     }
@@ -130,12 +146,12 @@ fn vector_kernel_equals_scalar_version() {
             };
             let input = integral.resample_region_rgbx(region, size, size);
             let (fast, slow) = (
-                fixed.run(&input, size, size),
+                fixed.run_with(isa, &input, size, size),
                 scalar(&fixed, &input, size, size),
             );
             assert!(
                 fast.data == slow.data,
-                "{net} at {x0},{y0}: kernel and scalar version differ"
+                "{net} at {x0},{y0}: the {name} kernel and the scalar version differ"
             );
             assert_eq!((fast.w, fast.h, fast.data.len()), (1, 1, fixed.outputs()));
         }

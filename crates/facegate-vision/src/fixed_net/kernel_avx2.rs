@@ -1,0 +1,328 @@
+//! The AVX2 kernels of the fixed-point networks, for CPUs without AVX-512
+//! VNNI. The arithmetic is the AVX-512 kernel's, value for value: a
+//! 16-lane output vector lives in two 256-bit registers, and each pair of
+//! int16 products is summed into int32 by `vpmaddwd` and then added
+//! (`vpaddd`), where VNNI does both in one instruction. The sums are exact
+//! in both (checked at load: no int32 sum can overflow), and the float
+//! epilogue is the same sequence of multiplies and adds, so the outputs are
+//! identical. Called only after the CPU features were checked.
+
+use std::arch::x86_64::*;
+
+use super::{check_pool, check_shapes, Layer, Out, A16, CHUNK, LANES};
+
+/// int32 or f32 lanes of one 256-bit register: half of a 16-lane vector.
+const HALF: usize = LANES / 2;
+
+/// A 16-lane int32 vector as two registers.
+#[derive(Clone, Copy)]
+struct Acc {
+    lo: __m256i,
+    hi: __m256i,
+}
+
+/// A 16-lane float vector as two registers.
+#[derive(Clone, Copy)]
+struct Floats {
+    lo: __m256,
+    hi: __m256,
+}
+
+/// One layer, valid padding, stride 1, over a `w × h` input.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn conv(l: &Layer, inp: &[i16], w: usize, h: usize, mut out: Out<'_>) {
+    let (ow, oh) = check_shapes(l, inp, w, h, &out);
+    let pairs = pair_offsets(l, w);
+    for chunk in 0..l.nv.div_ceil(CHUNK) {
+        // Sixteen registers hold the accumulators (two per vector and
+        // pixel) and the weights: wider chunks take fewer pixels at once.
+        let g = (w, ow, oh, &pairs[..], chunk);
+        match (l.nv - chunk * CHUNK).min(CHUNK) {
+            1 => conv_chunk::<1, 6>(l, inp, g, &mut out),
+            2 => conv_chunk::<2, 2>(l, inp, g, &mut out),
+            3 => conv_chunk::<3, 1>(l, inp, g, &mut out),
+            _ => conv_chunk::<4, 1>(l, inp, g, &mut out),
+        }
+    }
+}
+
+/// Offsets, in an input `w` pixels wide, of every channel pair the kernel
+/// reads for one output pixel, from that pixel's first channel: tap by tap,
+/// pair by pair, the order of the packed weights. Every read is in bounds
+/// (see `Layer::tap_offsets`).
+fn pair_offsets(l: &Layer, w: usize) -> Vec<usize> {
+    l.tap_offsets(w)
+        .into_iter()
+        .flat_map(|t| (0..l.cin / 2).map(move |g| t + 2 * g))
+        .collect()
+}
+
+/// Output vectors `chunk × CHUNK ..` (`NV` of them) of every pixel, `P`
+/// pixels at a time; `g` is (input width, output width and height, pair
+/// offsets, chunk).
+#[target_feature(enable = "avx2")]
+unsafe fn conv_chunk<const NV: usize, const P: usize>(
+    l: &Layer,
+    inp: &[i16],
+    g: (usize, usize, usize, &[usize], usize),
+    out: &mut Out<'_>,
+) {
+    let (w, ow, oh, pairs, chunk) = g;
+    let src = inp.as_ptr();
+    let wts = l.packed.as_ptr().add(chunk * CHUNK * LANES * pairs.len());
+    let first = chunk * CHUNK;
+    for y in 0..oh {
+        let mut x = 0;
+        while x + P <= ow {
+            let base = std::array::from_fn(|p| (y * w + x + p) * l.cin);
+            let acc = accumulate::<NV, P>(src, wts, pairs, base);
+            for (p, a) in acc.iter().enumerate() {
+                store::<NV>(l, a, first, out, y * ow + x + p);
+            }
+            x += P;
+        }
+        while x < ow {
+            let acc = accumulate::<NV, 1>(src, wts, pairs, [(y * w + x) * l.cin]);
+            store::<NV>(l, &acc[0], first, out, y * ow + x);
+            x += 1;
+        }
+    }
+}
+
+/// The int32 sums of `P` output pixels whose windows start at `base`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn accumulate<const NV: usize, const P: usize>(
+    src: *const i16,
+    wts: *const i32,
+    pairs: &[usize],
+    base: [usize; P],
+) -> [[Acc; NV]; P] {
+    let zero = _mm256_setzero_si256();
+    let mut acc = [[Acc { lo: zero, hi: zero }; NV]; P];
+    let mut wp = wts;
+    let at: [*const i16; P] = std::array::from_fn(|p| src.add(base[p]));
+    for &o in pairs {
+        let wv: [Acc; NV] = std::array::from_fn(|v| Acc {
+            lo: _mm256_loadu_si256(wp.add(v * LANES).cast()),
+            hi: _mm256_loadu_si256(wp.add(v * LANES + HALF).cast()),
+        });
+        wp = wp.add(NV * LANES);
+        for p in 0..P {
+            // Two neighbouring channels of the pixel, as one int32, in every lane.
+            let pair = at[p].add(o).cast::<i32>().read_unaligned();
+            let a = _mm256_set1_epi32(pair);
+            for v in 0..NV {
+                let s = &mut acc[p][v];
+                s.lo = _mm256_add_epi32(s.lo, _mm256_madd_epi16(a, wv[v].lo));
+                s.hi = _mm256_add_epi32(s.hi, _mm256_madd_epi16(a, wv[v].hi));
+            }
+        }
+    }
+    acc
+}
+
+// The epilogue's helpers are `#[inline(always)]` without `target_feature`
+// (the two may not be combined): they are only called from the AVX2
+// functions here, so they and the intrinsics in them are inlined there.
+// They hold no closures, which would be functions of their own without AVX2.
+
+/// Scale and shift one pixel's sums for output vectors `first ..`; then
+/// PReLU and requantisation into the int16 buffer, or the floats of the
+/// last layer.
+#[inline(always)]
+unsafe fn store<const NV: usize>(
+    l: &Layer,
+    acc: &[Acc; NV],
+    first: usize,
+    out: &mut Out<'_>,
+    pixel: usize,
+) {
+    for (i, a) in acc.iter().enumerate() {
+        let v = first + i;
+        let f = scaled(l, a, v);
+        match out {
+            Out::Fixed(o) => quantise(
+                l,
+                activated(l, f, v),
+                v,
+                o.as_mut_ptr().add(pixel * l.cout_p),
+            ),
+            Out::Float(o) => {
+                let n = (l.cout - v * LANES).min(LANES);
+                let dst = o.as_mut_ptr().add(pixel * l.cout + v * LANES);
+                _mm256_maskstore_ps(dst, mask(n.min(HALF)), f.lo);
+                if n > HALF {
+                    _mm256_maskstore_ps(dst.add(HALF), mask(n - HALF), f.hi);
+                }
+            }
+        }
+    }
+}
+
+/// Eight floats of a per-lane constant, from lane `at`.
+#[inline(always)]
+unsafe fn lanes(c: &[f32], at: usize) -> __m256 {
+    _mm256_loadu_ps(c[at..at + HALF].as_ptr())
+}
+
+/// Output vector `v`'s sums, scaled and shifted (multiply, then add: no
+/// fused multiply-add, as in the other kernels).
+#[inline(always)]
+unsafe fn scaled(l: &Layer, acc: &Acc, v: usize) -> Floats {
+    Floats {
+        lo: scaled_half(l, acc.lo, v * LANES),
+        hi: scaled_half(l, acc.hi, v * LANES + HALF),
+    }
+}
+
+#[inline(always)]
+unsafe fn scaled_half(l: &Layer, a: __m256i, at: usize) -> __m256 {
+    _mm256_add_ps(
+        _mm256_mul_ps(_mm256_cvtepi32_ps(a), lanes(&l.scale, at)),
+        lanes(&l.shift, at),
+    )
+}
+
+/// PReLU of output vector `v`'s scaled sums.
+#[inline(always)]
+unsafe fn activated(l: &Layer, f: Floats, v: usize) -> Floats {
+    Floats {
+        lo: activated_half(l, f.lo, v * LANES),
+        hi: activated_half(l, f.hi, v * LANES + HALF),
+    }
+}
+
+#[inline(always)]
+unsafe fn activated_half(l: &Layer, x: __m256, at: usize) -> __m256 {
+    let zero = _mm256_setzero_ps();
+    _mm256_add_ps(
+        _mm256_max_ps(x, zero),
+        _mm256_mul_ps(_mm256_min_ps(x, zero), lanes(&l.alpha, at)),
+    )
+}
+
+/// The larger of each lane.
+#[inline(always)]
+unsafe fn max(x: Floats, y: Floats) -> Floats {
+    Floats {
+        lo: _mm256_max_ps(x.lo, y.lo),
+        hi: _mm256_max_ps(x.hi, y.hi),
+    }
+}
+
+/// Requantisation to int16 of output vector `v`'s activations, and their
+/// store for the pixel whose channels start at `dst`.
+#[inline(always)]
+unsafe fn quantise(l: &Layer, f: Floats, v: usize, dst: *mut i16) {
+    let lo = quantise_half(l, f.lo, v * LANES);
+    let hi = quantise_half(l, f.hi, v * LANES + HALF);
+    // Packing works per 128-bit half: lanes come out as lo 0-3, hi 0-3,
+    // lo 4-7, hi 4-7; the permutation puts them back in order. The values
+    // are within ±2047, so the saturation never acts.
+    let q = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(lo, hi));
+    let n = (l.cout_p - v * LANES).min(LANES);
+    store_i16(dst.add(v * LANES), n, q);
+}
+
+/// Eight activations times their channels' inverse output scales, clamped
+/// and rounded half to even (the default rounding mode).
+#[inline(always)]
+unsafe fn quantise_half(l: &Layer, x: __m256, at: usize) -> __m256i {
+    let t = _mm256_mul_ps(x, lanes(&l.inv, at));
+    let t = _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(-A16)), _mm256_set1_ps(A16));
+    _mm256_cvtps_epi32(t)
+}
+
+/// Stores the first `n` (even, ≤ 16) int16 lanes of `q` at `dst`.
+#[inline(always)]
+unsafe fn store_i16(dst: *mut i16, n: usize, q: __m256i) {
+    if n == LANES {
+        _mm256_storeu_si256(dst.cast(), q);
+    } else {
+        _mm256_maskstore_epi32(dst.cast(), mask(n / 2), q);
+    }
+}
+
+/// The first `n` (even, ≤ 16) int16 lanes at `src`, zero in the others.
+#[inline(always)]
+unsafe fn load_i16(src: *const i16, n: usize) -> __m256i {
+    if n == LANES {
+        _mm256_loadu_si256(src.cast())
+    } else {
+        _mm256_maskload_epi32(src.cast(), mask(n / 2))
+    }
+}
+
+/// A layer of one output vector and the 2×2 max pool after it, in one
+/// pass (see the AVX-512 kernel's `conv_pool2`).
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn conv_pool2(l: &Layer, inp: &[i16], w: usize, h: usize, out: &mut [i16]) {
+    assert!(l.nv == 1 && l.requant && l.monotone && w >= l.k && h >= l.k);
+    assert_eq!(inp.len(), w * h * l.cin);
+    let (cw, ch) = (w + 1 - l.k, h + 1 - l.k);
+    let (ow, oh) = (cw.div_ceil(2), ch.div_ceil(2));
+    assert_eq!(out.len(), ow * oh * l.cout_p);
+    let pairs = pair_offsets(l, w);
+    for oy in 0..oh {
+        let (y0, y1) = (2 * oy, (2 * oy + 1).min(ch - 1));
+        for ox in 0..ow {
+            // A window cut by the edge repeats a pixel: the max is the same.
+            let (x0, x1) = (2 * ox, (2 * ox + 1).min(cw - 1));
+            let base = [(y0, x0), (y0, x1), (y1, x0), (y1, x1)].map(|(y, x)| (y * w + x) * l.cin);
+            let acc = accumulate::<1, 4>(inp.as_ptr(), l.packed.as_ptr(), &pairs, base);
+            let f = |p: usize| activated(l, scaled(l, &acc[p][0], 0), 0);
+            let f = max(max(f(0), f(1)), max(f(2), f(3)));
+            quantise(l, f, 0, out.as_mut_ptr().add((oy * ow + ox) * l.cout_p));
+        }
+    }
+}
+
+/// All bits set in the first `n` of eight 32-bit lanes.
+#[inline(always)]
+unsafe fn mask(n: usize) -> __m256i {
+    _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(n as i32),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    )
+}
+
+/// `k × k` max pool, stride 2; a window cut by the right or bottom edge
+/// takes the pixels it has (ceil mode). `c` is even (a layer's `cout_p`).
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn pool(inp: &[i16], w: usize, h: usize, c: usize, k: usize, out: &mut [i16]) {
+    let (ow, oh) = check_pool(inp, w, h, c, k, out);
+    assert!(
+        c.is_multiple_of(2),
+        "pools follow layers, whose channels are even"
+    );
+    for v in 0..c.div_ceil(LANES) {
+        let n = (c - v * LANES).min(LANES);
+        let at = |x: usize, y: usize| load_i16(inp.as_ptr().add((y * w + x) * c + v * LANES), n);
+        for oy in 0..oh {
+            let rows = (2 * oy..2 * oy + k).map(|y| y.min(h - 1));
+            for ox in 0..ow {
+                let mut best = _mm256_set1_epi16(i16::MIN);
+                for y in rows.clone() {
+                    for x in (2 * ox..2 * ox + k).map(|x| x.min(w - 1)) {
+                        best = _mm256_max_epi16(best, at(x, y));
+                    }
+                }
+                store_i16(
+                    out.as_mut_ptr().add((oy * ow + ox) * c + v * LANES),
+                    n,
+                    best,
+                );
+            }
+        }
+    }
+}
