@@ -134,17 +134,30 @@ impl Integral {
             let c = |v: i64| v.clamp(0, max as i64) as usize;
             (c(s), c(e), (e - s) as u32)
         };
-        let xs: Vec<(usize, usize, u32)> = (0..ow)
-            .map(|o| clip(region.x0, o, region.w, ow, self.w))
+        // Per output column: its cell's first and last sum index, its
+        // width, and 1 / width.
+        let xs: Vec<(usize, usize, u32, f64)> = (0..ow)
+            .map(|o| {
+                let (sx, ex, cw) = clip(region.x0, o, region.w, ow, self.w);
+                (sx * 3, ex * 3, cw, 1.0 / f64::from(cw))
+            })
             .collect();
-        let inv_w: Vec<f64> = xs.iter().map(|&(_, _, cw)| 1.0 / f64::from(cw)).collect();
         let mut out = vec![0i16; ow * oh * 4];
-        for (oy, row) in out.chunks_exact_mut(ow * 4).enumerate() {
+        // Column sums of the output row's source rows: bottom minus top row
+        // of the table, so each value then takes one difference.
+        let mut rows = vec![0u32; stride];
+        for (oy, line) in out.chunks_exact_mut(ow * 4).enumerate() {
             let (sy, ey, ch) = clip(region.y0, oy, region.h, oh, self.h);
-            let (top, bottom) = (&self.sums[sy * stride..], &self.sums[ey * stride..]);
+            let (top, bottom) = (
+                &self.sums[sy * stride..][..stride],
+                &self.sums[ey * stride..][..stride],
+            );
+            for ((r, &t), &b) in rows.iter_mut().zip(top).zip(bottom) {
+                *r = b - t;
+            }
             let inv_h = 1.0 / f64::from(ch);
-            for ((px, &(sx, ex, cw)), &inv_w) in row.chunks_exact_mut(4).zip(&xs).zip(&inv_w) {
-                if sy == ey || sx == ex {
+            for (px, &(s, e, cw, inv_w)) in line.chunks_exact_mut(4).zip(&xs) {
+                if sy == ey || s == e {
                     continue; // wholly outside the image: black
                 }
                 let half = ch * cw / 2;
@@ -153,11 +166,11 @@ impl Integral {
                 // 1e-13 of the true quotient, while a quotient just below an
                 // integer is at least 1/n > 1e-8 below it (n < 2^24).
                 let inv = inv_h * inv_w;
-                let (t, b) = (&top[sx * 3..ex * 3 + 3], &bottom[sx * 3..ex * 3 + 3]);
-                let k = (ex - sx) * 3;
+                let (a, b) = (&rows[s..s + 3], &rows[e..e + 3]);
                 for c in 0..3 {
-                    let sum = b[k + c] + t[c] - t[k + c] - b[c];
-                    px[c] = (f64::from(sum + half) * inv + 1e-9) as i16;
+                    let q = f64::from(b[c] - a[c] + half) * inv + 1e-9;
+                    // SAFETY: a cell's sum is at most 255·n, so 0 ≤ q < 256.
+                    px[c] = unsafe { q.to_int_unchecked::<i32>() } as i16;
                 }
             }
         }
