@@ -2,7 +2,10 @@
 # Soak check: `facegate serve` on a fresh data dir with one enrolled user,
 # then wrk with tools/soak.lua for DURATION (default 600s) at about RATE
 # requests per second (default 30): face logins, enrolments (each deleted
-# again), page views and health checks. Prints RSS every 30 s, then a
+# again), page views and health checks. The face logins post a 640×480
+# JPEG frame, what the face-login page sends from a webcam (it scales
+# frames to at most 640 px); the enrolments post a full-size photo, as a
+# user uploads one on the profile page. Prints RSS every 30 s, then a
 # verdict, and exits 1 when a check fails (docs/RELIABILITY.md, "Soak"):
 #   - the server died, or answered a 5xx (from /metrics), or wrk saw socket
 #     errors or timeouts (no answer within 10 s);
@@ -30,6 +33,7 @@ case "$duration" in
 esac
 [ "$secs" -gt "$warmup" ] || { echo "soak: DURATION must be longer than the ${warmup} s warm-up" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "soak: wrk is not installed (apt-get install wrk)" >&2; exit 2; }
+command -v ffmpeg >/dev/null || { echo "soak: ffmpeg is not installed (apt-get install ffmpeg)" >&2; exit 2; }
 if curl -s -o /dev/null --max-time 5 "$url/"; then
   echo "soak: something already listens on port $port; choose another with SOAK_PORT" >&2
   exit 2
@@ -48,6 +52,10 @@ if ! curl -sf "$url/healthz" >/dev/null; then
   tail -n 20 "$data/out.log" >&2
   exit 1
 fi
+# The face-login frame: a photo of someone not enrolled, cropped to 4:3 and
+# scaled to 640×480 like a webcam frame.
+ffmpeg -loglevel error -y -i "$faces/biden_2.jpg" \
+  -vf "crop='min(iw,ih*4/3)':'min(ih,iw*3/4)',scale=640:480" -q:v 3 "$data/frame.jpg"
 jar="$data/jar"
 csrf() { curl -sf -b "$jar" -c "$jar" "$url/api/csrf" | sed 's/.*"csrf_token":"\([^"]*\)".*/\1/'; }
 t=$(csrf)
@@ -74,7 +82,7 @@ done ) &
 sampler=$!
 # Eight connections sharing one schedule of RATE requests per second
 # (tools/soak.lua); wrk prints the rate reached.
-SOAK_COOKIE="$cookie" SOAK_CSRF="$t" SOAK_PROBE="$faces/biden_2.jpg" \
+SOAK_COOKIE="$cookie" SOAK_CSRF="$t" SOAK_PROBE="$data/frame.jpg" \
   SOAK_ENROL="$faces/obama_2.jpg" SOAK_RATE="$rate" \
   wrk -t1 -c8 -d"$secs" --timeout 10s --latency -s tools/soak.lua "$url/" | tee "$data/wrk"
 end_rss=$(rss)
