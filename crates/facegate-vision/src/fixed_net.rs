@@ -1,180 +1,41 @@
-//! MTCNN's three networks in fixed point: int16 weights and activations
-//! summed into int32 by AVX-512 VNNI (`vpdpwssd`) or, on CPUs without it,
-//! AVX2 (`vpmaddwd`); both kernels give the same values. Under ONNX
-//! Runtime's float kernels the networks were most of detection's cost;
-//! this runs them several times faster.
+//! Networks in fixed point: int16 weights and activations summed into
+//! int32 by AVX-512 VNNI (`vpdpwssd`) or AVX2 (`vpmaddwd`); the kernels give
+//! the same values. MTCNN's three networks and MobileFaceNet run here; under
+//! ONNX Runtime's float kernels they were most of a frame's cost.
 //!
-//! A network is a list of operations, convolutions (valid padding, stride
-//! 1, then PReLU and requantisation, or float outputs for the last) and
-//! 2×2 / 3×3 max pools, read from `models/mtcnn_{pnet,rnet,onet}_fixed.json`.
-//! `tools/quantize_mtcnn.py` derives those from the ONNX models; its
-//! `fixed_forward` is the arithmetic here, step for step (float32 multiply
-//! then add, round half to even, clamp), so both give identical outputs, and
-//! the scalar version in the tests proves the vector kernel against it.
-//! Machines with neither instruction set use the ONNX models instead.
+//! A network is a list of operations read from `models/*_fixed.json`:
+//! convolutions (then PReLU and requantisation, or float outputs for the
+//! last) and 2×2 / 3×3 max pools. The first format (MTCNN) has valid,
+//! stride-1 convolutions; the second (MobileFaceNet) adds strides, zero
+//! padding, depthwise layers, linear layers and residual additions, which
+//! only the AVX2 kernels run. `tools/quantize_mtcnn.py` and
+//! `tools/quantize_mobilefacenet.py` derive the files from the ONNX models;
+//! their `fixed_forward` is the arithmetic here, step for step (float32
+//! multiply then add, round half to even, clamp), so both give identical
+//! outputs, and the scalar version in the tests proves the vector kernels
+//! against it. Machines with neither instruction set use the ONNX models.
 
-use serde::Deserialize;
+mod isa;
+mod layer;
+mod scratch;
+
+pub use isa::Isa;
+pub use layer::Encoding;
+use layer::{Layer, OpParams, Params};
+use scratch::{Buffers, Loc};
 
 use crate::error::VisionError;
 use crate::models::ModelDir;
 
-const FORMAT: &str = "facegate-fixed-net/1";
-/// Largest activation magnitude (the script's `A16`).
+const FORMATS: [&str; 2] = ["facegate-fixed-net/1", "facegate-fixed-net/2"];
+/// Largest activation magnitude (the scripts' `A16`).
 const A16: f32 = 2047.0;
 const LANES: usize = 16;
 /// Output vectors computed together by one pass of the kernel.
 const CHUNK: usize = 4;
-/// Widest layer supported.
-const MAX_CHANNELS: usize = 256;
-
-#[derive(Deserialize)]
-struct Params {
-    format: String,
-    ops: Vec<OpParams>,
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "op", rename_all = "lowercase")]
-enum OpParams {
-    Conv(LayerParams),
-    Pool { kernel: usize },
-}
-
-#[derive(Deserialize)]
-struct LayerParams {
-    kernel: usize,
-    cin: usize,
-    cout: usize,
-    /// `[oc][ky][kx][ci]`
-    weights: Vec<i32>,
-    scale: Vec<f32>,
-    shift: Vec<f32>,
-    alpha: Option<Vec<f32>>,
-    out_inv_scale: Option<Vec<f32>>,
-}
-
-/// One convolution with its requantisation.
-struct Layer {
-    k: usize,
-    /// Channels per pixel of the input buffer (the real ones, made even).
-    cin: usize,
-    cout: usize,
-    /// Channels per pixel of the output buffer: `cout` made even.
-    cout_p: usize,
-    /// 16-lane vectors of outputs.
-    nv: usize,
-    /// `[oc][tap][cin]`, zero in padding channels.
-    #[cfg_attr(not(test), allow(dead_code))]
-    weights: Vec<i16>,
-    /// Two int16 weights per int32, `[chunk][tap][pair][vector][lane]`,
-    /// chunks of [`CHUNK`] vectors (the last may be shorter).
-    packed: Vec<i32>,
-    /// Per output lane (`nv × 16`, zero past `cout`).
-    scale: Vec<f32>,
-    shift: Vec<f32>,
-    alpha: Vec<f32>,
-    inv: Vec<f32>,
-    /// PReLU and requantisation to int16 (all but the last layer).
-    requant: bool,
-    /// Requantisation keeps the order of values (positive factors), so a
-    /// max pool may take the largest activation before it and get the
-    /// same result.
-    monotone: bool,
-}
-
-impl Layer {
-    fn new(
-        p: LayerParams,
-        cin_buffer: usize,
-        input_bound: i64,
-        last: bool,
-    ) -> Result<Layer, String> {
-        let taps = p.kernel * p.kernel;
-        if p.kernel == 0 || p.cout == 0 || p.cout > MAX_CHANNELS || p.cin > cin_buffer {
-            return Err(format!(
-                "unsupported layer {}x{}, {} -> {}",
-                p.kernel, p.kernel, p.cin, p.cout
-            ));
-        }
-        if p.weights.len() != p.cout * taps * p.cin {
-            return Err("weight count does not match the layer shape".into());
-        }
-        // No int32 sum may overflow, whatever the input.
-        for w in p.weights.chunks(taps * p.cin) {
-            let bound: i64 = w.iter().map(|&x| i64::from(x).abs() * input_bound).sum();
-            if w.iter().any(|x| x.abs() > i32::from(i16::MAX)) || bound > i64::from(i32::MAX) {
-                return Err("weights too large: an int32 sum could overflow".into());
-            }
-        }
-        let requant = !last;
-        let (alpha, inv) = match (p.alpha, p.out_inv_scale) {
-            (Some(a), Some(i)) if requant => (a, i),
-            (None, None) if !requant => (vec![0.0; p.cout], vec![0.0; p.cout]),
-            _ => return Err("PReLU and requantisation must be on every layer but the last".into()),
-        };
-        for v in [&p.scale, &p.shift, &alpha, &inv] {
-            if v.len() != p.cout || v.iter().any(|x| !x.is_finite()) {
-                return Err("per-channel constants must be finite, one per output".into());
-            }
-        }
-        let cin = cin_buffer;
-        let nv = p.cout.div_ceil(LANES);
-        let mut weights = vec![0i16; p.cout * taps * cin];
-        for (oc, t, c) in iproduct(p.cout, taps, p.cin) {
-            weights[(oc * taps + t) * cin + c] = p.weights[(oc * taps + t) * p.cin + c] as i16;
-        }
-        let pairs = cin / 2;
-        let mut packed = vec![0i32; taps * pairs * nv * LANES];
-        for (oc, t, g) in iproduct(p.cout, taps, pairs) {
-            let (chunk, v, lane) = (oc / (CHUNK * LANES), oc / LANES % CHUNK, oc % LANES);
-            let nvc = (nv - chunk * CHUNK).min(CHUNK);
-            let lo = weights[(oc * taps + t) * cin + 2 * g] as u16 as u32;
-            let hi = weights[(oc * taps + t) * cin + 2 * g + 1] as u16 as u32;
-            let at =
-                chunk * CHUNK * LANES * taps * pairs + ((t * pairs + g) * nvc + v) * LANES + lane;
-            packed[at] = (lo | hi << 16) as i32;
-        }
-        let monotone = inv.iter().all(|&x| x > 0.0);
-        let lanes = |v: Vec<f32>| {
-            let mut out = vec![0f32; nv * LANES];
-            out[..v.len()].copy_from_slice(&v);
-            out
-        };
-        Ok(Layer {
-            k: p.kernel,
-            cin,
-            cout: p.cout,
-            cout_p: p.cout.next_multiple_of(2),
-            nv,
-            weights,
-            packed,
-            scale: lanes(p.scale),
-            shift: lanes(p.shift),
-            alpha: lanes(alpha),
-            inv: lanes(inv),
-            requant,
-            monotone,
-        })
-    }
-}
-
-impl Layer {
-    /// Offsets, in an input `w` pixels wide, of the kernel's taps from a
-    /// pixel's first channel. The furthest read, the last channel pair of
-    /// the last tap of the last output pixel, is the input's last pixel.
-    fn tap_offsets(&self, w: usize) -> Vec<usize> {
-        (0..self.k * self.k)
-            .map(|t| ((t / self.k) * w + t % self.k) * self.cin)
-            .collect()
-    }
-}
-
-fn iproduct(a: usize, b: usize, c: usize) -> impl Iterator<Item = (usize, usize, usize)> {
-    (0..a).flat_map(move |i| (0..b).flat_map(move |j| (0..c).map(move |k| (i, j, k))))
-}
 
 enum Op {
-    Conv(Layer),
+    Conv(Box<Layer>),
     Pool(usize),
 }
 
@@ -185,16 +46,32 @@ pub struct NetMap {
     pub data: Vec<f32>,
 }
 
-/// One MTCNN network in fixed point.
+/// One network in fixed point.
 pub struct FixedNet {
     ops: Vec<Op>,
     outputs: usize,
+    input: Encoding,
+    /// Uses the second format's operations.
+    extended: bool,
 }
 
 impl FixedNet {
-    /// Whether this CPU runs a vector kernel.
+    /// Whether this CPU runs a vector kernel (for networks of the first
+    /// format; see [`Self::runs_here`]).
     pub fn supported() -> bool {
         Isa::best().is_some()
+    }
+
+    /// Whether this CPU has a kernel for every operation of this network.
+    pub fn runs_here(&self) -> bool {
+        self.isa().is_some()
+    }
+
+    /// The fastest instruction set that runs this network here.
+    pub fn isa(&self) -> Option<Isa> {
+        Isa::ALL
+            .into_iter()
+            .find(|i| i.available() && (i.extended() || !self.extended))
     }
 
     /// Loads and checks a parameter file (sha256 from `models.toml`).
@@ -205,12 +82,15 @@ impl FixedNet {
 
     fn from_json(bytes: &[u8]) -> Result<FixedNet, String> {
         let params: Params = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        if params.format != FORMAT {
-            return Err(format!("format {:?}, expected {FORMAT:?}", params.format));
-        }
+        let Some(version) = FORMATS.iter().position(|f| *f == params.format) else {
+            return Err(format!(
+                "format {:?}, expected one of {FORMATS:?}",
+                params.format
+            ));
+        };
         let n = params.ops.len();
         let mut channels = 3; // RGB, in a buffer of 4
-        let mut ops = Vec::with_capacity(n);
+        let (mut ops, mut extended, mut saved) = (Vec::with_capacity(n), false, false);
         for (i, op) in params.ops.into_iter().enumerate() {
             match op {
                 OpParams::Pool { kernel } if (2..=3).contains(&kernel) && i + 1 < n && i > 0 => {
@@ -226,12 +106,20 @@ impl FixedNet {
                             p.cin
                         ));
                     }
+                    if p.extended() && version == 0 {
+                        return Err(format!("operation {i} needs {}", FORMATS[1]));
+                    }
+                    extended |= p.extended();
                     let (buffer, bound) = if i == 0 {
                         (4, 255)
                     } else {
                         (channels.next_multiple_of(2), A16 as i64)
                     };
-                    let layer = Layer::new(p, buffer, bound, i + 1 == n)?;
+                    let layer = Box::new(Layer::new(*p, buffer, bound, i + 1 == n)?);
+                    if layer.residual && !saved {
+                        return Err(format!("operation {i} adds a tensor no layer saved"));
+                    }
+                    saved |= layer.save;
                     channels = layer.cout;
                     ops.push(Op::Conv(layer));
                 }
@@ -240,10 +128,24 @@ impl FixedNet {
         match ops.last() {
             Some(Op::Conv(l)) if !l.requant => Ok(FixedNet {
                 outputs: l.cout,
+                input: params.input,
                 ops,
+                extended,
             }),
             _ => Err("the last operation must be the output convolution".into()),
         }
+    }
+
+    /// RGB pixels (3 bytes each) as this network's input: four int16 per
+    /// pixel, the last 0.
+    pub fn encode(&self, rgb: &[u8]) -> Vec<i16> {
+        let value = |p: u8| match self.input {
+            Encoding::Rgb => i16::from(p),
+            Encoding::RgbCentred => 2 * i16::from(p) - 255,
+        };
+        rgb.chunks_exact(3)
+            .flat_map(|p| [value(p[0]), value(p[1]), value(p[2]), 0])
+            .collect()
     }
 
     /// Floats per output position.
@@ -251,241 +153,184 @@ impl FixedNet {
         self.outputs
     }
 
-    /// The output size for a `w × h` input, if the input is large enough.
+    /// The output size for a `w × h` input, if the input is large enough
+    /// (and a layer that adds the saved tensor gets one of its size).
     pub fn output_size(&self, mut w: usize, mut h: usize) -> Option<(usize, usize)> {
+        let mut saved = None;
         for op in &self.ops {
-            let k = match op {
-                Op::Conv(l) => l.k,
-                Op::Pool(k) => *k,
-            };
-            if w < k || h < k {
-                return None;
-            }
             (w, h) = match op {
-                Op::Conv(_) => (w + 1 - k, h + 1 - k),
-                Op::Pool(_) => ((w - k).div_ceil(2) + 1, (h - k).div_ceil(2) + 1),
+                Op::Conv(l) => l.output_size(w, h)?,
+                Op::Pool(k) if w >= *k && h >= *k => {
+                    ((w - k).div_ceil(2) + 1, (h - k).div_ceil(2) + 1)
+                }
+                Op::Pool(_) => return None,
             };
+            if let Op::Conv(l) = op {
+                if l.residual && saved != Some((w, h, l.cout)) {
+                    return None;
+                }
+                if l.save {
+                    saved = Some((w, h, l.cout));
+                }
+            }
         }
         Some((w, h))
     }
 
     /// Runs the network over a `w × h` input given as 4 int16 per pixel
-    /// (R, G, B as 0..255, then 0), with the best kernel of this CPU. Needs
-    /// [`Self::supported`] and an input large enough for
+    /// (see the model's parameter script: R, G, B as 0..255 for MTCNN,
+    /// 2 × value − 255 for MobileFaceNet; then 0), with the best kernel of
+    /// this CPU. Needs [`Self::runs_here`] and an input large enough for
     /// [`Self::output_size`].
     pub fn run(&self, rgbx: &[i16], w: usize, h: usize) -> NetMap {
-        let isa = Isa::best().expect("FixedNet::run needs AVX2 or AVX-512 VNNI");
+        let isa = self
+            .isa()
+            .expect("FixedNet::run needs a kernel for this network");
         self.run_with(isa, rgbx, w, h)
     }
 
-    /// [`Self::run`] with the kernel for `isa`, which this CPU must have.
+    /// [`Self::run`] with the kernels for `isa`, which this CPU must have.
     fn run_with(&self, isa: Isa, rgbx: &[i16], w: usize, h: usize) -> NetMap {
         assert!(isa.available(), "this CPU lacks {}", isa.name());
+        assert!(
+            isa.extended() || !self.extended,
+            "{} lacks operations of this network",
+            isa.name()
+        );
         assert!(self.output_size(w, h).is_some() && rgbx.len() == w * h * 4);
-        // SAFETY: the CPU has the instructions of `isa`'s kernels (checked above).
-        unsafe { self.forward(rgbx, w, h, &isa.kernels()) }
+        // SAFETY: the CPU has the instructions of `isa`'s kernels, and they
+        // have every operation of the network (both checked above).
+        unsafe { scratch::with_buffers(|bufs| self.forward(rgbx, w, h, &isa.kernels(), bufs)) }
     }
 
-    /// The network with `kernels`.
+    /// The network with `kernels`, activations in `bufs`.
     ///
     /// # Safety
-    /// The kernels must be safe to call on this CPU.
-    unsafe fn forward(&self, rgbx: &[i16], w: usize, h: usize, kernels: &Kernels) -> NetMap {
-        SCRATCH.with(|scratch| {
-            let mut fresh = [Vec::new(), Vec::new()];
-            // A network never runs inside another, so the borrow succeeds;
-            // fresh buffers would be as correct, only slower.
-            let mut held = scratch.try_borrow_mut();
-            let bufs = match held.as_deref_mut() {
-                Ok(bufs) => bufs,
-                Err(_) => &mut fresh,
-            };
-            // SAFETY: the caller vouches for the kernels.
-            let out = unsafe { self.forward_in(rgbx, w, h, kernels, bufs) };
-            for b in bufs.iter_mut().filter(|b| b.capacity() > SCRATCH_KEPT) {
-                *b = Vec::new();
-            }
-            out
-        })
-    }
-
-    /// [`Self::forward`] with activations in `bufs`, each operation reading
-    /// one buffer and writing the other.
-    unsafe fn forward_in(
+    /// The kernels must be safe to call on this CPU and have every
+    /// operation the network uses.
+    unsafe fn forward(
         &self,
-        rgbx: &[i16],
+        input: &[i16],
         w: usize,
         h: usize,
         kernels: &Kernels,
-        bufs: &mut [Vec<i16>; 2],
+        bufs: &mut Buffers,
     ) -> NetMap {
-        // Where the current activations are: the input, or a buffer and its length.
-        let mut at: Option<(usize, usize)> = None;
+        // Where the current activations are, and how many values they have.
+        let mut cur = (Loc::Input, input.len());
         let (mut w, mut h, mut c) = (w, h, 4);
         let mut ops = self.ops.iter().peekable();
         while let Some(op) = ops.next() {
-            let (cur, next, dst) = operands(rgbx, bufs, at);
-            match op {
+            let l = match op {
                 Op::Pool(k) => {
                     let (ow, oh) = ((w - k).div_ceil(2) + 1, (h - k).div_ceil(2) + 1);
-                    let len = ow * oh * c;
+                    let (dst, len) = (cur.0.other(), ow * oh * c);
+                    let mut out = bufs.take(dst);
+                    let src = bufs.view(input, cur);
                     // SAFETY: the caller vouches for the kernel; it checks its buffers.
-                    unsafe { (kernels.pool)(cur, w, h, c, *k, sized(next, len)) };
-                    (at, w, h) = (Some((dst, len)), ow, oh);
+                    unsafe { (kernels.pool)(src, w, h, c, *k, scratch::sized(&mut out, len)) };
+                    bufs.put(dst, out, len);
+                    (cur, w, h) = ((dst, len), ow, oh);
+                    continue;
                 }
-                Op::Conv(l) => {
-                    let (ow, oh) = (w + 1 - l.k, h + 1 - l.k);
-                    if !l.requant {
-                        let mut data = vec![0f32; ow * oh * l.cout];
-                        // SAFETY: as above.
-                        unsafe { (kernels.conv)(l, cur, w, h, Out::Float(&mut data)) };
-                        return NetMap { w: ow, h: oh, data };
-                    }
-                    if let (Some(fused), Some(Op::Pool(2))) = (kernels.conv_pool2, ops.peek()) {
-                        if l.nv == 1 && l.monotone {
-                            ops.next();
-                            let (pw, ph) = (ow.div_ceil(2), oh.div_ceil(2));
-                            let len = pw * ph * l.cout_p;
-                            // SAFETY: as above.
-                            unsafe { fused(l, cur, w, h, sized(next, len)) };
-                            (at, w, h, c) = (Some((dst, len)), pw, ph, l.cout_p);
-                            continue;
-                        }
-                    }
-                    let len = ow * oh * l.cout_p;
-                    // SAFETY: as above.
-                    unsafe { (kernels.conv)(l, cur, w, h, Out::Fixed(sized(next, len))) };
-                    (at, w, h, c) = (Some((dst, len)), ow, oh, l.cout_p);
-                }
+                Op::Conv(l) => l,
+            };
+            let (ow, oh) = l.output_size(w, h).expect("checked by run");
+            // The output goes to the saved tensor's buffer for a layer that
+            // saves or adds to it, else to the buffer not being read; none
+            // of them reads the saved tensor itself.
+            let dst = match (l.requant, l.save || l.residual) {
+                (false, _) => None,
+                (true, true) => Some(Loc::Saved),
+                (true, false) => Some(cur.0.other()),
+            };
+            assert!(dst != Some(cur.0), "a layer would overwrite its own input");
+            let mut out = dst.map(|d| bufs.take(d)).unwrap_or_default();
+            let mut padded = Vec::new();
+            let (src, iw, ih) = if l.pad == [0; 4] {
+                (bufs.view(input, cur), w, h)
+            } else {
+                padded = bufs.take_padded();
+                let (pw, ph) = scratch::pad(bufs.view(input, cur), w, h, c, l.pad, &mut padded);
+                (&padded[..pw * ph * c], pw, ph)
+            };
+            let Some(dst) = dst else {
+                let mut data = vec![0f32; ow * oh * l.cout];
+                // SAFETY: as above.
+                unsafe { (kernels.conv)(l, src, iw, ih, Out::Float(&mut data)) };
+                return NetMap { w: ow, h: oh, data };
+            };
+            let mut len = ow * oh * l.cout_p;
+            let fused = match (kernels.conv_pool2, ops.peek()) {
+                (Some(f), Some(Op::Pool(2))) if l.nv == 1 && l.monotone && l.plain() => Some(f),
+                _ => None,
+            };
+            if let Some(fused) = fused {
+                ops.next();
+                let (pw, ph) = (ow.div_ceil(2), oh.div_ceil(2));
+                len = pw * ph * l.cout_p;
+                // SAFETY: as above.
+                unsafe { fused(l, src, iw, ih, scratch::sized(&mut out, len)) };
+                (w, h) = (pw, ph);
+            } else {
+                let target = if l.residual {
+                    assert_eq!(
+                        bufs.saved_len(),
+                        len,
+                        "the saved tensor has the layer's output size"
+                    );
+                    Out::Residual(&mut out[..len])
+                } else {
+                    Out::Fixed(scratch::sized(&mut out, len))
+                };
+                let call = match (l.depthwise, kernels.depthwise) {
+                    (false, _) => kernels.conv,
+                    (true, Some(dw)) => dw,
+                    (true, None) => unreachable!("checked by run: the kernels run every layer"),
+                };
+                // SAFETY: as above.
+                unsafe { call(l, src, iw, ih, target) };
+                (w, h) = (ow, oh);
             }
+            bufs.put(dst, out, len);
+            bufs.put_padded(padded);
+            (cur, c) = ((dst, len), l.cout_p);
         }
         unreachable!("checked at load: the last operation is the output convolution")
     }
 }
 
-thread_local! {
-    /// Two activation buffers per thread, reused from run to run: a
-    /// detection runs the networks dozens of times, and fresh buffers cost
-    /// their zeroing and page faults each time.
-    static SCRATCH: std::cell::RefCell<[Vec<i16>; 2]> =
-        const { std::cell::RefCell::new([Vec::new(), Vec::new()]) };
-}
-
-/// Buffers larger than this (in values: 4 MB) are given back after the run
-/// that needed them (large photos), so an idle thread holds little.
-const SCRATCH_KEPT: usize = 2 << 20;
-
-/// The current activations (`at`: the input, or a buffer and its length),
-/// the other buffer for the next operation's output, and that buffer's index.
-fn operands<'a>(
-    input: &'a [i16],
-    bufs: &'a mut [Vec<i16>; 2],
-    at: Option<(usize, usize)>,
-) -> (&'a [i16], &'a mut Vec<i16>, usize) {
-    let [a, b] = bufs;
-    match at {
-        None => (input, a, 0),
-        Some((0, len)) => (&a[..len], b, 1),
-        Some((_, len)) => (&b[..len], a, 0),
-    }
-}
-
-/// The first `len` values of `buf`, grown if needed (old values stay:
-/// every kernel writes its whole output).
-fn sized(buf: &mut Vec<i16>, len: usize) -> &mut [i16] {
-    if buf.len() < len {
-        buf.resize(len, 0);
-    }
-    &mut buf[..len]
-}
-
-/// The instruction sets the vector kernels are written for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Isa {
-    /// AVX-512 F, BW, VL and VNNI (`kernel.rs`).
-    Avx512Vnni,
-    /// AVX2 (`kernel_avx2.rs`).
-    Avx2,
-}
-
-impl Isa {
-    /// Every instruction set, fastest first.
-    pub const ALL: [Isa; 2] = [Isa::Avx512Vnni, Isa::Avx2];
-
-    /// The fastest instruction set this CPU has, if any.
-    pub fn best() -> Option<Isa> {
-        Self::ALL.into_iter().find(|i| i.available())
-    }
-
-    /// Whether this CPU has the instruction set.
-    pub fn available(self) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::is_x86_feature_detected as has;
-            match self {
-                Isa::Avx512Vnni => {
-                    has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni")
-                }
-                Isa::Avx2 => has!("avx2"),
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Isa::Avx512Vnni => "AVX-512 VNNI",
-            Isa::Avx2 => "AVX2",
-        }
-    }
-
-    fn kernels(self) -> Kernels {
-        #[cfg(target_arch = "x86_64")]
-        match self {
-            Isa::Avx512Vnni => Kernels {
-                conv: kernel::conv,
-                pool: kernel::pool,
-                conv_pool2: Some(kernel::conv_pool2),
-            },
-            Isa::Avx2 => Kernels {
-                conv: kernel_avx2::conv,
-                pool: kernel_avx2::pool,
-                conv_pool2: Some(kernel_avx2::conv_pool2),
-            },
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("no vector kernel on this architecture: {self:?}")
-    }
-}
-
 /// The kernels a network runs with: the vector ones, or the scalar ones of
 /// the tests. `conv_pool2`, when given, does a layer and the 2×2 pool after
-/// it in one pass.
+/// it in one pass; `depthwise`, when given, runs depthwise layers (and
+/// `conv` then also strided ones).
 struct Kernels {
     conv: ConvFn,
     pool: PoolFn,
     conv_pool2: Option<ConvPoolFn>,
+    depthwise: Option<ConvFn>,
 }
 
-/// Where a layer writes: int16 activations, or the final floats.
+/// Where a layer writes: int16 activations, the final floats, or the saved
+/// tensor, which it adds to its output and then holds that output.
 enum Out<'a> {
     Fixed(&'a mut [i16]),
     Float(&'a mut [f32]),
+    Residual(&'a mut [i16]),
 }
 
 type ConvFn = unsafe fn(&Layer, &[i16], usize, usize, Out<'_>);
 type PoolFn = unsafe fn(&[i16], usize, usize, usize, usize, &mut [i16]);
 type ConvPoolFn = unsafe fn(&Layer, &[i16], usize, usize, &mut [i16]);
 
-/// The sizes a layer's call must satisfy; returns the output size.
+/// The sizes a layer's call must satisfy (over an input already padded);
+/// returns the output size.
 fn check_shapes(l: &Layer, inp: &[i16], w: usize, h: usize, out: &Out<'_>) -> (usize, usize) {
     assert!(w >= l.k && h >= l.k && inp.len() == w * h * l.cin);
-    let (ow, oh) = (w + 1 - l.k, h + 1 - l.k);
+    let (ow, oh) = ((w - l.k) / l.stride + 1, (h - l.k) / l.stride + 1);
     match out {
-        Out::Fixed(o) => assert!(l.requant && o.len() == ow * oh * l.cout_p),
+        Out::Fixed(o) => assert!(l.requant && !l.residual && o.len() == ow * oh * l.cout_p),
+        Out::Residual(o) => assert!(l.requant && l.residual && o.len() == ow * oh * l.cout_p),
         Out::Float(o) => assert!(!l.requant && o.len() == ow * oh * l.cout),
     }
     (ow, oh)
@@ -493,7 +338,7 @@ fn check_shapes(l: &Layer, inp: &[i16], w: usize, h: usize, out: &Out<'_>) -> (u
 
 /// The sizes a pool's call must satisfy; returns the output size.
 fn check_pool(inp: &[i16], w: usize, h: usize, c: usize, k: usize, out: &[i16]) -> (usize, usize) {
-    assert!(w >= k && h >= k && c <= MAX_CHANNELS && inp.len() == w * h * c);
+    assert!(w >= k && h >= k && inp.len() == w * h * c);
     let (ow, oh) = ((w - k).div_ceil(2) + 1, (h - k).div_ceil(2) + 1);
     assert_eq!(out.len(), ow * oh * c);
     (ow, oh)
@@ -503,6 +348,8 @@ fn check_pool(inp: &[i16], w: usize, h: usize, c: usize, k: usize, out: &[i16]) 
 mod kernel;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx2;
+#[cfg(target_arch = "x86_64")]
+mod kernel_avx2_depthwise;
 
 #[cfg(test)]
 mod tests;

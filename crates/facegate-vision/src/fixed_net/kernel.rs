@@ -13,6 +13,10 @@ use super::{check_pool, check_shapes, Layer, Out, A16, CHUNK, LANES};
 /// The CPU must have AVX-512 F, BW, VL and VNNI.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) unsafe fn conv(l: &Layer, inp: &[i16], w: usize, h: usize, mut out: Out<'_>) {
+    assert!(
+        l.plain(),
+        "the AVX-512 kernel runs valid, stride-1 layers only"
+    );
     let (ow, oh) = check_shapes(l, inp, w, h, &out);
     // Every read is in bounds (see `Layer::tap_offsets`).
     let taps = l.tap_offsets(w);
@@ -133,6 +137,7 @@ unsafe fn store<const NV: usize>(
                 let dst = o.as_mut_ptr().add(pixel * l.cout + v * LANES);
                 _mm512_mask_storeu_ps(dst, mask(n), f);
             }
+            Out::Residual(_) => unreachable!("checked in `conv`: no residual layers here"),
         }
     }
 }
@@ -183,7 +188,7 @@ unsafe fn quantise(l: &Layer, f: __m512, v: usize, dst: *mut i16) {
 /// The CPU must have AVX-512 F, BW, VL and VNNI.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) unsafe fn conv_pool2(l: &Layer, inp: &[i16], w: usize, h: usize, out: &mut [i16]) {
-    assert!(l.nv == 1 && l.requant && l.monotone && w >= l.k && h >= l.k);
+    assert!(l.plain() && l.nv == 1 && l.requant && l.monotone && w >= l.k && h >= l.k);
     assert_eq!(inp.len(), w * h * l.cin);
     let (cw, ch) = (w + 1 - l.k, h + 1 - l.k);
     let (ow, oh) = (cw.div_ceil(2), ch.div_ceil(2));

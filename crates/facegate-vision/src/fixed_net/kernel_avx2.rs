@@ -16,9 +16,9 @@ const HALF: usize = LANES / 2;
 
 /// A 16-lane int32 vector as two registers.
 #[derive(Clone, Copy)]
-struct Acc {
-    lo: __m256i,
-    hi: __m256i,
+pub(super) struct Acc {
+    pub lo: __m256i,
+    pub hi: __m256i,
 }
 
 /// A 16-lane float vector as two registers.
@@ -28,26 +28,41 @@ struct Floats {
     hi: __m256,
 }
 
-/// One layer, valid padding, stride 1, over a `w × h` input.
+/// One layer (not depthwise), valid padding, any stride, over a `w × h`
+/// input.
 ///
 /// # Safety
 /// The CPU must have AVX2.
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn conv(l: &Layer, inp: &[i16], w: usize, h: usize, mut out: Out<'_>) {
     let (ow, oh) = check_shapes(l, inp, w, h, &out);
+    assert!(!l.depthwise);
     let pairs = pair_offsets(l, w);
     for chunk in 0..l.nv.div_ceil(CHUNK) {
+        let nvc = (l.nv - chunk * CHUNK).min(CHUNK);
         // Sixteen registers hold the accumulators (two per vector and
-        // pixel) and the weights: wider chunks take fewer pixels at once.
-        let g = (w, ow, oh, &pairs[..], chunk);
-        match (l.nv - chunk * CHUNK).min(CHUNK) {
-            1 => conv_chunk::<1, 6>(l, inp, g, &mut out),
-            2 => conv_chunk::<2, 2>(l, inp, g, &mut out),
-            3 => conv_chunk::<3, 1>(l, inp, g, &mut out),
-            _ => conv_chunk::<4, 1>(l, inp, g, &mut out),
+        // pixel) and the weights: more vectors at once take fewer pixels.
+        // Where one vector's weights for a pixel are most of the L1 cache
+        // (1x1 layers of many channels), the chunk goes one vector at a
+        // time over six pixels, so that each weight loaded serves six.
+        let wide = pairs.len() * nvc * LANES * 4 > WEIGHTS_IN_L1;
+        let g = (w, ow, oh, &pairs[..], chunk, nvc);
+        match (nvc, wide) {
+            (_, true) | (1, _) => {
+                for v in 0..nvc {
+                    conv_block::<1, 6>(l, inp, g, v, &mut out);
+                }
+            }
+            (2, _) => conv_block::<2, 3>(l, inp, g, 0, &mut out),
+            (3, _) => conv_block::<3, 2>(l, inp, g, 0, &mut out),
+            _ => conv_block::<4, 1>(l, inp, g, 0, &mut out),
         }
     }
 }
+
+/// Bytes of weights per pixel above which a chunk goes one vector at a
+/// time (half of a 32 KB L1 data cache).
+const WEIGHTS_IN_L1: usize = 16 << 10;
 
 /// Offsets, in an input `w` pixels wide, of every channel pair the kernel
 /// reads for one output pixel, from that pixel's first channel: tap by tap,
@@ -60,57 +75,67 @@ fn pair_offsets(l: &Layer, w: usize) -> Vec<usize> {
         .collect()
 }
 
-/// Output vectors `chunk × CHUNK ..` (`NV` of them) of every pixel, `P`
-/// pixels at a time; `g` is (input width, output width and height, pair
-/// offsets, chunk).
+/// Output vectors `v0 ..` (`NV` of them) of chunk `chunk` (of `nvc`
+/// vectors) of every pixel, `P` pixels at a time; `g` is (input width,
+/// output width and height, pair offsets, chunk, nvc).
 #[target_feature(enable = "avx2")]
-unsafe fn conv_chunk<const NV: usize, const P: usize>(
+unsafe fn conv_block<const NV: usize, const P: usize>(
     l: &Layer,
     inp: &[i16],
-    g: (usize, usize, usize, &[usize], usize),
+    g: (usize, usize, usize, &[usize], usize, usize),
+    v0: usize,
     out: &mut Out<'_>,
 ) {
-    let (w, ow, oh, pairs, chunk) = g;
+    let (w, ow, oh, pairs, chunk, nvc) = g;
     let src = inp.as_ptr();
-    let wts = l.packed.as_ptr().add(chunk * CHUNK * LANES * pairs.len());
-    let first = chunk * CHUNK;
+    let wts = l
+        .packed
+        .as_ptr()
+        .add(chunk * CHUNK * LANES * pairs.len() + v0 * LANES);
+    let step = nvc * LANES;
+    let first = chunk * CHUNK + v0;
+    let s = l.stride;
+    // The first channel of the input window of output pixel (x, y).
+    let at = |x: usize, y: usize| (y * s * w + x * s) * l.cin;
     for y in 0..oh {
         let mut x = 0;
         while x + P <= ow {
-            let base = std::array::from_fn(|p| (y * w + x + p) * l.cin);
-            let acc = accumulate::<NV, P>(src, wts, pairs, base);
+            let base = std::array::from_fn(|p| at(x + p, y));
+            let acc = accumulate::<NV, P>(src, (wts, step), pairs, base);
             for (p, a) in acc.iter().enumerate() {
                 store::<NV>(l, a, first, out, y * ow + x + p);
             }
             x += P;
         }
         while x < ow {
-            let acc = accumulate::<NV, 1>(src, wts, pairs, [(y * w + x) * l.cin]);
+            let acc = accumulate::<NV, 1>(src, (wts, step), pairs, [at(x, y)]);
             store::<NV>(l, &acc[0], first, out, y * ow + x);
             x += 1;
         }
     }
 }
 
-/// The int32 sums of `P` output pixels whose windows start at `base`.
+/// The int32 sums of `P` output pixels whose windows start at `base`;
+/// `wts` is the first weight vector and the distance from one pair's
+/// vectors to the next's.
 #[inline]
 #[target_feature(enable = "avx2")]
 unsafe fn accumulate<const NV: usize, const P: usize>(
     src: *const i16,
-    wts: *const i32,
+    wts: (*const i32, usize),
     pairs: &[usize],
     base: [usize; P],
 ) -> [[Acc; NV]; P] {
     let zero = _mm256_setzero_si256();
     let mut acc = [[Acc { lo: zero, hi: zero }; NV]; P];
-    let mut wp = wts;
+    let (mut wp, step) = wts;
     let at: [*const i16; P] = std::array::from_fn(|p| src.add(base[p]));
     for &o in pairs {
         let wv: [Acc; NV] = std::array::from_fn(|v| Acc {
             lo: _mm256_loadu_si256(wp.add(v * LANES).cast()),
             hi: _mm256_loadu_si256(wp.add(v * LANES + HALF).cast()),
         });
-        wp = wp.add(NV * LANES);
+        wp = wp.add(step);
         for p in 0..P {
             // Two neighbouring channels of the pixel, as one int32, in every lane.
             let pair = at[p].add(o).cast::<i32>().read_unaligned();
@@ -131,10 +156,10 @@ unsafe fn accumulate<const NV: usize, const P: usize>(
 // They hold no closures, which would be functions of their own without AVX2.
 
 /// Scale and shift one pixel's sums for output vectors `first ..`; then
-/// PReLU and requantisation into the int16 buffer, or the floats of the
-/// last layer.
+/// PReLU (plus the saved tensor) and requantisation into the int16 buffer,
+/// or the floats of the last layer.
 #[inline(always)]
-unsafe fn store<const NV: usize>(
+pub(super) unsafe fn store<const NV: usize>(
     l: &Layer,
     acc: &[Acc; NV],
     first: usize,
@@ -151,6 +176,11 @@ unsafe fn store<const NV: usize>(
                 v,
                 o.as_mut_ptr().add(pixel * l.cout_p),
             ),
+            Out::Residual(o) => {
+                let at = o.as_mut_ptr().add(pixel * l.cout_p);
+                let f = plus_saved(l, activated(l, f, v), v, at);
+                quantise(l, f, v, at);
+            }
             Out::Float(o) => {
                 let n = (l.cout - v * LANES).min(LANES);
                 let dst = o.as_mut_ptr().add(pixel * l.cout + v * LANES);
@@ -203,6 +233,25 @@ unsafe fn activated_half(l: &Layer, x: __m256, at: usize) -> __m256 {
         _mm256_max_ps(x, zero),
         _mm256_mul_ps(_mm256_min_ps(x, zero), lanes(&l.alpha, at)),
     )
+}
+
+/// `f` plus output vector `v` of the saved tensor (int16 at `at`) times its
+/// scale: multiply, then add.
+#[inline(always)]
+unsafe fn plus_saved(l: &Layer, f: Floats, v: usize, at: *const i16) -> Floats {
+    let n = (l.cout_p - v * LANES).min(LANES);
+    let r = load_i16(at.add(v * LANES), n);
+    let lo = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(r));
+    let hi = _mm256_cvtepi16_epi32(_mm256_extracti128_si256::<1>(r));
+    Floats {
+        lo: _mm256_add_ps(f.lo, saved_half(l, lo, v * LANES)),
+        hi: _mm256_add_ps(f.hi, saved_half(l, hi, v * LANES + HALF)),
+    }
+}
+
+#[inline(always)]
+unsafe fn saved_half(l: &Layer, x: __m256i, at: usize) -> __m256 {
+    _mm256_mul_ps(_mm256_cvtepi32_ps(x), lanes(&l.res_scale, at))
 }
 
 /// The larger of each lane.
@@ -264,7 +313,7 @@ unsafe fn load_i16(src: *const i16, n: usize) -> __m256i {
 /// The CPU must have AVX2.
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn conv_pool2(l: &Layer, inp: &[i16], w: usize, h: usize, out: &mut [i16]) {
-    assert!(l.nv == 1 && l.requant && l.monotone && w >= l.k && h >= l.k);
+    assert!(l.plain() && l.nv == 1 && l.requant && l.monotone && w >= l.k && h >= l.k);
     assert_eq!(inp.len(), w * h * l.cin);
     let (cw, ch) = (w + 1 - l.k, h + 1 - l.k);
     let (ow, oh) = (cw.div_ceil(2), ch.div_ceil(2));
@@ -276,7 +325,7 @@ pub(super) unsafe fn conv_pool2(l: &Layer, inp: &[i16], w: usize, h: usize, out:
             // A window cut by the edge repeats a pixel: the max is the same.
             let (x0, x1) = (2 * ox, (2 * ox + 1).min(cw - 1));
             let base = [(y0, x0), (y0, x1), (y1, x0), (y1, x1)].map(|(y, x)| (y * w + x) * l.cin);
-            let acc = accumulate::<1, 4>(inp.as_ptr(), l.packed.as_ptr(), &pairs, base);
+            let acc = accumulate::<1, 4>(inp.as_ptr(), (l.packed.as_ptr(), LANES), &pairs, base);
             let f = |p: usize| activated(l, scaled(l, &acc[p][0], 0), 0);
             let f = max(max(f(0), f(1)), max(f(2), f(3)));
             quantise(l, f, 0, out.as_mut_ptr().add((oy * ow + ox) * l.cout_p));

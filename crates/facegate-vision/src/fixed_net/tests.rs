@@ -1,31 +1,36 @@
 //! Tests of the fixed-point networks: a plain scalar version of the same
 //! arithmetic, every vector kernel this CPU runs against it on real
-//! inputs, and all against the fixtures `tools/quantize_mtcnn.py` wrote.
+//! inputs, and all against the fixtures `tools/quantize_mtcnn.py` and
+//! `tools/quantize_mobilefacenet.py` wrote.
 
-use super::{check_pool, check_shapes, FixedNet, Isa, Kernels, Layer, Op, Out, A16};
+use super::layer::iproduct;
+use super::{check_pool, check_shapes, scratch, FixedNet, Isa, Kernels, Layer, Op, Out, A16};
 use crate::models::ModelDir;
 use crate::resample::{Integral, Region};
 
-/// The scalar convolution: the script's `fixed_forward`, one value at a time.
+/// The scalar convolution: the scripts' `fixed_forward`, one value at a time.
 unsafe fn conv(l: &Layer, inp: &[i16], w: usize, h: usize, mut out: Out<'_>) {
     let (ow, oh) = check_shapes(l, inp, w, h, &out);
     let taps = l.k * l.k;
-    for (y, x, oc) in super::iproduct(oh, ow, l.cout) {
+    for (y, x, oc) in iproduct(oh, ow, l.cout) {
         let mut acc = 0i32;
         for t in 0..taps {
-            let px = ((y + t / l.k) * w + x + t % l.k) * l.cin;
+            let px = ((y * l.stride + t / l.k) * w + x * l.stride + t % l.k) * l.cin;
+            if l.depthwise {
+                acc += i32::from(inp[px + oc]) * i32::from(l.weights[oc * taps + t]);
+                continue;
+            }
             for c in 0..l.cin {
                 acc += i32::from(inp[px + c]) * i32::from(l.weights[(oc * taps + t) * l.cin + c]);
             }
         }
         let f = acc as f32 * l.scale[oc] + l.shift[oc];
-        let pixel = y * ow + x;
+        let f_act = f.max(0.0) + f.min(0.0) * l.alpha[oc];
+        let requant = |f: f32| (f * l.inv[oc]).clamp(-A16, A16).round_ties_even() as i16;
+        let (pixel, i) = (y * ow + x, (y * ow + x) * l.cout_p + oc);
         match &mut out {
-            Out::Fixed(o) => {
-                let f = f.max(0.0) + f.min(0.0) * l.alpha[oc];
-                let t = (f * l.inv[oc]).clamp(-A16, A16);
-                o[pixel * l.cout_p + oc] = t.round_ties_even() as i16;
-            }
+            Out::Fixed(o) => o[i] = requant(f_act),
+            Out::Residual(o) => o[i] = requant(f_act + f32::from(o[i]) * l.res_scale[oc]),
             Out::Float(o) => o[pixel * l.cout + oc] = f,
         }
     }
@@ -33,7 +38,7 @@ unsafe fn conv(l: &Layer, inp: &[i16], w: usize, h: usize, mut out: Out<'_>) {
 
 unsafe fn pool(inp: &[i16], w: usize, h: usize, c: usize, k: usize, out: &mut [i16]) {
     let (ow, oh) = check_pool(inp, w, h, c, k, out);
-    for (oy, ox, ch) in super::iproduct(oh, ow, c) {
+    for (oy, ox, ch) in iproduct(oh, ow, c) {
         let mut best = i16::MIN;
         for (y, x) in (2 * oy..(2 * oy + k).min(h))
             .flat_map(|y| (2 * ox..(2 * ox + k).min(w)).map(move |x| (y, x)))
@@ -50,13 +55,19 @@ fn repo_root() -> std::path::PathBuf {
 
 fn load(net: &str) -> FixedNet {
     let dir = ModelDir::open(&repo_root().join("models")).expect("models");
-    FixedNet::load(&dir, &format!("mtcnn_{net}_fixed.json")).expect("parameters")
+    FixedNet::load(&dir, &format!("{net}_fixed.json")).expect("parameters")
 }
 
-fn rgbx(rgb: &[u8]) -> Vec<i16> {
-    rgb.chunks_exact(3)
-        .flat_map(|p| [p[0], p[1], p[2], 0].map(i16::from))
-        .collect()
+/// A fixture of `models/reference`: its metadata, the input, the floats.
+fn fixture(name: &str) -> (serde_json::Value, Vec<u8>, Vec<f32>) {
+    let dir = repo_root().join("models/reference");
+    let read = |ext: &str| std::fs::read(dir.join(format!("{name}_fixed.{ext}"))).unwrap();
+    let meta = serde_json::from_slice(&read("json")).unwrap();
+    let want = read("out.f32")
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    (meta, read("input.u8"), want)
 }
 
 fn scalar(net: &FixedNet, input: &[i16], w: usize, h: usize) -> super::NetMap {
@@ -64,25 +75,20 @@ fn scalar(net: &FixedNet, input: &[i16], w: usize, h: usize) -> super::NetMap {
         conv,
         pool,
         conv_pool2: None,
+        depthwise: Some(conv),
     };
-    // SAFETY: the scalar kernels run anywhere.
-    unsafe { net.forward(input, w, h, &kernels) }
+    // SAFETY: the scalar kernels run anywhere and run every operation.
+    scratch::with_buffers(|bufs| unsafe { net.forward(input, w, h, &kernels, bufs) })
 }
 
 #[test]
 fn scalar_version_gives_the_fixtures_exactly() {
-    for net in ["pnet", "rnet", "onet"] {
-        let dir = repo_root().join("models/reference");
-        let read = |ext: &str| std::fs::read(dir.join(format!("mtcnn_{net}_fixed.{ext}"))).unwrap();
-        let meta: serde_json::Value = serde_json::from_slice(&read("json")).unwrap();
+    for net in ["mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet", "mobilefacenet"] {
+        let (meta, input, want) = fixture(net);
         let shape: Vec<usize> = serde_json::from_value(meta["input"]["shape"].clone()).unwrap();
         let (h, w) = (shape[0], shape[1]);
-        let input = rgbx(&read("input.u8"));
-        let want: Vec<f32> = read("out.f32")
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
         let fixed = load(net);
+        let input = fixed.encode(&input);
         let got = scalar(&fixed, &input, w, h);
         assert_eq!(Some((got.w, got.h)), fixed.output_size(w, h));
         assert!(
@@ -90,12 +96,57 @@ fn scalar_version_gives_the_fixtures_exactly() {
             "{net}: scalar version differs from the script's arithmetic"
         );
         for isa in available() {
-            assert!(
-                fixed.run_with(isa, &input, w, h).data == want,
-                "{net}: the {} kernel differs from the fixture",
-                isa.name()
-            );
+            if isa.extended() || !fixed.extended {
+                assert!(
+                    fixed.run_with(isa, &input, w, h).data == want,
+                    "{net}: the {} kernel differs from the fixture",
+                    isa.name()
+                );
+            }
         }
+    }
+}
+
+#[test]
+fn mobilefacenet_kernels_equal_the_scalar_version_on_faces() {
+    let net = load("mobilefacenet");
+    assert!(net.extended, "MobileFaceNet needs the second format");
+    let Some(isa) = net.isa() else {
+        eprintln!("skipped: this CPU lacks AVX2");
+        return;
+    };
+    assert_eq!(
+        isa,
+        Isa::Avx2,
+        "only the AVX2 kernels run the second format"
+    );
+    // Real faces (not aligned: the arithmetic does not care), and a flat grey.
+    let img = image::open(repo_root().join("../shared/testdata/faces/biden_1.jpg"))
+        .expect("photo")
+        .to_rgb8();
+    let integral = Integral::new(&img);
+    let mut inputs: Vec<Vec<u8>> = [(0, 0, 300), (120, 60, 180), (-40, -40, 200)]
+        .iter()
+        .map(|&(x0, y0, side)| {
+            let region = Region {
+                x0,
+                y0,
+                w: side,
+                h: side,
+            };
+            integral
+                .resample_region_rgbx(region, 112, 112)
+                .chunks_exact(4)
+                .flat_map(|p| p[..3].iter().map(|&v| v as u8))
+                .collect()
+        })
+        .collect();
+    inputs.push(vec![128; 112 * 112 * 3]);
+    for (i, rgb) in inputs.iter().enumerate() {
+        let input = net.encode(rgb);
+        let (fast, slow) = (net.run(&input, 112, 112), scalar(&net, &input, 112, 112));
+        assert!(fast.data == slow.data, "face {i}: AVX2 and scalar differ");
+        assert_eq!((fast.w, fast.h, fast.data.len()), (1, 1, 192));
     }
 }
 
@@ -121,7 +172,7 @@ fn kernel_equals_scalar_version(isa: Isa) {
         .expect("photo")
         .to_rgb8();
     let integral = Integral::new(&img);
-    let pnet = load("pnet");
+    let pnet = load("mtcnn_pnet");
     // Odd and even sizes, widths that are and are not multiples of the pixel block.
     for (w, h) in [(233, 171), (120, 90), (61, 47), (13, 12), (12, 17)] {
         let input = integral.resample_rgbx(w, h);
@@ -136,7 +187,7 @@ fn kernel_equals_scalar_version(isa: Isa) {
         assert_eq!(fast.data.len(), fast.w * fast.h * pnet.outputs());
     }
     for (net, size) in [("rnet", 24), ("onet", 48)] {
-        let fixed = load(net);
+        let fixed = load(&format!("mtcnn_{net}"));
         for (x0, y0, side) in [(-30, 40, 200), (100, 20, 90), (0, 0, 24)] {
             let region = Region {
                 x0,
@@ -160,7 +211,7 @@ fn kernel_equals_scalar_version(isa: Isa) {
 
 #[test]
 fn p_nets_first_layer_and_pool_run_fused() {
-    let pnet = load("pnet");
+    let pnet = load("mtcnn_pnet");
     assert!(
         matches!(&pnet.ops[..2], [Op::Conv(l), Op::Pool(2)] if l.nv == 1 && l.monotone),
         "the vector kernel would not fuse P-Net's first layer with its pool"
