@@ -124,6 +124,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let engine = tokio::task::spawn_blocking(move || crate::load_engine(&engine_config)).await??;
         tracing::info!(
             detector = engine.detector_backend(),
+            embedder = engine.embedder_backend(),
             "face engine loaded"
         );
         let addr = config.addr;

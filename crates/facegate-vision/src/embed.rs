@@ -1,11 +1,14 @@
 //! Face embeddings: an aligned face in, an L2-normalised vector out. The
 //! model is described by an [`EmbeddingManifest`], so another ONNX
-//! embedding model can be dropped in without code changes.
+//! embedding model can be dropped in without code changes; where the
+//! manifest names a fixed-point version and the CPU runs it, that runs
+//! instead of ONNX Runtime.
 
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::error::VisionError;
+use crate::fixed_net::FixedNet;
 use crate::models::{ChannelOrder, EmbeddingManifest, Layout, ModelDir};
 use crate::runtime::{SessionOptions, SessionPool};
 
@@ -41,23 +44,62 @@ pub fn l2_normalise(v: &mut [f32]) {
 /// Runs the embedding model.
 pub struct Embedder {
     manifest: EmbeddingManifest,
-    pool: SessionPool,
+    backend: Backend,
+}
+
+/// The model as it runs here (only that one is loaded).
+enum Backend {
+    Fixed(FixedNet),
+    Onnx(SessionPool),
 }
 
 impl Embedder {
+    /// Loads the model the manifest describes; its fixed-point version when
+    /// `fixed_point` allows, the manifest names one and this CPU runs it.
     pub fn load(
         dir: &ModelDir,
         manifest_path: &std::path::Path,
         opts: &SessionOptions,
+        fixed_point: bool,
     ) -> Result<Self, VisionError> {
         let manifest = EmbeddingManifest::read(manifest_path)?;
+        if let Some(file) = manifest.fixed_point.as_deref().filter(|_| fixed_point) {
+            let net = FixedNet::load(dir, file)?;
+            let s = manifest.input_size as usize;
+            if net.output_size(s, s) != Some((1, 1))
+                || net.outputs() != manifest.output_dim
+                || manifest.channel_order != ChannelOrder::Rgb
+            {
+                return Err(VisionError::Model(format!(
+                    "{file} does not take an RGB {s}x{s} face to {} values",
+                    manifest.output_dim
+                )));
+            }
+            if net.runs_here() {
+                return Ok(Embedder {
+                    manifest,
+                    backend: Backend::Fixed(net),
+                });
+            }
+        }
         let bytes = dir.read_verified(&manifest.file, manifest.sha256.as_deref())?;
         let pool = SessionPool::load(&manifest.id, &bytes, opts)?;
-        Ok(Embedder { manifest, pool })
+        Ok(Embedder {
+            manifest,
+            backend: Backend::Onnx(pool),
+        })
     }
 
     pub fn manifest(&self) -> &EmbeddingManifest {
         &self.manifest
+    }
+
+    /// How the model runs here, for logs and reports.
+    pub fn backend(&self) -> &'static str {
+        match self.backend {
+            Backend::Fixed(_) => "fixed-point (AVX2)",
+            Backend::Onnx(_) => "ONNX Runtime",
+        }
     }
 
     /// Embeds one aligned face.
@@ -65,19 +107,36 @@ impl Embedder {
         Ok(self.embed_batch(std::slice::from_ref(face))?.remove(0))
     }
 
-    /// Embeds aligned faces in one call.
+    /// Embeds aligned faces (in one ONNX Runtime call, or one by one in
+    /// fixed point).
     pub fn embed_batch(&self, faces: &[RgbImage]) -> Result<Vec<Embedding>, VisionError> {
         if faces.is_empty() {
             return Ok(Vec::new());
         }
         let m = &self.manifest;
         let s = m.input_size as usize;
+        if let Some(face) = faces
+            .iter()
+            .find(|f| f.width() as usize != s || f.height() as usize != s)
+        {
+            return Err(VisionError::Model(format!(
+                "aligned face must be {s}x{s}, not {}x{}",
+                face.width(),
+                face.height()
+            )));
+        }
+        let pool = match &self.backend {
+            Backend::Fixed(net) => {
+                return Ok(faces
+                    .iter()
+                    .map(|f| self.embedding(&net.run(&net.encode(f.as_raw()), s, s).data))
+                    .collect())
+            }
+            Backend::Onnx(pool) => pool,
+        };
         let per = 3 * s * s;
         let mut data = vec![0f32; faces.len() * per];
         for (face, out) in faces.iter().zip(data.chunks_mut(per)) {
-            if face.width() as usize != s || face.height() as usize != s {
-                return Err(VisionError::Model(format!("aligned face must be {s}x{s}")));
-            }
             fill_tensor(face, m, out);
         }
         let shape = match m.layout {
@@ -86,7 +145,7 @@ impl Embedder {
         };
         let input = m.input_name.as_deref().unwrap_or("input");
         let outputs: Vec<&str> = m.output_name.as_deref().into_iter().collect();
-        let out = self.pool.run(input, &shape, &data, &outputs)?.remove(0);
+        let out = pool.run(input, &shape, &data, &outputs)?.remove(0);
         let dim = m.output_dim;
         if out.data.len() != faces.len() * dim {
             return Err(VisionError::Model(format!(
@@ -95,18 +154,17 @@ impl Embedder {
                 faces.len() * dim
             )));
         }
-        Ok(out
-            .data
-            .chunks(dim)
-            .map(|v| {
-                let mut vector = v.to_vec();
-                l2_normalise(&mut vector);
-                Embedding {
-                    model_id: m.id.clone(),
-                    vector,
-                }
-            })
-            .collect())
+        Ok(out.data.chunks(dim).map(|v| self.embedding(v)).collect())
+    }
+
+    /// The template of a raw model output.
+    fn embedding(&self, raw: &[f32]) -> Embedding {
+        let mut vector = raw.to_vec();
+        l2_normalise(&mut vector);
+        Embedding {
+            model_id: self.manifest.id.clone(),
+            vector,
+        }
     }
 }
 

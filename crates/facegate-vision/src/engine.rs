@@ -29,6 +29,10 @@ pub struct EngineConfig {
     /// Sessions per model, i.e. inferences that can run at the same time.
     pub sessions: usize,
     pub detector: DetectorConfig,
+    /// Runs the embedding model in fixed point where its manifest names a
+    /// fixed-point version and the CPU has AVX2; `false` always uses ONNX
+    /// Runtime.
+    pub fixed_point_embedding: bool,
     pub decode: DecodeLimits,
     pub quality: QualityLimits,
     /// Similarity at or above which two faces are the same person;
@@ -44,6 +48,7 @@ impl Default for EngineConfig {
             intra_threads: 1,
             sessions: 2,
             detector: DetectorConfig::default(),
+            fixed_point_embedding: true,
             decode: DecodeLimits::default(),
             quality: QualityLimits::default(),
             threshold: None,
@@ -93,7 +98,7 @@ impl FaceEngine {
             .embedding_manifest
             .clone()
             .unwrap_or_else(|| config.models_dir.join("embedding.toml"));
-        let embedder = Embedder::load(&dir, &manifest_path, &opts)?;
+        let embedder = Embedder::load(&dir, &manifest_path, &opts, config.fixed_point_embedding)?;
         let anti_spoof = AntiSpoof::load(&dir, &opts)?;
         let threshold = config
             .threshold
@@ -125,6 +130,11 @@ impl FaceEngine {
     /// How the detector's networks run here (see [`Detector::backend`]).
     pub fn detector_backend(&self) -> &'static str {
         self.detector.backend()
+    }
+
+    /// How the embedding model runs here: `fixed-point (AVX2)` or `ONNX Runtime`.
+    pub fn embedder_backend(&self) -> &'static str {
+        self.embedder.backend()
     }
 
     /// Identifier of the embedding model; templates record it.

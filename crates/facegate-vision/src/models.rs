@@ -95,6 +95,13 @@ pub struct EmbeddingManifest {
     pub output_name: Option<String>,
     /// Cosine similarity at or above which two faces match.
     pub default_threshold: f32,
+    /// Optional: the same model in fixed point (a parameter file of
+    /// `tools/quantize_mobilefacenet.py`), run instead where the CPU has
+    /// its kernels. Its embeddings agree with the float model's (cosine
+    /// ≥ 0.999, checked when the file is made), so templates of either
+    /// compare.
+    #[serde(default)]
+    pub fixed_point: Option<String>,
 }
 
 impl EmbeddingManifest {

@@ -1,6 +1,7 @@
-//! The fixed-point detector (AVX-512 VNNI or AVX2) against the ONNX one on the
-//! labelled photos: the same faces, nearly the same boxes and landmarks,
-//! and embeddings of the aligned faces that barely move.
+//! The fixed-point networks against their ONNX originals on the labelled
+//! photos. The detector (AVX-512 VNNI or AVX2): the same faces, nearly the
+//! same boxes and landmarks, and embeddings of the aligned faces that
+//! barely move. The embedder (AVX2): the same face gives the same template.
 
 mod common;
 
@@ -10,14 +11,45 @@ use common::*;
 use facegate_vision::fixed_net::FixedNet;
 use facegate_vision::{cosine_similarity, EngineConfig, FaceEngine};
 
+/// Both networks with ONNX Runtime.
 static ONNX_ENGINE: LazyLock<FaceEngine> = LazyLock::new(|| {
     let mut config = EngineConfig {
         models_dir: repo_root().join("models"),
+        fixed_point_embedding: false,
         ..EngineConfig::default()
     };
     config.detector.fixed_point = false;
     FaceEngine::load(config).expect("loading the engine")
 });
+
+#[test]
+fn fixed_point_and_onnx_embeddings_agree() {
+    if ENGINE.embedder_backend() == ONNX_ENGINE.embedder_backend() {
+        eprintln!("skipped: this CPU lacks AVX2, so both embedders are the ONNX one");
+        return;
+    }
+    assert_eq!(
+        ENGINE.model_id(),
+        ONNX_ENGINE.model_id(),
+        "templates stay comparable"
+    );
+    let (mut worst, mut faces) = (1f32, 0);
+    for l in labels() {
+        let img = ENGINE.decode(&photo(&l.file)).unwrap();
+        for (face, _) in ENGINE.faces_in_view(&img).unwrap() {
+            let aligned = ENGINE.align(&img, &face);
+            let fixed = ENGINE.embed_aligned(&aligned).unwrap();
+            let float = ONNX_ENGINE.embed_aligned(&aligned).unwrap();
+            let n = fixed.vector.iter().map(|x| x * x).sum::<f32>();
+            assert!((n - 1.0).abs() < 1e-4, "{}: not unit length", l.file);
+            worst = worst.min(cosine_similarity(&fixed.vector, &float.vector));
+            faces += 1;
+        }
+    }
+    eprintln!("{faces} faces: worst cosine between fixed-point and ONNX embeddings {worst:.5}");
+    assert!(faces >= 30, "only {faces} faces");
+    assert!(worst >= 0.999, "an embedding moved: cosine {worst}");
+}
 
 #[test]
 fn fixed_point_and_onnx_detectors_find_the_same_faces() {

@@ -36,6 +36,10 @@ pub struct BenchArgs {
     /// fixed-point kernel runs.
     #[arg(long)]
     pub onnx_detector: bool,
+    /// Run the embedding model with ONNX Runtime even where its
+    /// fixed-point version runs.
+    #[arg(long)]
+    pub onnx_embedding: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -74,6 +78,8 @@ pub struct BenchReport {
     /// How the detector's networks run: "fixed-point (AVX-512 VNNI)",
     /// "fixed-point (AVX2)" or "ONNX Runtime".
     pub detector: &'static str,
+    /// How the embedding model runs: "fixed-point (AVX2)" or "ONNX Runtime".
+    pub embedder: &'static str,
     pub decode: Latency,
     pub detect: Latency,
     pub align: Latency,
@@ -130,6 +136,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         threshold: None,
         threads: args.threads,
         onnx_detector: args.onnx_detector,
+        onnx_embedding: args.onnx_embedding,
     };
     let engine = opts.load(args.concurrency.max(1))?;
     let engine_rss = rss_mb().0;
@@ -210,6 +217,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         concurrency: args.concurrency.max(1),
         min_face: args.min_face,
         detector: engine.detector_backend(),
+        embedder: engine.embedder_backend(),
         decode: latency(s.decode),
         detect: latency(s.detect),
         align: latency(s.align),
@@ -225,13 +233,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{} frame(s) x {} runs, {} thread(s), concurrency {}, min face {} px, detector {}",
+        "{} frame(s) x {} runs, {} thread(s), concurrency {}, min face {} px, detector {}, embedder {}",
         report.frames,
         report.runs,
         report.threads,
         report.concurrency,
         report.min_face,
-        report.detector
+        report.detector,
+        report.embedder
     );
     println!(
         "{:<12} {:>9} {:>9} {:>9}",

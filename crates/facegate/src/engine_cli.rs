@@ -27,6 +27,10 @@ pub struct EngineOpts {
     /// fixed-point kernels (AVX-512 VNNI or AVX2) run: to compare the two.
     #[arg(long)]
     pub onnx_detector: bool,
+    /// Run the embedding model with ONNX Runtime even where its
+    /// fixed-point version runs: to compare the two.
+    #[arg(long)]
+    pub onnx_embedding: bool,
 }
 
 impl EngineOpts {
@@ -40,6 +44,7 @@ impl EngineOpts {
         };
         config.detector.min_face = self.min_face;
         config.detector.fixed_point = !self.onnx_detector;
+        config.fixed_point_embedding = !self.onnx_embedding;
         config
     }
 
