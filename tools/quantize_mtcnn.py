@@ -146,6 +146,21 @@ def float_forward(ops, px):
     return acts, x
 
 
+def int16_weights(w, a_in):
+    """Per output channel (axis 0), symmetric int16 weights and their
+    scales: as large as the bound allows (W16), and small enough that
+    sum(|q|) * a_in < 2**31 for every output, whatever the input."""
+    norm = np.abs(w).reshape(w.shape[0], -1)
+    ratio = (norm.sum(1) / np.maximum(norm.max(1), 1e-30)).max()
+    wmax = int(min(W16, ((2**31 - 1) / a_in - 0.5 * norm.shape[1]) / ratio))
+    sw = norm.max(1) / wmax
+    sw[sw == 0] = 1.0
+    shape = (-1,) + (1,) * (w.ndim - 1)
+    q = np.clip(np.rint(w / sw.reshape(shape)), -wmax, wmax).astype(np.int64)
+    assert (np.abs(q).reshape(q.shape[0], -1).sum(1) * a_in < 2**31).all()
+    return q, sw
+
+
 def quantize_ops(ops, ranges):
     """int16 weights and float32 requantisation constants, op by op."""
     out = []
@@ -156,15 +171,7 @@ def quantize_ops(ops, ranges):
             out.append({"op": "pool", "kernel": op[1]})
             continue
         _, w, b, alpha = op
-        w = w * s_in[None, :, None, None]  # per unit of the integer input
-        norm = np.abs(w).reshape(w.shape[0], -1)
-        # largest weight bound with sum(|q|) * a_in < 2**31 for every output
-        ratio = (norm.sum(1) / np.maximum(norm.max(1), 1e-30)).max()
-        wmax = int(min(W16, ((2**31 - 1) / a_in - 0.5 * norm.shape[1]) / ratio))
-        sw = norm.max(1) / wmax
-        sw[sw == 0] = 1.0
-        q = np.clip(np.rint(w / sw[:, None, None, None]), -wmax, wmax).astype(np.int64)
-        assert (np.abs(q).reshape(q.shape[0], -1).sum(1) * a_in < 2**31).all()
+        q, sw = int16_weights(w * s_in[None, :, None, None], a_in)  # per unit of the integer input
         shift = b - sw * (q * z_in[None, :, None, None]).reshape(q.shape[0], -1).sum(1)
         layer = {"op": "conv", "kernel": int(w.shape[2]), "cin": int(w.shape[1]), "cout": int(w.shape[0]),
                  # [oc][ky][kx][ci]
