@@ -144,7 +144,13 @@ impl Integral {
             .collect();
         let mut out = vec![0i16; ow * oh * 4];
         // Column sums of the output row's source rows: bottom minus top row
-        // of the table, so each value then takes one difference.
+        // of the table, so each value then takes one difference; only over
+        // the columns the region's cells use (a face crop is a small part
+        // of the frame's width).
+        let (lo, hi) = match (xs.first(), xs.last()) {
+            (Some(first), Some(last)) => (first.0, last.1 + 3),
+            _ => (0, 0),
+        };
         let mut rows = vec![0u32; stride];
         for (oy, line) in out.chunks_exact_mut(ow * 4).enumerate() {
             let (sy, ey, ch) = clip(region.y0, oy, region.h, oh, self.h);
@@ -152,7 +158,11 @@ impl Integral {
                 &self.sums[sy * stride..][..stride],
                 &self.sums[ey * stride..][..stride],
             );
-            for ((r, &t), &b) in rows.iter_mut().zip(top).zip(bottom) {
+            for ((r, &t), &b) in rows[lo..hi]
+                .iter_mut()
+                .zip(&top[lo..hi])
+                .zip(&bottom[lo..hi])
+            {
                 *r = b - t;
             }
             let inv_h = 1.0 / f64::from(ch);
@@ -347,18 +357,27 @@ mod tests {
                 }
                 assert_eq!(px[3], 0);
             }
-            // A region reaching past the border: outside pixels are black.
-            let region = PAST_BORDER;
-            let mut mean = vec![0f32; 3 * ow * oh];
-            direct(&img, region, ow, oh, &mut mean);
-            let fixed = integral.resample_region_rgbx(region, ow, oh);
-            for (i, px) in fixed.chunks_exact(4).enumerate() {
-                for (c, &value) in px[..3].iter().enumerate() {
-                    let raw = mean[c * ow * oh + i] * 128.0 + 127.5;
-                    assert!(
-                        (f32::from(value) - raw).abs() <= 0.5 + 1e-3,
-                        "{ow}x{oh} past the border"
-                    );
+            // A region reaching past the border (outside pixels are black),
+            // and one inside the image, away from its left edge.
+            let inside = Region {
+                x0: 9,
+                y0: 2,
+                w: 20,
+                h: 15,
+            };
+            for region in [PAST_BORDER, inside] {
+                let mut mean = vec![0f32; 3 * ow * oh];
+                direct(&img, region, ow, oh, &mut mean);
+                let fixed = integral.resample_region_rgbx(region, ow, oh);
+                for (i, px) in fixed.chunks_exact(4).enumerate() {
+                    for (c, &value) in px[..3].iter().enumerate() {
+                        let raw = mean[c * ow * oh + i] * 128.0 + 127.5;
+                        assert!(
+                            (f32::from(value) - raw).abs() <= 0.5 + 1e-3,
+                            "{ow}x{oh} region at x {}",
+                            region.x0
+                        );
+                    }
                 }
             }
         }
