@@ -1,5 +1,5 @@
 //! Helpers of the fault tests: the real server with a controllable file
-//! size limit, API and page clients, the binary's other commands with a
+//! size limit (stopped by SIGTERM or SIGKILL), API and page clients, the binary's other commands with a
 //! deadline, a tmpfs or bind mount that is undone on drop, and the
 //! consistency check of a stopped server's data directory.
 
@@ -143,10 +143,26 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
-    /// SIGTERM, then waits for a clean exit.
-    pub fn stop(mut self) {
+    /// Sends SIGTERM (see [`Self::wait_for_clean_exit`]).
+    pub fn terminate(&self) {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+    }
+
+    /// SIGKILL: the process ends at once, whatever it was doing.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn stop(self) {
+        self.terminate();
+        self.wait_for_clean_exit();
+    }
+
+    /// Waits (20 s at most) for the process to exit, with status 0.
+    pub fn wait_for_clean_exit(mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -177,6 +193,11 @@ pub struct Agent {
 
 impl Agent {
     pub async fn new(base: &str) -> Agent {
+        Self::try_new(base).await.expect("GET /api/csrf")
+    }
+
+    /// [`Self::new`] where the server may be gone.
+    pub async fn try_new(base: &str) -> reqwest::Result<Agent> {
         let c = reqwest::Client::builder()
             .cookie_store(true)
             .build()
@@ -186,21 +207,25 @@ impl Agent {
             token: String::new(),
             base: base.to_string(),
         };
-        a.refresh().await;
-        a
+        a.try_refresh().await?;
+        Ok(a)
     }
 
     async fn refresh(&mut self) {
+        self.try_refresh().await.expect("GET /api/csrf");
+    }
+
+    /// Takes the session's current CSRF token.
+    async fn try_refresh(&mut self) -> reqwest::Result<()> {
         let v: Value = self
             .c
             .get(format!("{}/api/csrf", self.base))
             .send()
-            .await
-            .unwrap()
+            .await?
             .json()
-            .await
-            .unwrap();
+            .await?;
         self.token = v["csrf_token"].as_str().unwrap().to_string();
+        Ok(())
     }
 
     /// `POST /api/register` (which also logs in); status and body.
@@ -222,8 +247,30 @@ impl Agent {
         (status, v)
     }
 
+    /// `POST /api/login` with the tests' password; the session's new token
+    /// is kept.
+    pub async fn login(&mut self, username: &str) {
+        let r = self
+            .c
+            .post(format!("{}/api/login", self.base))
+            .header("X-CSRF-Token", &self.token)
+            .json(&json!({"username": username, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "login of {username}");
+        self.refresh().await;
+    }
+
     /// `POST /api/me/faces`; status and body.
     pub async fn enrol(&self, image: &[u8]) -> (StatusCode, Value) {
+        self.try_enrol(image).await.unwrap()
+    }
+
+    /// [`Self::enrol`] where the server may go away: an error if the
+    /// request could not be sent or no answer came, and a null body if the
+    /// answer was cut off.
+    pub async fn try_enrol(&self, image: &[u8]) -> reqwest::Result<(StatusCode, Value)> {
         let form = Form::new().part("image", Part::bytes(image.to_vec()).file_name("f.jpg"));
         let r = self
             .c
@@ -231,14 +278,23 @@ impl Agent {
             .header("X-CSRF-Token", &self.token)
             .multipart(form)
             .send()
-            .await
-            .unwrap();
+            .await?;
         let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
+        Ok((status, r.json().await.unwrap_or(Value::Null)))
     }
 
     /// `POST /api/face-login` (verify mode); status and body.
     pub async fn face_login(&self, username: &str, image: &[u8]) -> (StatusCode, Value) {
+        self.try_face_login(username, image).await.unwrap()
+    }
+
+    /// [`Self::face_login`] where the server may go away (see
+    /// [`Self::try_enrol`]).
+    pub async fn try_face_login(
+        &self,
+        username: &str,
+        image: &[u8],
+    ) -> reqwest::Result<(StatusCode, Value)> {
         let form = Form::new()
             .text("username", username.to_string())
             .part("image", Part::bytes(image.to_vec()).file_name("f.jpg"));
@@ -248,10 +304,9 @@ impl Agent {
             .header("X-CSRF-Token", &self.token)
             .multipart(form)
             .send()
-            .await
-            .unwrap();
+            .await?;
         let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
+        Ok((status, r.json().await.unwrap_or(Value::Null)))
     }
 
     /// The profile page's upload form; final status and page text.
