@@ -74,7 +74,7 @@ async function launchWithCamera(clip) {
   page.on("pageerror", (e) => page.problems.push(`script error: ${e.message}`));
   page.on("response", (res) => {
     const u = new URL(res.url());
-    if (u.origin !== baseUrl || u.pathname === "/favicon.ico") { return; }
+    if (u.origin !== baseUrl) { return; }
     if (res.status() === 404 || res.status() >= 500) {
       page.problems.push(`${res.request().method()} ${u.pathname} -> ${res.status()}`);
     }

@@ -1,5 +1,5 @@
-//! Static files: the app's own JS/CSS embedded in the binary at
-//! `/static/app/…`, and SB Admin 2 (with Bootstrap, jQuery and Font Awesome)
+//! Static files: the app's own JS/CSS and icon embedded in the binary at
+//! `/static/app/…` (the icon also at `/favicon.ico`), and SB Admin 2 (with Bootstrap, jQuery and Font Awesome)
 //! from the web directory's `node_modules` at `/static/sb-admin-2/…`.
 
 use axum::extract::Path;
@@ -25,6 +25,11 @@ const APP_FILES: &[(&str, &str, &str)] = &[
         include_str!("../../static/common.js"),
     ),
     (
+        "favicon.svg",
+        "image/svg+xml",
+        include_str!("../../static/favicon.svg"),
+    ),
+    (
         "face-login.js",
         "text/javascript; charset=utf-8",
         include_str!("../../static/face-login.js"),
@@ -41,6 +46,12 @@ const APP_FILES: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// `/favicon.ico`, asked for by browsers that have not read the pages'
+/// icon link: the same SVG.
+async fn favicon() -> Response {
+    app_file(Path("favicon.svg".to_string())).await
+}
+
 async fn app_file(Path(name): Path<String>) -> Response {
     match APP_FILES.iter().find(|(n, _, _)| *n == name) {
         Some((_, ctype, body)) => (
@@ -56,7 +67,9 @@ async fn app_file(Path(name): Path<String>) -> Response {
 }
 
 pub fn router(config: &Config) -> Router<AppState> {
-    let mut r = Router::new().route("/static/app/{name}", get(app_file));
+    let mut r = Router::new()
+        .route("/static/app/{name}", get(app_file))
+        .route("/favicon.ico", get(favicon));
     match config.resolve_web_dir() {
         Some(web) => {
             let sb = web.join("node_modules/startbootstrap-sb-admin-2");

@@ -192,3 +192,20 @@ async fn uploads_over_the_limit_are_refused_before_decoding() {
     let r = a.face_login(&big, None).await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+#[tokio::test]
+async fn pages_name_an_icon_that_is_served() {
+    let app = TestApp::spawn().await;
+    let a = app.agent().await;
+    let page = a.get("/login").await.text().await.unwrap();
+    let link = r#"<link rel="icon" href="/static/app/favicon.svg" type="image/svg+xml">"#;
+    assert!(page.contains(link), "{page}");
+    let mut bodies = Vec::new();
+    for path in ["/static/app/favicon.svg", "/favicon.ico"] {
+        let r = a.get(path).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(r.headers()["content-type"], "image/svg+xml", "{path}");
+        bodies.push(r.text().await.unwrap());
+    }
+    assert!(bodies[0].starts_with("<svg") && bodies[0] == bodies[1]);
+}
