@@ -372,6 +372,15 @@ test("an expired face-login page stops and asks for a reload", { timeout: 120_00
     t.diagnostic(`answers: ${JSON.stringify(answers)}`);
     assert.equal(answers.length, seen, "the page must stop posting once its token is stale");
     assert.match(await page.locator("#face-status").innerText(), /expired.*reload/i);
+    // The camera is off, and the box where its picture was says so.
+    const camera = await page.evaluate(() => {
+      const box = document.querySelector(".camera-box");
+      return {
+        stream: document.getElementById("camera").srcObject !== null,
+        caption: getComputedStyle(box, "::after").content,
+      };
+    });
+    assert.deepEqual(camera, { stream: false, caption: '"Camera off"' });
     assert.deepEqual(page.problems, [], "page problems");
   } catch (e) {
     await shot(page, "FAILED-expired").catch(() => {});

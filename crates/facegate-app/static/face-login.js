@@ -30,9 +30,13 @@
 
   function say(text) { status.textContent = text; }
 
+  // Turns the camera off, and says so where its picture was (a stopped
+  // stream would leave a black box).
   function stop() {
     stopped = true;
     if (stream) { stream.getTracks().forEach(function (t) { t.stop(); }); }
+    video.srcObject = null;
+    video.parentElement.classList.add("camera-off");
   }
 
   function schedule(ms) { if (!stopped) { window.setTimeout(tick, ms); } }
