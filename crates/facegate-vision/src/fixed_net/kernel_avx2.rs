@@ -66,8 +66,9 @@ fn pair_offsets(l: &Layer, w: usize) -> Vec<usize> {
 }
 
 /// Output vector `v0` of chunk `chunk` (of `nvc` vectors) of every pixel,
-/// `PIXELS` pixels at a time; `g` is (input width, output width and height,
-/// pair offsets, chunk, nvc).
+/// `PIXELS` pixels at a time in row-major order (a block may span two
+/// rows), then the last few in one smaller block; `g` is (input width,
+/// output width and height, pair offsets, chunk, nvc).
 #[target_feature(enable = "avx2")]
 unsafe fn conv_block(
     l: &Layer,
@@ -77,30 +78,63 @@ unsafe fn conv_block(
     out: &mut Out<'_>,
 ) {
     let (w, ow, oh, pairs, chunk, nvc) = g;
-    let src = inp.as_ptr();
     let wts = l
         .packed
         .as_ptr()
         .add(chunk * CHUNK * LANES * pairs.len() + v0 * LANES);
-    let step = nvc * LANES;
-    let first = chunk * CHUNK + v0;
-    let s = l.stride;
-    // The first channel of the input window of output pixel (x, y).
-    let at = |x: usize, y: usize| (y * s * w + x * s) * l.cin;
-    for y in 0..oh {
-        let mut x = 0;
-        while x + PIXELS <= ow {
-            let base = std::array::from_fn(|p| at(x + p, y));
-            let acc = accumulate::<1, PIXELS>(src, (wts, step), pairs, base);
-            for (p, a) in acc.iter().enumerate() {
-                store::<1>(l, a, first, out, y * ow + x + p);
-            }
-            x += PIXELS;
-        }
-        while x < ow {
-            let acc = accumulate::<1, 1>(src, (wts, step), pairs, [at(x, y)]);
-            store::<1>(l, &acc[0], first, out, y * ow + x);
-            x += 1;
+    let b = Block {
+        l,
+        src: inp.as_ptr(),
+        wts: (wts, nvc * LANES),
+        pairs,
+        vector: chunk * CHUNK + v0,
+        w,
+        ow,
+    };
+    let n = ow * oh;
+    let mut i = 0;
+    while i + PIXELS <= n {
+        b.pixels::<PIXELS>(i, out);
+        i += PIXELS;
+    }
+    match n - i {
+        0 => {}
+        1 => b.pixels::<1>(i, out),
+        2 => b.pixels::<2>(i, out),
+        3 => b.pixels::<3>(i, out),
+        4 => b.pixels::<4>(i, out),
+        _ => b.pixels::<5>(i, out),
+    }
+}
+
+/// What `conv_block` needs to compute one output vector of some pixels.
+struct Block<'a> {
+    l: &'a Layer,
+    src: *const i16,
+    /// The first weight vector, and the distance from one pair's to the next's.
+    wts: (*const i32, usize),
+    pairs: &'a [usize],
+    /// The output vector.
+    vector: usize,
+    /// Input and output width.
+    w: usize,
+    ow: usize,
+}
+
+impl Block<'_> {
+    /// Output pixels `i .. i + P` (row-major).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn pixels<const P: usize>(&self, i: usize, out: &mut Out<'_>) {
+        let (l, s) = (self.l, self.l.stride);
+        // The first channel of the input window of output pixel i + p.
+        let base = std::array::from_fn(|p| {
+            let (x, y) = ((i + p) % self.ow, (i + p) / self.ow);
+            (y * s * self.w + x * s) * l.cin
+        });
+        let acc = accumulate::<1, P>(self.src, self.wts, self.pairs, base);
+        for (p, a) in acc.iter().enumerate() {
+            store::<1>(l, a, self.vector, out, i + p);
         }
     }
 }
