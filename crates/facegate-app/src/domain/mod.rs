@@ -146,6 +146,28 @@ pub struct NewLoginAttempt {
     pub probe_path: Option<String>,
 }
 
+impl NewLoginAttempt {
+    /// An attempt as first recorded, before any check: refused by the rate
+    /// limit, until the checks that follow say otherwise.
+    pub fn rate_limited(
+        claimed_username: Option<String>,
+        client_addr: String,
+        method: LoginMethod,
+    ) -> Self {
+        NewLoginAttempt {
+            claimed_username,
+            user_id: None,
+            client_addr,
+            method,
+            outcome: Outcome::RateLimited,
+            best_score: None,
+            reason: "rate_limited".into(),
+            liveness: None,
+            probe_path: None,
+        }
+    }
+}
+
 /// An audit record of one login attempt, as read back.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoginAttempt {

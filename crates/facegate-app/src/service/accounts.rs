@@ -141,17 +141,11 @@ impl Services {
         client: &Client,
     ) -> ServiceResult<PasswordLogin> {
         let claimed = username.trim().to_string();
-        let mut attempt = NewLoginAttempt {
-            claimed_username: Some(claimed.clone()),
-            user_id: None,
-            client_addr: client.addr.to_string(),
-            method: LoginMethod::Password,
-            outcome: Outcome::RateLimited,
-            best_score: None,
-            reason: "rate_limited".into(),
-            liveness: None,
-            probe_path: None,
-        };
+        let mut attempt = NewLoginAttempt::rate_limited(
+            Some(claimed.clone()),
+            client.addr.to_string(),
+            LoginMethod::Password,
+        );
         let account_key = claimed.to_ascii_lowercase();
         if self.check_address(client).is_err() || !self.account_limiter.hit(&account_key) {
             self.audit(attempt).await;

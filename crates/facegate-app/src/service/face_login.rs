@@ -49,6 +49,15 @@ const UNKNOWN: ServiceError = ServiceError::FaceRejected {
     message: "We could not recognise you.",
 };
 
+/// How a face login in `mode` is recorded.
+pub(super) fn face_login_method(mode: FaceLoginMode) -> LoginMethod {
+    match mode {
+        FaceLoginMode::Identify => LoginMethod::FaceIdentify,
+        FaceLoginMode::Verify => LoginMethod::FaceVerify,
+        FaceLoginMode::SecondFactor => LoginMethod::FaceSecondFactor,
+    }
+}
+
 impl Services {
     /// Tries to log a face in according to the configured mode.
     pub async fn face_login(
@@ -57,27 +66,16 @@ impl Services {
         client: &Client,
     ) -> ServiceResult<FaceLoginOk> {
         let mode = self.config.face_login;
-        let method = match mode {
-            FaceLoginMode::Identify => LoginMethod::FaceIdentify,
-            FaceLoginMode::Verify => LoginMethod::FaceVerify,
-            FaceLoginMode::SecondFactor => LoginMethod::FaceSecondFactor,
-        };
         let claimed = req
             .username
             .as_deref()
             .map(str::trim)
             .filter(|s| !s.is_empty());
-        let mut attempt = NewLoginAttempt {
-            claimed_username: claimed.map(str::to_string),
-            user_id: None,
-            client_addr: client.addr.to_string(),
-            method,
-            outcome: Outcome::RateLimited,
-            best_score: None,
-            reason: "rate_limited".into(),
-            liveness: None,
-            probe_path: None,
-        };
+        let mut attempt = NewLoginAttempt::rate_limited(
+            claimed.map(str::to_string),
+            client.addr.to_string(),
+            face_login_method(mode),
+        );
         // A challenge answer was counted against the address already.
         if req.probe.is_none() && self.check_address(client).is_err() {
             self.audit(attempt).await;

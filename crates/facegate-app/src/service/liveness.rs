@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 
+use super::face_login::face_login_method;
 use super::metrics::{Metrics, Stage};
 use super::{Client, FaceLoginOk, FaceLoginRequest, ServiceError, ServiceResult, Services};
-use crate::config::FaceLoginMode;
-use crate::domain::{LoginMethod, NewLoginAttempt, Outcome};
+use crate::domain::{NewLoginAttempt, Outcome};
 
 /// A challenge as issued (kept in the server-side session).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -199,22 +199,11 @@ impl Services {
         answer: ChallengeAnswer,
         client: &Client,
     ) -> ServiceResult<FaceLoginOk> {
-        let method = match self.config.face_login {
-            FaceLoginMode::Identify => LoginMethod::FaceIdentify,
-            FaceLoginMode::Verify => LoginMethod::FaceVerify,
-            FaceLoginMode::SecondFactor => LoginMethod::FaceSecondFactor,
-        };
-        let mut attempt = NewLoginAttempt {
-            claimed_username: answer.username.clone(),
-            user_id: None,
-            client_addr: client.addr.to_string(),
-            method,
-            outcome: Outcome::RateLimited,
-            best_score: None,
-            reason: "rate_limited".into(),
-            liveness: None,
-            probe_path: None,
-        };
+        let mut attempt = NewLoginAttempt::rate_limited(
+            answer.username.clone(),
+            client.addr.to_string(),
+            face_login_method(self.config.face_login),
+        );
         if self.check_address(client).is_err() {
             self.audit(attempt).await;
             return Err(ServiceError::RateLimited);
