@@ -46,12 +46,25 @@ pub(super) unsafe fn conv(l: &Layer, inp: &[i16], w: usize, h: usize, mut out: O
         // and four over one (which spill): faster on every layer of the
         // three MTCNN nets (3-8%) and MobileFaceNet (2%).
         for v in 0..nvc {
-            conv_block(l, inp, (w, ow, oh, &pairs[..], chunk, nvc), v, &mut out);
+            let wts = l
+                .packed
+                .as_ptr()
+                .add(chunk * CHUNK * LANES * pairs.len() + v * LANES);
+            let block = Block {
+                l,
+                src: inp.as_ptr(),
+                wts: (wts, nvc * LANES),
+                pairs: &pairs,
+                vector: chunk * CHUNK + v,
+                w,
+                ow,
+            };
+            block.every_pixel(ow * oh, &mut out);
         }
     }
 }
 
-/// Pixels one call of `accumulate` sums at once in `conv_block`.
+/// Pixels one call of `accumulate` sums at once in `Block::every_pixel`.
 const PIXELS: usize = 6;
 
 /// Offsets, in an input `w` pixels wide, of every channel pair the kernel
@@ -65,49 +78,7 @@ fn pair_offsets(l: &Layer, w: usize) -> Vec<usize> {
         .collect()
 }
 
-/// Output vector `v0` of chunk `chunk` (of `nvc` vectors) of every pixel,
-/// `PIXELS` pixels at a time in row-major order (a block may span two
-/// rows), then the last few in one smaller block; `g` is (input width,
-/// output width and height, pair offsets, chunk, nvc).
-#[target_feature(enable = "avx2")]
-unsafe fn conv_block(
-    l: &Layer,
-    inp: &[i16],
-    g: (usize, usize, usize, &[usize], usize, usize),
-    v0: usize,
-    out: &mut Out<'_>,
-) {
-    let (w, ow, oh, pairs, chunk, nvc) = g;
-    let wts = l
-        .packed
-        .as_ptr()
-        .add(chunk * CHUNK * LANES * pairs.len() + v0 * LANES);
-    let b = Block {
-        l,
-        src: inp.as_ptr(),
-        wts: (wts, nvc * LANES),
-        pairs,
-        vector: chunk * CHUNK + v0,
-        w,
-        ow,
-    };
-    let n = ow * oh;
-    let mut i = 0;
-    while i + PIXELS <= n {
-        b.pixels::<PIXELS>(i, out);
-        i += PIXELS;
-    }
-    match n - i {
-        0 => {}
-        1 => b.pixels::<1>(i, out),
-        2 => b.pixels::<2>(i, out),
-        3 => b.pixels::<3>(i, out),
-        4 => b.pixels::<4>(i, out),
-        _ => b.pixels::<5>(i, out),
-    }
-}
-
-/// What `conv_block` needs to compute one output vector of some pixels.
+/// One output vector of a layer, over any of its pixels.
 struct Block<'a> {
     l: &'a Layer,
     src: *const i16,
@@ -122,6 +93,25 @@ struct Block<'a> {
 }
 
 impl Block<'_> {
+    /// Output pixels `0 .. n`, `PIXELS` at a time in row-major order (a
+    /// block may span two rows), then the last few in one smaller block.
+    #[target_feature(enable = "avx2")]
+    unsafe fn every_pixel(&self, n: usize, out: &mut Out<'_>) {
+        let mut i = 0;
+        while i + PIXELS <= n {
+            self.pixels::<PIXELS>(i, out);
+            i += PIXELS;
+        }
+        match n - i {
+            0 => {}
+            1 => self.pixels::<1>(i, out),
+            2 => self.pixels::<2>(i, out),
+            3 => self.pixels::<3>(i, out),
+            4 => self.pixels::<4>(i, out),
+            _ => self.pixels::<5>(i, out),
+        }
+    }
+
     /// Output pixels `i .. i + P` (row-major).
     #[inline]
     #[target_feature(enable = "avx2")]
@@ -132,43 +122,39 @@ impl Block<'_> {
             let (x, y) = ((i + p) % self.ow, (i + p) / self.ow);
             (y * s * self.w + x * s) * l.cin
         });
-        let acc = accumulate::<1, P>(self.src, self.wts, self.pairs, base);
+        let acc = accumulate::<P>(self.src, self.wts, self.pairs, base);
         for (p, a) in acc.iter().enumerate() {
-            store::<1>(l, a, self.vector, out, i + p);
+            store(l, a, self.vector, out, i + p);
         }
     }
 }
 
-/// The int32 sums of `P` output pixels whose windows start at `base`;
-/// `wts` is the first weight vector and the distance from one pair's
-/// vectors to the next's.
+/// The int32 sums of one output vector of `P` pixels whose windows start
+/// at `base`; `wts` is the vector's first weights and the distance from
+/// one pair's weights to the next's.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn accumulate<const NV: usize, const P: usize>(
+unsafe fn accumulate<const P: usize>(
     src: *const i16,
     wts: (*const i32, usize),
     pairs: &[usize],
     base: [usize; P],
-) -> [[Acc; NV]; P] {
+) -> [Acc; P] {
     let zero = _mm256_setzero_si256();
-    let mut acc = [[Acc { lo: zero, hi: zero }; NV]; P];
+    let mut acc = [Acc { lo: zero, hi: zero }; P];
     let (mut wp, step) = wts;
     let at: [*const i16; P] = std::array::from_fn(|p| src.add(base[p]));
     for &o in pairs {
-        let wv: [Acc; NV] = std::array::from_fn(|v| Acc {
-            lo: _mm256_loadu_si256(wp.add(v * LANES).cast()),
-            hi: _mm256_loadu_si256(wp.add(v * LANES + HALF).cast()),
-        });
+        let w = Acc {
+            lo: _mm256_loadu_si256(wp.cast()),
+            hi: _mm256_loadu_si256(wp.add(HALF).cast()),
+        };
         wp = wp.add(step);
-        for p in 0..P {
+        for (s, at) in acc.iter_mut().zip(at) {
             // Two neighbouring channels of the pixel, as one int32, in every lane.
-            let pair = at[p].add(o).cast::<i32>().read_unaligned();
-            let a = _mm256_set1_epi32(pair);
-            for v in 0..NV {
-                let s = &mut acc[p][v];
-                s.lo = _mm256_add_epi32(s.lo, _mm256_madd_epi16(a, wv[v].lo));
-                s.hi = _mm256_add_epi32(s.hi, _mm256_madd_epi16(a, wv[v].hi));
-            }
+            let a = _mm256_set1_epi32(at.add(o).cast::<i32>().read_unaligned());
+            s.lo = _mm256_add_epi32(s.lo, _mm256_madd_epi16(a, w.lo));
+            s.hi = _mm256_add_epi32(s.hi, _mm256_madd_epi16(a, w.hi));
         }
     }
     acc
@@ -179,39 +165,30 @@ unsafe fn accumulate<const NV: usize, const P: usize>(
 // functions here, so they and the intrinsics in them are inlined there.
 // They hold no closures, which would be functions of their own without AVX2.
 
-/// Scale and shift one pixel's sums for output vectors `first ..`; then
-/// PReLU (plus the saved tensor) and requantisation into the int16 buffer,
-/// or the floats of the last layer.
+/// Scale and shift one pixel's sums of output vector `v`; then PReLU
+/// (plus the saved tensor) and requantisation into the int16 buffer, or
+/// the floats of the last layer.
 #[inline(always)]
-pub(super) unsafe fn store<const NV: usize>(
-    l: &Layer,
-    acc: &[Acc; NV],
-    first: usize,
-    out: &mut Out<'_>,
-    pixel: usize,
-) {
-    for (i, a) in acc.iter().enumerate() {
-        let v = first + i;
-        let f = scaled(l, a, v);
-        match out {
-            Out::Fixed(o) => quantise(
-                l,
-                activated(l, f, v),
-                v,
-                o.as_mut_ptr().add(pixel * l.cout_p),
-            ),
-            Out::Residual(o) => {
-                let at = o.as_mut_ptr().add(pixel * l.cout_p);
-                let f = plus_saved(l, activated(l, f, v), v, at);
-                quantise(l, f, v, at);
-            }
-            Out::Float(o) => {
-                let n = (l.cout - v * LANES).min(LANES);
-                let dst = o.as_mut_ptr().add(pixel * l.cout + v * LANES);
-                _mm256_maskstore_ps(dst, mask(n.min(HALF)), f.lo);
-                if n > HALF {
-                    _mm256_maskstore_ps(dst.add(HALF), mask(n - HALF), f.hi);
-                }
+pub(super) unsafe fn store(l: &Layer, acc: &Acc, v: usize, out: &mut Out<'_>, pixel: usize) {
+    let f = scaled(l, acc, v);
+    match out {
+        Out::Fixed(o) => quantise(
+            l,
+            activated(l, f, v),
+            v,
+            o.as_mut_ptr().add(pixel * l.cout_p),
+        ),
+        Out::Residual(o) => {
+            let at = o.as_mut_ptr().add(pixel * l.cout_p);
+            let f = plus_saved(l, activated(l, f, v), v, at);
+            quantise(l, f, v, at);
+        }
+        Out::Float(o) => {
+            let n = (l.cout - v * LANES).min(LANES);
+            let dst = o.as_mut_ptr().add(pixel * l.cout + v * LANES);
+            _mm256_maskstore_ps(dst, mask(n.min(HALF)), f.lo);
+            if n > HALF {
+                _mm256_maskstore_ps(dst.add(HALF), mask(n - HALF), f.hi);
             }
         }
     }
@@ -349,8 +326,8 @@ pub(super) unsafe fn conv_pool2(l: &Layer, inp: &[i16], w: usize, h: usize, out:
             // A window cut by the edge repeats a pixel: the max is the same.
             let (x0, x1) = (2 * ox, (2 * ox + 1).min(cw - 1));
             let base = [(y0, x0), (y0, x1), (y1, x0), (y1, x1)].map(|(y, x)| (y * w + x) * l.cin);
-            let acc = accumulate::<1, 4>(inp.as_ptr(), (l.packed.as_ptr(), LANES), &pairs, base);
-            let f = |p: usize| activated(l, scaled(l, &acc[p][0], 0), 0);
+            let acc = accumulate::<4>(inp.as_ptr(), (l.packed.as_ptr(), LANES), &pairs, base);
+            let f = |p: usize| activated(l, scaled(l, &acc[p], 0), 0);
             let f = max(max(f(0), f(1)), max(f(2), f(3)));
             quantise(l, f, 0, out.as_mut_ptr().add((oy * ow + ox) * l.cout_p));
         }

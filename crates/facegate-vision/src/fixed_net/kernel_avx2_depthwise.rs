@@ -48,7 +48,7 @@ pub(super) unsafe fn depthwise(l: &Layer, inp: &[i16], w: usize, h: usize, mut o
                     lo: _mm256_permute2x128_si256::<0x20>(lo, hi),
                     hi: _mm256_permute2x128_si256::<0x31>(lo, hi),
                 };
-                store::<1>(l, &[acc], v, &mut out, y * ow + x);
+                store(l, &acc, v, &mut out, y * ow + x);
             }
         }
     }
