@@ -17,29 +17,14 @@ pub struct BenchArgs {
     /// Images to use as frames (each scaled to 640 px on its longer side).
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
-    /// ONNX Runtime intra-op threads per inference.
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
+    #[command(flatten)]
+    pub engine: EngineOpts,
     /// Frames processed at the same time.
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
-    /// Smallest face looked for, in pixels.
-    #[arg(long, default_value_t = 20.0)]
-    pub min_face: f32,
     /// Measured runs per frame (after one warm-up run).
     #[arg(long, default_value_t = 30)]
     pub runs: usize,
-    /// Directory with the ONNX models.
-    #[arg(long, default_value = "models")]
-    pub models: PathBuf,
-    /// Run the detector's networks with ONNX Runtime even where the
-    /// fixed-point kernel runs.
-    #[arg(long)]
-    pub onnx_detector: bool,
-    /// Run the embedding model with ONNX Runtime even where its
-    /// fixed-point version runs.
-    #[arg(long)]
-    pub onnx_embedding: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -130,15 +115,7 @@ fn ms(t: Instant) -> f64 {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    let opts = EngineOpts {
-        models: args.models.clone(),
-        min_face: args.min_face,
-        threshold: None,
-        threads: args.threads,
-        onnx_detector: args.onnx_detector,
-        onnx_embedding: args.onnx_embedding,
-    };
-    let engine = opts.load(args.concurrency.max(1))?;
+    let engine = args.engine.load(args.concurrency.max(1))?;
     let engine_rss = rss_mb().0;
     let frames = args.images.iter().map(frame).collect::<Result<Vec<_>>>()?;
     // Warm up every frame once (first runs allocate arenas).
@@ -213,9 +190,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let report = BenchReport {
         frames: frames.len(),
         runs: args.runs,
-        threads: args.threads,
+        threads: args.engine.threads,
         concurrency: args.concurrency.max(1),
-        min_face: args.min_face,
+        min_face: args.engine.min_face,
         detector: engine.detector_backend(),
         embedder: engine.embedder_backend(),
         decode: latency(s.decode),
