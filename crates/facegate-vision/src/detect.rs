@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decode::fit_within;
 use crate::error::VisionError;
-use crate::fixed_net::{FixedNet, Isa, NetMap};
+use crate::fixed_net::{FixedNet, NetMap};
 use crate::models::ModelDir;
 use crate::resample::{Integral, Region};
 use crate::runtime::{SessionOptions, SessionPool};
@@ -126,10 +126,9 @@ impl Detector {
     /// How the networks run on this machine, for logs and reports:
     /// `fixed-point (AVX-512 VNNI)`, `fixed-point (AVX2)` or `ONNX Runtime`.
     pub fn backend(&self) -> &'static str {
-        match (&self.nets, Isa::best()) {
-            (Nets::Fixed(_), Some(Isa::Avx512Vnni)) => "fixed-point (AVX-512 VNNI)",
-            (Nets::Fixed(_), _) => "fixed-point (AVX2)",
-            (Nets::Onnx(_), _) => "ONNX Runtime",
+        match &self.nets {
+            Nets::Fixed(nets) => nets.pnet.backend().expect("loaded only where it runs"),
+            Nets::Onnx(_) => "ONNX Runtime",
         }
     }
 

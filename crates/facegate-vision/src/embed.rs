@@ -63,6 +63,7 @@ impl Embedder {
         fixed_point: bool,
     ) -> Result<Self, VisionError> {
         let manifest = EmbeddingManifest::read(manifest_path)?;
+        let fixed_point = fixed_point && FixedNet::extended_supported();
         if let Some(file) = manifest.fixed_point.as_deref().filter(|_| fixed_point) {
             let net = FixedNet::load(dir, file)?;
             let s = manifest.input_size as usize;
@@ -96,8 +97,8 @@ impl Embedder {
 
     /// How the model runs here, for logs and reports.
     pub fn backend(&self) -> &'static str {
-        match self.backend {
-            Backend::Fixed(_) => "fixed-point (AVX2)",
+        match &self.backend {
+            Backend::Fixed(net) => net.backend().expect("loaded only where it runs"),
             Backend::Onnx(_) => "ONNX Runtime",
         }
     }

@@ -62,6 +62,21 @@ impl FixedNet {
         Isa::best().is_some()
     }
 
+    /// Whether this CPU runs networks of the second format (see
+    /// [`Self::runs_here`]), so that loading one is worth it.
+    pub fn extended_supported() -> bool {
+        Isa::ALL.into_iter().any(|i| i.available() && i.extended())
+    }
+
+    /// How this network runs here, for logs and reports: `fixed-point
+    /// (AVX-512 VNNI)` or `fixed-point (AVX2)`; `None` if it cannot.
+    pub fn backend(&self) -> Option<&'static str> {
+        self.isa().map(|isa| match isa {
+            Isa::Avx512Vnni => "fixed-point (AVX-512 VNNI)",
+            Isa::Avx2 => "fixed-point (AVX2)",
+        })
+    }
+
     /// Whether this CPU has a kernel for every operation of this network.
     pub fn runs_here(&self) -> bool {
         self.isa().is_some()
