@@ -63,7 +63,7 @@ impl Embedder {
         fixed_point: bool,
     ) -> Result<Self, VisionError> {
         let manifest = EmbeddingManifest::read(manifest_path)?;
-        let fixed_point = fixed_point && FixedNet::extended_supported();
+        let fixed_point = fixed_point && FixedNet::supported();
         if let Some(file) = manifest.fixed_point.as_deref().filter(|_| fixed_point) {
             let net = FixedNet::load(dir, file)?;
             let s = manifest.input_size as usize;

@@ -30,8 +30,8 @@ pub struct EngineConfig {
     pub sessions: usize,
     pub detector: DetectorConfig,
     /// Runs the embedding model in fixed point where its manifest names a
-    /// fixed-point version and the CPU has AVX2; `false` always uses ONNX
-    /// Runtime.
+    /// fixed-point version and the CPU has AVX-512 VNNI or AVX2; `false`
+    /// always uses ONNX Runtime.
     pub fixed_point_embedding: bool,
     pub decode: DecodeLimits,
     pub quality: QualityLimits,
@@ -132,7 +132,8 @@ impl FaceEngine {
         self.detector.backend()
     }
 
-    /// How the embedding model runs here: `fixed-point (AVX2)` or `ONNX Runtime`.
+    /// How the embedding model runs here: `fixed-point (AVX-512 VNNI)`,
+    /// `fixed-point (AVX2)` or `ONNX Runtime`.
     pub fn embedder_backend(&self) -> &'static str {
         self.embedder.backend()
     }

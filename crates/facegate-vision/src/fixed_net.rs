@@ -7,8 +7,8 @@
 //! convolutions (then PReLU and requantisation, or float outputs for the
 //! last) and 2×2 / 3×3 max pools. The first format (MTCNN) has valid,
 //! stride-1 convolutions; the second (MobileFaceNet) adds strides, zero
-//! padding, depthwise layers, linear layers and residual additions, which
-//! only the AVX2 kernels run. `tools/quantize_mtcnn.py` and
+//! padding, depthwise layers, linear layers and residual additions. Both
+//! kernels run every operation. `tools/quantize_mtcnn.py` and
 //! `tools/quantize_mobilefacenet.py` derive the files from the ONNX models;
 //! their `fixed_forward` is the arithmetic here, step for step (float32
 //! multiply then add, round half to even, clamp), so both give identical
@@ -51,21 +51,13 @@ pub struct FixedNet {
     ops: Vec<Op>,
     outputs: usize,
     input: Encoding,
-    /// Uses the second format's operations.
-    extended: bool,
 }
 
 impl FixedNet {
-    /// Whether this CPU runs a vector kernel (for networks of the first
-    /// format; see [`Self::runs_here`]).
+    /// Whether this CPU runs a vector kernel, so that loading a network
+    /// is worth it.
     pub fn supported() -> bool {
         Isa::best().is_some()
-    }
-
-    /// Whether this CPU runs networks of the second format (see
-    /// [`Self::runs_here`]), so that loading one is worth it.
-    pub fn extended_supported() -> bool {
-        Isa::ALL.into_iter().any(|i| i.available() && i.extended())
     }
 
     /// How this network runs here, for logs and reports: `fixed-point
@@ -77,16 +69,14 @@ impl FixedNet {
         })
     }
 
-    /// Whether this CPU has a kernel for every operation of this network.
+    /// Whether this CPU has a vector kernel for this network.
     pub fn runs_here(&self) -> bool {
         self.isa().is_some()
     }
 
     /// The fastest instruction set that runs this network here.
     pub fn isa(&self) -> Option<Isa> {
-        Isa::ALL
-            .into_iter()
-            .find(|i| i.available() && (i.extended() || !self.extended))
+        Isa::best()
     }
 
     /// Loads and checks a parameter file (sha256 from `models.toml`).
@@ -105,7 +95,7 @@ impl FixedNet {
         };
         let n = params.ops.len();
         let mut channels = 3; // RGB, in a buffer of 4
-        let (mut ops, mut extended, mut saved) = (Vec::with_capacity(n), false, false);
+        let (mut ops, mut saved) = (Vec::with_capacity(n), false);
         for (i, op) in params.ops.into_iter().enumerate() {
             match op {
                 OpParams::Pool { kernel } if (2..=3).contains(&kernel) && i + 1 < n && i > 0 => {
@@ -124,7 +114,6 @@ impl FixedNet {
                     if p.extended() && version == 0 {
                         return Err(format!("operation {i} needs {}", FORMATS[1]));
                     }
-                    extended |= p.extended();
                     let (buffer, bound) = if i == 0 {
                         (4, 255)
                     } else {
@@ -145,7 +134,6 @@ impl FixedNet {
                 outputs: l.cout,
                 input: params.input,
                 ops,
-                extended,
             }),
             _ => Err("the last operation must be the output convolution".into()),
         }
@@ -207,14 +195,9 @@ impl FixedNet {
     /// [`Self::run`] with the kernels for `isa`, which this CPU must have.
     fn run_with(&self, isa: Isa, rgbx: &[i16], w: usize, h: usize) -> NetMap {
         assert!(isa.available(), "this CPU lacks {}", isa.name());
-        assert!(
-            isa.extended() || !self.extended,
-            "{} lacks operations of this network",
-            isa.name()
-        );
         assert!(self.output_size(w, h).is_some() && rgbx.len() == w * h * 4);
-        // SAFETY: the CPU has the instructions of `isa`'s kernels, and they
-        // have every operation of the network (both checked above).
+        // SAFETY: the CPU has the instructions of `isa`'s kernels (checked
+        // above), and they have every operation.
         unsafe { scratch::with_buffers(|bufs| self.forward(rgbx, w, h, &isa.kernels(), bufs)) }
     }
 

@@ -1,7 +1,8 @@
 //! The fixed-point networks against their ONNX originals on the labelled
 //! photos. The detector (AVX-512 VNNI or AVX2): the same faces, nearly the
 //! same boxes and landmarks, and embeddings of the aligned faces that
-//! barely move. The embedder (AVX2): the same face gives the same template.
+//! barely move. The embedder (AVX-512 VNNI or AVX2): the same face gives
+//! the same template.
 
 mod common;
 

@@ -63,7 +63,7 @@ pub struct BenchReport {
     /// How the detector's networks run: "fixed-point (AVX-512 VNNI)",
     /// "fixed-point (AVX2)" or "ONNX Runtime".
     pub detector: &'static str,
-    /// How the embedding model runs: "fixed-point (AVX2)" or "ONNX Runtime".
+    /// How the embedding model runs, as for the detector.
     pub embedder: &'static str,
     pub decode: Latency,
     pub detect: Latency,

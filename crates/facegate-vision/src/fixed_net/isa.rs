@@ -6,10 +6,10 @@ use super::Kernels;
 /// The instruction sets the vector kernels are written for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
-    /// AVX-512 F, BW, VL and VNNI (`kernel.rs`): the first format's
-    /// operations only (MTCNN).
+    /// AVX-512 F, BW, VL and VNNI (`kernel.rs`), with AVX2's depthwise
+    /// kernel.
     Avx512Vnni,
-    /// AVX2 (`kernel_avx2.rs`, `kernel_avx2_depthwise.rs`): every operation.
+    /// AVX2 (`kernel_avx2.rs`, `kernel_avx2_depthwise.rs`).
     Avx2,
 }
 
@@ -40,12 +40,6 @@ impl Isa {
         }
     }
 
-    /// Whether the kernels run strided, padded, depthwise and residual
-    /// layers (the second format's operations).
-    pub fn extended(self) -> bool {
-        self == Isa::Avx2
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Isa::Avx512Vnni => "AVX-512 VNNI",
@@ -60,7 +54,7 @@ impl Isa {
                 conv: super::kernel::conv,
                 pool: super::kernel::pool,
                 conv_pool2: Some(super::kernel::conv_pool2),
-                depthwise: None,
+                depthwise: Some(super::kernel_avx2_depthwise::depthwise),
             },
             Isa::Avx2 => Kernels {
                 conv: super::kernel_avx2::conv,

@@ -1,182 +1,258 @@
 //! The AVX-512 VNNI kernels of the fixed-point networks: a convolution
 //! that keeps up to 64 output channels of several neighbouring pixels in
-//! registers and feeds them two input channels at a time (`vpdpwssd`), and
-//! the max pool. Both are called only after the CPU features were checked.
+//! registers and feeds them two input channels at a time (`vpdpwssd`), the
+//! same with the 2×2 max pool after it, and the max pool. Depthwise layers
+//! run with the AVX2 kernel. Called only after the CPU features were
+//! checked.
 
 use std::arch::x86_64::*;
 
 use super::{check_pool, check_shapes, Layer, Out, A16, CHUNK, LANES};
 
-/// One layer, valid padding, stride 1, over a `w × h` input.
+/// One layer (not depthwise), valid padding, any stride, over a `w × h`
+/// input.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, BW, VL and VNNI.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) unsafe fn conv(l: &Layer, inp: &[i16], w: usize, h: usize, mut out: Out<'_>) {
-    assert!(
-        l.plain(),
-        "the AVX-512 kernel runs valid, stride-1 layers only"
-    );
+    assert!(!l.depthwise, "depthwise layers have their own kernel");
     let (ow, oh) = check_shapes(l, inp, w, h, &out);
-    // Every read is in bounds (see `Layer::tap_offsets`).
-    let taps = l.tap_offsets(w);
-    let g = Geometry {
-        w,
-        ow,
-        oh,
-        taps: &taps,
-    };
+    let pairs = l.pair_offsets(w);
     for chunk in 0..l.nv.div_ceil(CHUNK) {
-        // Wider chunks hold fewer pixels: accumulators and weights must fit
-        // the 32 vector registers.
+        let tile = Tile {
+            l,
+            src: inp.as_ptr(),
+            wts: l.packed.as_ptr().add(chunk * CHUNK * LANES * pairs.len()),
+            pairs: &pairs,
+            first: chunk * CHUNK,
+            w,
+            ow,
+        };
+        // Accumulators, weights and the broadcast input must fit the 32
+        // vector registers: wider chunks take fewer pixels at a time.
+        let n = ow * oh;
         match (l.nv - chunk * CHUNK).min(CHUNK) {
-            1 => conv_chunk::<1, 4>(l, inp, &g, chunk, &mut out),
-            2 => conv_chunk::<2, 4>(l, inp, &g, chunk, &mut out),
-            3 => conv_chunk::<3, 2>(l, inp, &g, chunk, &mut out),
-            _ => conv_chunk::<4, 2>(l, inp, &g, chunk, &mut out),
+            1 => tile.every_pixel::<1, 12>(n, &mut out),
+            2 => tile.every_pixel::<2, 8>(n, &mut out),
+            3 => tile.every_pixel::<3, 8>(n, &mut out),
+            _ => tile.every_pixel::<4, 6>(n, &mut out),
         }
     }
 }
 
-struct Geometry<'a> {
+/// One chunk of a layer's output vectors, over any of its pixels.
+struct Tile<'a> {
+    l: &'a Layer,
+    src: *const i16,
+    /// The chunk's packed weights.
+    wts: *const i32,
+    pairs: &'a [usize],
+    /// The chunk's first output vector.
+    first: usize,
+    /// Input and output width.
     w: usize,
     ow: usize,
-    oh: usize,
-    taps: &'a [usize],
 }
 
-/// Output vectors `chunk × CHUNK ..` (`NV` of them) of every pixel, `P`
-/// pixels at a time.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn conv_chunk<const NV: usize, const P: usize>(
-    l: &Layer,
-    inp: &[i16],
-    g: &Geometry<'_>,
-    chunk: usize,
-    out: &mut Out<'_>,
-) {
-    let src = inp.as_ptr();
-    let wts = l
-        .packed
-        .as_ptr()
-        .add(chunk * CHUNK * LANES * g.taps.len() * (l.cin / 2));
-    let first = chunk * CHUNK;
-    for y in 0..g.oh {
-        let mut x = 0;
-        while x + P <= g.ow {
-            let base = std::array::from_fn(|p| (y * g.w + x + p) * l.cin);
-            let acc = accumulate::<NV, P>(l, src, wts, g.taps, base);
-            for (p, a) in acc.into_iter().enumerate() {
-                store::<NV>(l, a, first, out, y * g.ow + x + p);
+impl Tile<'_> {
+    /// Output pixels `0 .. n`, `P` at a time in row-major order (a block
+    /// may span rows). The last few go one at a time if they are few, else
+    /// in one more block whose missing pixels repeat its last one.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn every_pixel<const NV: usize, const P: usize>(&self, n: usize, out: &mut Out<'_>) {
+        let mut i = 0;
+        while i + P <= n {
+            self.pixels::<NV, P>(i, P, out);
+            i += P;
+        }
+        let rest = n - i;
+        if 3 * rest < P {
+            for j in i..n {
+                self.pixels::<NV, 1>(j, 1, out);
             }
-            x += P;
+        } else if rest > 0 {
+            self.pixels::<NV, P>(i, rest, out);
         }
-        while x < g.ow {
-            let acc = accumulate::<NV, 1>(l, src, wts, g.taps, [(y * g.w + x) * l.cin]);
-            store::<NV>(l, acc[0], first, out, y * g.ow + x);
-            x += 1;
-        }
+    }
+
+    /// Output pixels `i .. i + count` (row-major), `count ≤ P`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn pixels<const NV: usize, const P: usize>(
+        &self,
+        i: usize,
+        count: usize,
+        out: &mut Out<'_>,
+    ) {
+        let (l, s) = (self.l, self.l.stride);
+        // The first channel of the input window of output pixel i + p.
+        let base = std::array::from_fn(|p| {
+            let q = i + p.min(count - 1);
+            let (x, y) = (q % self.ow, q / self.ow);
+            (y * s * self.w + x * s) * l.cin
+        });
+        let acc = accumulate::<NV, P>(self.src, self.wts, self.pairs, base);
+        store(l, &acc, count, self.first, out, i);
     }
 }
 
-/// The int32 sums of `P` output pixels whose windows start at `base`.
+/// The int32 sums of `NV` output vectors of `P` pixels whose windows start
+/// at `base`; `wts` holds the vectors' weights pair by pair.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn accumulate<const NV: usize, const P: usize>(
-    l: &Layer,
     src: *const i16,
     wts: *const i32,
-    taps: &[usize],
+    pairs: &[usize],
     base: [usize; P],
 ) -> [[__m512i; NV]; P] {
     let mut acc = [[_mm512_setzero_si512(); NV]; P];
-    let pairs = l.cin / 2;
     let mut wp = wts;
-    for &t in taps {
-        for g in 0..pairs {
-            let wv: [__m512i; NV] =
-                std::array::from_fn(|v| _mm512_loadu_si512(wp.add(v * LANES).cast()));
-            wp = wp.add(NV * LANES);
-            for p in 0..P {
-                // Channels 2g and 2g + 1 of the pixel, as one int32, in every lane.
-                let pair = src.add(base[p] + t + 2 * g).cast::<i32>().read_unaligned();
-                let a = _mm512_set1_epi32(pair);
-                for v in 0..NV {
-                    acc[p][v] = _mm512_dpwssd_epi32(acc[p][v], a, wv[v]);
-                }
+    let at: [*const i16; P] = std::array::from_fn(|p| src.add(base[p]));
+    for &o in pairs {
+        let wv: [__m512i; NV] =
+            std::array::from_fn(|v| _mm512_loadu_si512(wp.add(v * LANES).cast()));
+        wp = wp.add(NV * LANES);
+        for (sums, at) in acc.iter_mut().zip(at) {
+            // Two neighbouring channels of the pixel, as one int32, in every lane.
+            let a = _mm512_set1_epi32(at.add(o).cast::<i32>().read_unaligned());
+            for (s, w) in sums.iter_mut().zip(wv) {
+                *s = _mm512_dpwssd_epi32(*s, a, w);
             }
         }
     }
     acc
 }
 
-/// Scale and shift one pixel's sums for output vectors `first ..`; then
-/// PReLU and requantisation into the int16 buffer, or the floats of the
-/// last layer.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn store<const NV: usize>(
+// The epilogue's helpers are `#[inline(always)]` without `target_feature`
+// (the two may not be combined): they are only called from the AVX-512
+// functions here, so they and the intrinsics in them are inlined there.
+// They hold no closures, which would be functions of their own without
+// AVX-512.
+
+/// One output vector's per-lane constants, loaded once for all the pixels
+/// of a block.
+#[derive(Clone, Copy)]
+struct Epilogue {
+    scale: __m512,
+    shift: __m512,
+    alpha: __m512,
+    inv: __m512,
+    res_scale: __m512,
+    /// The lanes of the vector that the output has: int16 channels of the
+    /// buffer (`cout_p`), or floats of the last layer (`cout`).
+    mask: __mmask16,
+    /// The vector's first channel.
+    first: usize,
+}
+
+impl Epilogue {
+    #[inline(always)]
+    unsafe fn new(l: &Layer, v: usize) -> Epilogue {
+        let real = if l.requant { l.cout_p } else { l.cout };
+        Epilogue {
+            scale: lanes(&l.scale, v),
+            shift: lanes(&l.shift, v),
+            alpha: lanes(&l.alpha, v),
+            inv: lanes(&l.inv, v),
+            res_scale: lanes(&l.res_scale, v),
+            mask: mask((real - v * LANES).min(LANES)),
+            first: v * LANES,
+        }
+    }
+
+    /// The sums scaled and shifted (multiply, then add: no fused
+    /// multiply-add, as in the other kernels).
+    #[inline(always)]
+    unsafe fn scaled(&self, acc: __m512i) -> __m512 {
+        _mm512_add_ps(
+            _mm512_mul_ps(_mm512_cvtepi32_ps(acc), self.scale),
+            self.shift,
+        )
+    }
+
+    /// PReLU: the negative values times their slopes. The scripts compute
+    /// `max(f, 0) + min(f, 0) × alpha`, which differs from this only in the
+    /// sign of a zero, and requantisation makes every zero 0.
+    #[inline(always)]
+    unsafe fn activated(&self, f: __m512) -> __m512 {
+        let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(f, _mm512_setzero_ps());
+        _mm512_mask_mul_ps(f, negative, f, self.alpha)
+    }
+
+    /// The saved tensor's values of the pixel whose channels start at
+    /// `at`, times their scale, added to `f`: multiply, then add.
+    #[inline(always)]
+    unsafe fn plus_saved(&self, f: __m512, at: *const i16) -> __m512 {
+        let saved = _mm256_maskz_loadu_epi16(self.mask, at.add(self.first));
+        let saved = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(saved));
+        _mm512_add_ps(f, _mm512_mul_ps(saved, self.res_scale))
+    }
+
+    /// Requantisation to int16, stored for the pixel whose channels start
+    /// at `dst`: times the inverse output scale, clamped, rounded half to
+    /// even (the default rounding mode).
+    #[inline(always)]
+    unsafe fn quantise(&self, f: __m512, dst: *mut i16) {
+        let t = _mm512_mul_ps(f, self.inv);
+        let t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-A16)), _mm512_set1_ps(A16));
+        let q = _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(t));
+        _mm256_mask_storeu_epi16(dst.add(self.first), self.mask, q);
+    }
+}
+
+/// Sixteen floats of a per-lane constant (`nv × 16` of them), from output
+/// vector `v`.
+#[inline(always)]
+unsafe fn lanes(c: &[f32], v: usize) -> __m512 {
+    debug_assert!(c.len() >= (v + 1) * LANES);
+    _mm512_loadu_ps(c.as_ptr().add(v * LANES))
+}
+
+/// The epilogue of `count` pixels' sums of `NV` output vectors from
+/// `first`, the pixels from `pixel` on: scale and shift; then PReLU (plus
+/// the saved tensor) and requantisation into the int16 buffer, or the
+/// floats of the last layer.
+#[inline(always)]
+unsafe fn store<const NV: usize, const P: usize>(
     l: &Layer,
-    acc: [__m512i; NV],
+    acc: &[[__m512i; NV]; P],
+    count: usize,
     first: usize,
     out: &mut Out<'_>,
     pixel: usize,
 ) {
-    for (i, a) in acc.into_iter().enumerate() {
-        let v = first + i;
-        let f = scaled(l, a, v);
+    for v in 0..NV {
+        let e = Epilogue::new(l, first + v);
         match out {
-            Out::Fixed(o) => quantise(
-                l,
-                activated(l, f, v),
-                v,
-                o.as_mut_ptr().add(pixel * l.cout_p),
-            ),
-            Out::Float(o) => {
-                let n = (l.cout - v * LANES).min(LANES);
-                let dst = o.as_mut_ptr().add(pixel * l.cout + v * LANES);
-                _mm512_mask_storeu_ps(dst, mask(n), f);
+            Out::Fixed(o) => {
+                let dst = o.as_mut_ptr().add(pixel * l.cout_p);
+                for (p, sums) in acc.iter().enumerate().take(count) {
+                    let f = e.activated(e.scaled(sums[v]));
+                    e.quantise(f, dst.add(p * l.cout_p));
+                }
             }
-            Out::Residual(_) => unreachable!("checked in `conv`: no residual layers here"),
+            Out::Residual(o) => {
+                let dst = o.as_mut_ptr().add(pixel * l.cout_p);
+                for (p, sums) in acc.iter().enumerate().take(count) {
+                    let at = dst.add(p * l.cout_p);
+                    let f = e.plus_saved(e.activated(e.scaled(sums[v])), at);
+                    e.quantise(f, at);
+                }
+            }
+            Out::Float(o) => {
+                let dst = o.as_mut_ptr().add(pixel * l.cout + e.first);
+                for (p, sums) in acc.iter().enumerate().take(count) {
+                    _mm512_mask_storeu_ps(dst.add(p * l.cout), e.mask, e.scaled(sums[v]));
+                }
+            }
         }
     }
 }
 
-/// Output vector `v`'s sums, scaled and shifted.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn scaled(l: &Layer, acc: __m512i, v: usize) -> __m512 {
-    let lane = |c: &[f32]| _mm512_loadu_ps(c.as_ptr().add(v * LANES));
-    _mm512_add_ps(
-        _mm512_mul_ps(_mm512_cvtepi32_ps(acc), lane(&l.scale)),
-        lane(&l.shift),
-    )
-}
-
-/// PReLU of output vector `v`'s scaled sums.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn activated(l: &Layer, f: __m512, v: usize) -> __m512 {
-    let alpha = _mm512_loadu_ps(l.alpha.as_ptr().add(v * LANES));
-    let zero = _mm512_setzero_ps();
-    _mm512_add_ps(
-        _mm512_max_ps(f, zero),
-        _mm512_mul_ps(_mm512_min_ps(f, zero), alpha),
-    )
-}
-
-/// Requantisation to int16 of output vector `v`'s activations, and their
-/// store for the pixel whose channels start at `dst`.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn quantise(l: &Layer, f: __m512, v: usize, dst: *mut i16) {
-    let t = _mm512_mul_ps(f, _mm512_loadu_ps(l.inv.as_ptr().add(v * LANES)));
-    let t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-A16)), _mm512_set1_ps(A16));
-    // Round half to even (the default rounding mode).
-    let q = _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(t));
-    let n = (l.cout_p - v * LANES).min(LANES);
-    _mm256_mask_storeu_epi16(dst.add(v * LANES), mask(n), q);
-}
+/// Pooled pixels one call of `accumulate` computes in `conv_pool2`.
+const POOLED: usize = 3;
 
 /// A layer of one output vector and the 2×2 max pool after it, in one
 /// pass: each pooled pixel takes the largest activation of its (up to)
@@ -193,17 +269,32 @@ pub(super) unsafe fn conv_pool2(l: &Layer, inp: &[i16], w: usize, h: usize, out:
     let (cw, ch) = (w + 1 - l.k, h + 1 - l.k);
     let (ow, oh) = (cw.div_ceil(2), ch.div_ceil(2));
     assert_eq!(out.len(), ow * oh * l.cout_p);
-    let taps = l.tap_offsets(w);
+    let pairs = l.pair_offsets(w);
+    let e = Epilogue::new(l, 0);
     for oy in 0..oh {
         let (y0, y1) = (2 * oy, (2 * oy + 1).min(ch - 1));
-        for ox in 0..ow {
-            // A window cut by the edge repeats a pixel: the max is the same.
-            let (x0, x1) = (2 * ox, (2 * ox + 1).min(cw - 1));
-            let base = [(y0, x0), (y0, x1), (y1, x0), (y1, x1)].map(|(y, x)| (y * w + x) * l.cin);
-            let acc = accumulate::<1, 4>(l, inp.as_ptr(), l.packed.as_ptr(), &taps, base);
-            let [a, b, c, d] = acc.map(|a| activated(l, scaled(l, a[0], 0), 0));
-            let f = _mm512_max_ps(_mm512_max_ps(a, b), _mm512_max_ps(c, d));
-            quantise(l, f, 0, out.as_mut_ptr().add((oy * ow + ox) * l.cout_p));
+        let mut ox = 0;
+        while ox < ow {
+            // Pooled pixels ox .. ox + count, the missing ones of a short
+            // block repeating its last; a window cut by the edge repeats a
+            // pixel. Neither changes a max.
+            let count = (ow - ox).min(POOLED);
+            let corners: [[usize; 4]; POOLED] = std::array::from_fn(|j| {
+                let x0 = 2 * (ox + j.min(count - 1));
+                let x1 = (x0 + 1).min(cw - 1);
+                [(y0, x0), (y0, x1), (y1, x0), (y1, x1)].map(|(y, x)| (y * w + x) * l.cin)
+            });
+            let base: [usize; 4 * POOLED] = std::array::from_fn(|i| corners[i / 4][i % 4]);
+            let acc =
+                accumulate::<1, { 4 * POOLED }>(inp.as_ptr(), l.packed.as_ptr(), &pairs, base);
+            for j in 0..count {
+                let mut f = e.activated(e.scaled(acc[4 * j][0]));
+                for sums in &acc[4 * j + 1..4 * j + 4] {
+                    f = _mm512_max_ps(f, e.activated(e.scaled(sums[0])));
+                }
+                e.quantise(f, out.as_mut_ptr().add((oy * ow + ox + j) * l.cout_p));
+            }
+            ox += count;
         }
     }
 }

@@ -37,7 +37,7 @@ struct Floats {
 pub(super) unsafe fn conv(l: &Layer, inp: &[i16], w: usize, h: usize, mut out: Out<'_>) {
     let (ow, oh) = check_shapes(l, inp, w, h, &out);
     assert!(!l.depthwise);
-    let pairs = pair_offsets(l, w);
+    let pairs = l.pair_offsets(w);
     for chunk in 0..l.nv.div_ceil(CHUNK) {
         let nvc = (l.nv - chunk * CHUNK).min(CHUNK);
         // One output vector at a time over six pixels: twelve registers of
@@ -66,17 +66,6 @@ pub(super) unsafe fn conv(l: &Layer, inp: &[i16], w: usize, h: usize, mut out: O
 
 /// Pixels one call of `accumulate` sums at once in `Block::every_pixel`.
 const PIXELS: usize = 6;
-
-/// Offsets, in an input `w` pixels wide, of every channel pair the kernel
-/// reads for one output pixel, from that pixel's first channel: tap by tap,
-/// pair by pair, the order of the packed weights. Every read is in bounds
-/// (see `Layer::tap_offsets`).
-fn pair_offsets(l: &Layer, w: usize) -> Vec<usize> {
-    l.tap_offsets(w)
-        .into_iter()
-        .flat_map(|t| (0..l.cin / 2).map(move |g| t + 2 * g))
-        .collect()
-}
 
 /// One output vector of a layer, over any of its pixels.
 struct Block<'a> {
@@ -319,7 +308,7 @@ pub(super) unsafe fn conv_pool2(l: &Layer, inp: &[i16], w: usize, h: usize, out:
     let (cw, ch) = (w + 1 - l.k, h + 1 - l.k);
     let (ow, oh) = (cw.div_ceil(2), ch.div_ceil(2));
     assert_eq!(out.len(), ow * oh * l.cout_p);
-    let pairs = pair_offsets(l, w);
+    let pairs = l.pair_offsets(w);
     for oy in 0..oh {
         let (y0, y1) = (2 * oy, (2 * oy + 1).min(ch - 1));
         for ox in 0..ow {

@@ -232,6 +232,18 @@ impl Layer {
             .collect()
     }
 
+    /// Offsets, in an input `w` pixels wide, of every channel pair the
+    /// kernels read for one output pixel, from that pixel's first channel:
+    /// tap by tap, pair by pair, the order of the packed weights. Every read
+    /// is in bounds (see [`Self::tap_offsets`]).
+    pub fn pair_offsets(&self, w: usize) -> Vec<usize> {
+        let pairs = self.cin / 2;
+        self.tap_offsets(w)
+            .into_iter()
+            .flat_map(|t| (0..pairs).map(move |g| t + 2 * g))
+            .collect()
+    }
+
     /// The output size over a `w × h` input (padding included), if the
     /// input is large enough.
     pub fn output_size(&self, w: usize, h: usize) -> Option<(usize, usize)> {
