@@ -348,6 +348,8 @@ mod kernel;
 mod kernel_avx2;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx2_depthwise;
+#[cfg(target_arch = "x86_64")]
+mod kernel_depthwise;
 
 #[cfg(test)]
 mod tests;

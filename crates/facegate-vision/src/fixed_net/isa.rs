@@ -6,8 +6,7 @@ use super::Kernels;
 /// The instruction sets the vector kernels are written for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
-    /// AVX-512 F, BW, VL and VNNI (`kernel.rs`), with AVX2's depthwise
-    /// kernel.
+    /// AVX-512 F, BW, VL and VNNI (`kernel.rs`, `kernel_depthwise.rs`).
     Avx512Vnni,
     /// AVX2 (`kernel_avx2.rs`, `kernel_avx2_depthwise.rs`).
     Avx2,
@@ -54,7 +53,7 @@ impl Isa {
                 conv: super::kernel::conv,
                 pool: super::kernel::pool,
                 conv_pool2: Some(super::kernel::conv_pool2),
-                depthwise: Some(super::kernel_avx2_depthwise::depthwise),
+                depthwise: Some(super::kernel_depthwise::depthwise),
             },
             Isa::Avx2 => Kernels {
                 conv: super::kernel_avx2::conv,

@@ -2,8 +2,8 @@
 //! that keeps up to 64 output channels of several neighbouring pixels in
 //! registers and feeds them two input channels at a time (`vpdpwssd`), the
 //! same with the 2×2 max pool after it, and the max pool. Depthwise layers
-//! run with the AVX2 kernel. Called only after the CPU features were
-//! checked.
+//! have their own (`kernel_depthwise.rs`), which shares the epilogue here.
+//! Called only after the CPU features were checked.
 
 use std::arch::x86_64::*;
 
@@ -215,7 +215,7 @@ unsafe fn lanes(c: &[f32], v: usize) -> __m512 {
 /// the saved tensor) and requantisation into the int16 buffer, or the
 /// floats of the last layer.
 #[inline(always)]
-unsafe fn store<const NV: usize, const P: usize>(
+pub(super) unsafe fn store<const NV: usize, const P: usize>(
     l: &Layer,
     acc: &[[__m512i; NV]; P],
     count: usize,

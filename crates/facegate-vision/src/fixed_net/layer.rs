@@ -110,6 +110,13 @@ pub(super) struct Layer {
     /// of channels 0-3 and 8-11, then 4-7 and 12-15 (the order of
     /// `vpunpck{l,h}wd`).
     pub packed: Vec<i32>,
+    /// A depthwise layer's weights for the AVX-512 kernel (empty for other
+    /// layers): `[group of 32 channels][tap][even, odd][lane]`, each int32
+    /// one channel's weight beside a zero: channel `2·lane` of the group in
+    /// the low half of the even vector, `2·lane + 1` in the high half of
+    /// the odd one, so that `vpdpwssd` of 32 channels of input gives the
+    /// even channels' sums in one vector and the odd ones' in the other.
+    pub packed_split: Vec<i32>,
     /// Per output lane (`nv × 16`, zero past `cout`; slopes of 1 for a
     /// linear layer).
     pub scale: Vec<f32>,
@@ -177,17 +184,18 @@ impl Layer {
         }
         let cin = cin_buffer;
         let nv = p.cout.div_ceil(LANES);
-        let (weights, packed) = if p.depthwise {
+        let (weights, packed, packed_split) = if p.depthwise {
             let w: Vec<i16> = p.weights.iter().map(|&x| x as i16).collect();
             let packed = pack_depthwise(&w, p.cout, taps);
-            (w, packed)
+            let split = pack_depthwise_split(&w, p.cout, taps);
+            (w, packed, split)
         } else {
             let mut w = vec![0i16; p.cout * taps * cin];
             for (oc, t, c) in iproduct(p.cout, taps, p.cin) {
                 w[(oc * taps + t) * cin + c] = p.weights[(oc * taps + t) * p.cin + c] as i16;
             }
             let packed = pack(&w, p.cout, taps, cin);
-            (w, packed)
+            (w, packed, Vec::new())
         };
         let monotone = inv.iter().all(|&x| x > 0.0);
         let lanes = |v: Vec<f32>| {
@@ -208,6 +216,7 @@ impl Layer {
             nv,
             weights,
             packed,
+            packed_split,
             scale: lanes(p.scale),
             shift: lanes(p.shift),
             alpha: lanes(alpha),
@@ -284,6 +293,22 @@ fn pack_depthwise(weights: &[i16], c: usize, taps: usize) -> Vec<i32> {
     for (v, j, lane) in iproduct(c / LANES, pairs, LANES) {
         let ch = v * LANES + DEPTHWISE_LANE_CHANNEL[lane];
         packed[(v * pairs + j) * LANES + lane] = pair(w(ch, 2 * j), w(ch, 2 * j + 1));
+    }
+    packed
+}
+
+/// A depthwise layer's weights as [`Layer::packed_split`] (zero past the
+/// last channel when `c` is not a multiple of 32).
+fn pack_depthwise_split(weights: &[i16], c: usize, taps: usize) -> Vec<i32> {
+    let groups = c.div_ceil(2 * LANES);
+    let mut packed = zeroed(groups * taps * 2);
+    for (g, t, lane) in iproduct(groups, taps, LANES) {
+        let at = ((g * taps + t) * 2) * LANES + lane;
+        let ch = g * 2 * LANES + 2 * lane;
+        if ch < c {
+            packed[at] = pair(weights[ch * taps + t], 0);
+            packed[at + LANES] = pair(0, weights[(ch + 1) * taps + t]);
+        }
     }
     packed
 }
