@@ -101,8 +101,9 @@ pub(super) struct Layer {
     pub cout_p: usize,
     /// 16-lane vectors of outputs.
     pub nv: usize,
-    /// `[oc][tap][cin]` (`[c][tap]` if depthwise), zero in padding channels.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// `[oc][tap][cin]` (`[c][tap]` if depthwise), zero in padding channels:
+    /// for the scalar version of the tests only (MobileFaceNet's are 2 MB).
+    #[cfg(test)]
     pub weights: Vec<i16>,
     /// Two int16 weights per int32: `[chunk][tap][pair][vector][lane]`,
     /// chunks of [`CHUNK`] vectors (the last may be shorter); for a
@@ -184,6 +185,8 @@ impl Layer {
         }
         let cin = cin_buffer;
         let nv = p.cout.div_ceil(LANES);
+        // The unpacked weights are kept for the tests only.
+        #[cfg_attr(not(test), allow(unused_variables))]
         let (weights, packed, packed_split) = if p.depthwise {
             let w: Vec<i16> = p.weights.iter().map(|&x| x as i16).collect();
             let packed = pack_depthwise(&w, p.cout, taps);
@@ -214,6 +217,7 @@ impl Layer {
             cout: p.cout,
             cout_p: p.cout.next_multiple_of(2),
             nv,
+            #[cfg(test)]
             weights,
             packed,
             packed_split,
