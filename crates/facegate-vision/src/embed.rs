@@ -76,12 +76,10 @@ impl Embedder {
                     manifest.output_dim
                 )));
             }
-            if net.runs_here() {
-                return Ok(Embedder {
-                    manifest,
-                    backend: Backend::Fixed(net),
-                });
-            }
+            return Ok(Embedder {
+                manifest,
+                backend: Backend::Fixed(net),
+            });
         }
         let bytes = dir.read_verified(&manifest.file, manifest.sha256.as_deref())?;
         let pool = SessionPool::load(&manifest.id, &bytes, opts)?;

@@ -63,20 +63,10 @@ impl FixedNet {
     /// How this network runs here, for logs and reports: `fixed-point
     /// (AVX-512 VNNI)` or `fixed-point (AVX2)`; `None` if it cannot.
     pub fn backend(&self) -> Option<&'static str> {
-        self.isa().map(|isa| match isa {
+        Isa::best().map(|isa| match isa {
             Isa::Avx512Vnni => "fixed-point (AVX-512 VNNI)",
             Isa::Avx2 => "fixed-point (AVX2)",
         })
-    }
-
-    /// Whether this CPU has a vector kernel for this network.
-    pub fn runs_here(&self) -> bool {
-        self.isa().is_some()
-    }
-
-    /// The fastest instruction set that runs this network here.
-    pub fn isa(&self) -> Option<Isa> {
-        Isa::best()
     }
 
     /// Loads and checks a parameter file (sha256 from `models.toml`).
@@ -183,12 +173,10 @@ impl FixedNet {
     /// Runs the network over a `w × h` input given as 4 int16 per pixel
     /// (see the model's parameter script: R, G, B as 0..255 for MTCNN,
     /// 2 × value − 255 for MobileFaceNet; then 0), with the best kernel of
-    /// this CPU. Needs [`Self::runs_here`] and an input large enough for
+    /// this CPU. Needs [`Self::supported`] and an input large enough for
     /// [`Self::output_size`].
     pub fn run(&self, rgbx: &[i16], w: usize, h: usize) -> NetMap {
-        let isa = self
-            .isa()
-            .expect("FixedNet::run needs a kernel for this network");
+        let isa = Isa::best().expect("FixedNet::run needs a vector kernel on this CPU");
         self.run_with(isa, rgbx, w, h)
     }
 

@@ -85,13 +85,10 @@ impl Tile<'_> {
         count: usize,
         out: &mut Out<'_>,
     ) {
-        let (l, s) = (self.l, self.l.stride);
-        // The first channel of the input window of output pixel i + p.
-        let base = std::array::from_fn(|p| {
-            let q = i + p.min(count - 1);
-            let (x, y) = (q % self.ow, q / self.ow);
-            (y * s * self.w + x * s) * l.cin
-        });
+        let l = self.l;
+        // The input window of output pixel i + p; a short block repeats
+        // its last pixel.
+        let base = std::array::from_fn(|p| l.window_start(i + p.min(count - 1), self.w, self.ow));
         let acc = accumulate::<NV, P>(self.src, self.wts, self.pairs, base);
         store(l, &acc, count, self.first, out, i);
     }

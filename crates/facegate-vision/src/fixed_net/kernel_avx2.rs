@@ -105,12 +105,9 @@ impl Block<'_> {
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn pixels<const P: usize>(&self, i: usize, out: &mut Out<'_>) {
-        let (l, s) = (self.l, self.l.stride);
-        // The first channel of the input window of output pixel i + p.
-        let base = std::array::from_fn(|p| {
-            let (x, y) = ((i + p) % self.ow, (i + p) / self.ow);
-            (y * s * self.w + x * s) * l.cin
-        });
+        let l = self.l;
+        // The input window of output pixel i + p.
+        let base = std::array::from_fn(|p| l.window_start(i + p, self.w, self.ow));
         let acc = accumulate::<P>(self.src, self.wts, self.pairs, base);
         for (p, a) in acc.iter().enumerate() {
             store(l, a, self.vector, out, i + p);

@@ -37,11 +37,8 @@ pub(super) unsafe fn depthwise(l: &Layer, inp: &[i16], w: usize, h: usize, mut o
         let count = (n - i).min(PIXELS);
         // The first value of the window of output pixel i + p; a short
         // block repeats its last pixel.
-        let base: [usize; PIXELS] = std::array::from_fn(|p| {
-            let q = i + p.min(count - 1);
-            let (x, y) = (q % ow, q / ow);
-            (y * l.stride * w + x * l.stride) * c
-        });
+        let base: [usize; PIXELS] =
+            std::array::from_fn(|p| l.window_start(i + p.min(count - 1), w, ow));
         for g in 0..c.div_ceil(2 * LANES) {
             let half = c - g * 2 * LANES == LANES;
             let acc = group(l, inp.as_ptr(), &offsets, base, g, half);

@@ -245,6 +245,13 @@ impl Layer {
             .collect()
     }
 
+    /// Where the input window of output pixel `pixel` (row-major, `ow`
+    /// per row) starts in an input `w` pixels wide: its first channel.
+    pub fn window_start(&self, pixel: usize, w: usize, ow: usize) -> usize {
+        let (x, y) = (pixel % ow, pixel / ow);
+        (y * w + x) * self.stride * self.cin
+    }
+
     /// Offsets, in an input `w` pixels wide, of every channel pair the
     /// kernels read for one output pixel, from that pixel's first channel:
     /// tap by tap, pair by pair, the order of the packed weights. Every read
