@@ -4,7 +4,8 @@
 //! most two frames. The web app and the `facegate liveness` tools share
 //! this entry point.
 
-use std::time::Instant;
+use std::borrow::Cow;
+use std::time::{Duration, Instant};
 
 use image::RgbImage;
 use serde::Serialize;
@@ -12,7 +13,7 @@ use serde::Serialize;
 use crate::challenge::{
     judge, mean_embedding, step_frames, ChallengeConfig, FrameObservation, Judgement, Step, Verdict,
 };
-use crate::detect::DetectedFace;
+use crate::detect::{BoundingBox, DetectedFace};
 use crate::engine::FaceEngine;
 use crate::error::VisionError;
 use crate::passive::{PassiveConfig, PassiveScores};
@@ -39,8 +40,10 @@ pub struct SequenceReport {
     pub passive: Vec<PassiveScores>,
     /// The first passive cue past its threshold.
     pub passive_failure: Option<&'static str>,
-    /// Milliseconds spent observing and embedding frames and judging them,
-    /// and on the passive cues.
+    /// Milliseconds spent getting the frames (decoding them, when the
+    /// caller streams encoded frames), observing and embedding them and
+    /// judging them, and on the passive cues.
+    pub decode_ms: f64,
     pub observe_ms: f64,
     pub passive_ms: f64,
     /// The normalised mean embedding of the frames (for matching).
@@ -50,6 +53,9 @@ pub struct SequenceReport {
     /// keep), if any frame had one.
     #[serde(skip)]
     pub frontal_frame: Option<usize>,
+    /// That frame itself.
+    #[serde(skip)]
+    pub frontal_image: Option<RgbImage>,
 }
 
 impl SequenceReport {
@@ -61,6 +67,23 @@ impl SequenceReport {
 
 /// Most frames the passive network runs on.
 pub const MAX_PASSIVE_FRAMES: usize = 2;
+
+/// The most frontal frames seen so far, kept whole (at most
+/// [`MAX_PASSIVE_FRAMES`]) while the others are dropped once observed.
+/// Ties keep the earlier frame, as a stable sort of all frames would.
+struct Frontmost<'a> {
+    kept: Vec<(f32, usize, Cow<'a, RgbImage>, DetectedFace)>,
+}
+
+impl<'a> Frontmost<'a> {
+    fn offer(&mut self, score: f32, i: usize, img: Cow<'a, RgbImage>, face: DetectedFace) {
+        let at = self.kept.partition_point(|k| k.0 <= score);
+        if at < MAX_PASSIVE_FRAMES {
+            self.kept.insert(at, (score, i, img, face));
+            self.kept.truncate(MAX_PASSIVE_FRAMES);
+        }
+    }
+}
 
 impl FaceEngine {
     /// Runs the active checks on `frames` (decoded, in capture order, with
@@ -75,27 +98,54 @@ impl FaceEngine {
         active: &ChallengeConfig,
         passive: Option<&PassiveConfig>,
     ) -> Result<SequenceReport, VisionError> {
+        let frame = |i: usize| Ok(Cow::Borrowed(&frames[i]));
+        self.check_streamed(frames.len(), frame, timestamps, spec, active, passive)
+    }
+
+    /// Like [`FaceEngine::check_sequence`], but takes the `count` frames one
+    /// at a time from `frame(i)` (e.g. decoding each from its bytes), so
+    /// that at most [`MAX_PASSIVE_FRAMES`] + 1 whole frames are held at
+    /// once; of the others only what the checks need is kept (a thumbnail,
+    /// the landmarks and the aligned face). The first error of `frame`
+    /// ends the check.
+    pub fn check_streamed<'a>(
+        &self,
+        count: usize,
+        mut frame: impl FnMut(usize) -> Result<Cow<'a, RgbImage>, VisionError>,
+        timestamps: &[f64],
+        spec: &ChallengeSpec,
+        active: &ChallengeConfig,
+        passive: Option<&PassiveConfig>,
+    ) -> Result<SequenceReport, VisionError> {
         let start = Instant::now();
-        let mut observations = Vec::with_capacity(frames.len());
-        let mut faces = Vec::with_capacity(frames.len());
-        for (img, &t) in frames.iter().zip(timestamps) {
-            let previous = faces
-                .last()
-                .and_then(|f: &Option<DetectedFace>| f.map(|f| f.bbox));
-            let (obs, face) = self.observe_frame(img, t, active.min_face_px, previous.as_ref())?;
+        let mut decode = Duration::ZERO;
+        let mut observations = Vec::with_capacity(count);
+        let mut aligned: Vec<Option<RgbImage>> = Vec::with_capacity(count);
+        let mut frontmost = Frontmost { kept: Vec::new() };
+        let mut previous: Option<BoundingBox> = None;
+        for (i, &t) in timestamps.iter().enumerate().take(count) {
+            let got = Instant::now();
+            let img = frame(i)?;
+            decode += got.elapsed();
+            let (obs, face) = self.observe_frame(&img, t, active.min_face_px, previous.as_ref())?;
+            previous = face.map(|f| f.bbox);
+            aligned.push(face.map(|f| self.align(&img, &f)));
+            if let Some(f) = face.filter(|_| obs.landmarks.is_some()) {
+                frontmost.offer(frontality(&obs), i, img, f);
+            }
             observations.push(obs);
-            faces.push(face);
         }
         // Frames with a face, most frontal first: the identity check always
         // embeds the first, the passive cues run on the first one or two,
         // and a login may keep the first as its probe.
         let frontal = frontal_order(&observations);
         for i in identity_picks(&observations, spec, active, frontal.first().copied()) {
-            if let Some(face) = &faces[i] {
-                observations[i].embedding = Some(self.embed(&frames[i], face)?.vector);
+            if let Some(face) = &aligned[i] {
+                observations[i].embedding = Some(self.embed_aligned(face)?.vector);
             }
         }
-        let active_j = if frames.len() == timestamps.len() {
+        drop(aligned);
+        let active_j = if count == timestamps.len() {
             judge(
                 &observations,
                 spec.steps,
@@ -108,7 +158,7 @@ impl FaceEngine {
             j.verdict = Verdict::Spoof(crate::challenge::SpoofCheck::Timing);
             j
         };
-        let observe_ms = start.elapsed().as_secs_f64() * 1000.0;
+        let observe_ms = (start.elapsed() - decode).as_secs_f64() * 1000.0;
         let embs: Vec<&Vec<f32>> = observations
             .iter()
             .filter_map(|o| o.embedding.as_ref())
@@ -118,26 +168,32 @@ impl FaceEngine {
             active: active_j,
             passive: Vec::new(),
             passive_failure: None,
+            decode_ms: decode.as_secs_f64() * 1000.0,
             observe_ms,
             passive_ms: 0.0,
             embedding,
             frontal_frame: frontal.first().copied(),
+            frontal_image: None,
         };
         if let (Some(cfg), Verdict::Live) = (passive, report.active.verdict) {
             let start = Instant::now();
             // The most frontal frames: the network was trained on frontal
             // faces.
-            for &i in frontal.iter().take(cfg.frames.clamp(1, MAX_PASSIVE_FRAMES)) {
-                if let Some(face) = &faces[i] {
-                    let s = self.passive_scores(&frames[i], face)?;
-                    if report.passive_failure.is_none() {
-                        report.passive_failure = s.failing(cfg);
-                    }
-                    report.passive.push(s);
+            let n = cfg.frames.clamp(1, MAX_PASSIVE_FRAMES);
+            for (_, _, img, face) in frontmost.kept.iter().take(n) {
+                let s = self.passive_scores(img, face)?;
+                if report.passive_failure.is_none() {
+                    report.passive_failure = s.failing(cfg);
                 }
+                report.passive.push(s);
             }
             report.passive_ms = start.elapsed().as_secs_f64() * 1000.0;
         }
+        report.frontal_image = frontmost
+            .kept
+            .into_iter()
+            .next()
+            .map(|(_, _, img, _)| img.into_owned());
         Ok(report)
     }
 }
