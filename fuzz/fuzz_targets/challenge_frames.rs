@@ -5,7 +5,8 @@
 //! (boundary `facegatefuzz`: repeated `frame` parts, one `timestamps` part
 //! with a JSON array of milliseconds, `username`), so that the frames reach
 //! the handler's field parsing, the timestamp checks, decoding and the
-//! engine's sequence checks.
+//! engine's sequence checks. The corpus holds frames whose headers claim
+//! 6000×6000 or 481 pixels, refused from the header before any decoding.
 //!
 //! Asserts: no panic, no 5xx, and every answer is JSON — for a 4xx the
 //! API's `{"error": CODE, "message": TEXT}`.

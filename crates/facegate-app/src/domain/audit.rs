@@ -61,6 +61,27 @@ impl AuditKind {
     }
 }
 
+/// Longest text kept in one short field of an audit record (username,
+/// address, outcome, reason), in characters.
+pub const MAX_AUDIT_FIELD: usize = 128;
+/// Longest free-text detail of an audit record, in characters.
+pub const MAX_AUDIT_DETAIL: usize = 1024;
+/// What replaces the end of a text cut by [`clip`].
+pub const CLIPPED: &str = "…[truncated]";
+
+/// `text` itself when it has at most `max` characters, else its first
+/// characters and the [`CLIPPED`] marker (at most `max` characters in all):
+/// what a request sends cannot make a record grow past the bound.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let keep = max.saturating_sub(CLIPPED.chars().count());
+    let mut out: String = text.chars().take(keep).collect();
+    out.push_str(CLIPPED);
+    out
+}
+
 /// An event to append.
 #[derive(Debug, Clone)]
 pub struct NewAuditEvent {
@@ -104,6 +125,15 @@ impl NewAuditEvent {
 
     pub fn detail(mut self, d: impl Into<String>) -> Self {
         self.detail = d.into();
+        self
+    }
+
+    /// The event with every text field within its bound ([`clip`]).
+    pub fn bounded(mut self) -> Self {
+        self.outcome = clip(&self.outcome, MAX_AUDIT_FIELD);
+        self.username = self.username.map(|u| clip(&u, MAX_AUDIT_FIELD));
+        self.client_addr = self.client_addr.map(|a| clip(&a, MAX_AUDIT_FIELD));
+        self.detail = clip(&self.detail, MAX_AUDIT_DETAIL);
         self
     }
 }

@@ -4,8 +4,8 @@
 mod audit;
 mod validated;
 
-pub use audit::{AuditEvent, AuditFilter, AuditKind, NewAuditEvent};
-pub use validated::{Email, Password, Username, ValidationError};
+pub use audit::{clip, AuditEvent, AuditFilter, AuditKind, NewAuditEvent, CLIPPED};
+pub use validated::{claimed_username, Email, Password, Username, ValidationError};
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -165,6 +165,16 @@ impl NewLoginAttempt {
             liveness: None,
             probe_path: None,
         }
+    }
+
+    /// The attempt with every client-supplied text within its bound
+    /// ([`audit::clip`]).
+    pub fn bounded(mut self) -> Self {
+        let field = |s: &str| audit::clip(s, audit::MAX_AUDIT_FIELD);
+        self.claimed_username = self.claimed_username.as_deref().map(field);
+        self.client_addr = field(&self.client_addr);
+        self.reason = field(&self.reason);
+        self
     }
 }
 

@@ -23,10 +23,13 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
 pub struct Username(String);
 
 impl Username {
+    /// The longest username, in characters.
+    pub const MAX_CHARS: usize = 32;
+
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let s = raw.trim();
         let len = s.chars().count();
-        if !(3..=32).contains(&len) {
+        if !(3..=Self::MAX_CHARS).contains(&len) {
             return Err(invalid(
                 "username",
                 "Username must be 3 to 32 characters long.",
@@ -53,6 +56,20 @@ impl Username {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The username a login claims, trimmed; `None` when blank. Longer than any
+/// username can be (the registration limit) is refused before anything is
+/// looked up, stored or logged.
+pub fn claimed_username(raw: &str) -> Result<Option<String>, ValidationError> {
+    let s = raw.trim();
+    if s.chars().count() > Username::MAX_CHARS {
+        return Err(invalid(
+            "username",
+            "That username is too long: usernames have at most 32 characters.",
+        ));
+    }
+    Ok(Some(s.to_string()).filter(|s| !s.is_empty()))
 }
 
 /// A plausible e-mail address (one `@`, a dot in the domain, no spaces).
@@ -87,18 +104,28 @@ impl Email {
 pub struct Password(String);
 
 impl Password {
+    /// The longest password, in characters.
+    pub const MAX_CHARS: usize = 128;
+
+    /// Refuses a password longer than any password can be (checked before
+    /// a login hashes what it was given).
+    pub fn within_limit(raw: &str) -> Result<(), ValidationError> {
+        if raw.chars().count() > Self::MAX_CHARS {
+            return Err(invalid(
+                "password",
+                "Password must be at most 128 characters long.",
+            ));
+        }
+        Ok(())
+    }
+
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        Self::within_limit(raw)?;
         let len = raw.chars().count();
         if len < 8 {
             return Err(invalid(
                 "password",
                 "Password must be at least 8 characters long.",
-            ));
-        }
-        if len > 128 {
-            return Err(invalid(
-                "password",
-                "Password must be at most 128 characters long.",
             ));
         }
         if raw.chars().all(|c| c.is_ascii_digit()) {

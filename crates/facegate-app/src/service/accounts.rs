@@ -11,8 +11,8 @@ use argon2::Argon2;
 use super::{Client, ServiceError, ServiceResult, Services};
 use crate::config::FaceLoginMode;
 use crate::domain::{
-    AuditKind, Email, LoginAttempt, LoginMethod, NewAuditEvent, NewLoginAttempt, NewUser, Outcome,
-    Password, User, UserSummary, Username, ValidationError,
+    claimed_username, AuditKind, Email, LoginAttempt, LoginMethod, NewAuditEvent, NewLoginAttempt,
+    NewUser, Outcome, Password, User, UserSummary, Username, ValidationError,
 };
 use crate::store::DynStore;
 
@@ -140,16 +140,21 @@ impl Services {
         password: &str,
         client: &Client,
     ) -> ServiceResult<PasswordLogin> {
-        let claimed = username.trim().to_string();
+        // Over-long input is refused before it is counted, hashed or logged.
+        let claimed = claimed_username(username)?.unwrap_or_default();
+        Password::within_limit(password)?;
         let mut attempt = NewLoginAttempt::rate_limited(
             Some(claimed.clone()),
             client.addr.to_string(),
             LoginMethod::Password,
         );
         let account_key = claimed.to_ascii_lowercase();
-        if self.check_address(client).is_err() || !self.account_limiter.hit(&account_key) {
-            self.audit(attempt).await;
-            return Err(ServiceError::RateLimited);
+        let mut hit = self.limit_address(client);
+        if hit.allowed() {
+            hit = self.account_limiter.hit(&account_key);
+        }
+        if !hit.allowed() {
+            return Err(self.rate_limited(attempt, hit).await);
         }
         let user = self.store.user_by_username(&claimed).await?;
         attempt.user_id = user.as_ref().map(|u| u.id);

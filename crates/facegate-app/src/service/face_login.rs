@@ -23,7 +23,9 @@ use super::matching::{decide, rank, Decision};
 use super::metrics::Stage;
 use super::{Client, ServiceError, ServiceResult, Services};
 use crate::config::FaceLoginMode;
-use crate::domain::{AuditKind, LoginMethod, NewAuditEvent, NewLoginAttempt, Outcome, User};
+use crate::domain::{
+    claimed_username, AuditKind, LoginMethod, NewAuditEvent, NewLoginAttempt, Outcome, User,
+};
 
 /// One face login attempt.
 #[derive(Debug, Clone, Default)]
@@ -66,20 +68,22 @@ impl Services {
         client: &Client,
     ) -> ServiceResult<FaceLoginOk> {
         let mode = self.config.face_login;
-        let claimed = req
-            .username
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty());
+        let claimed = match req.username.as_deref() {
+            Some(raw) => claimed_username(raw)?,
+            None => None,
+        };
+        let claimed = claimed.as_deref();
         let mut attempt = NewLoginAttempt::rate_limited(
             claimed.map(str::to_string),
             client.addr.to_string(),
             face_login_method(mode),
         );
         // A challenge answer was counted against the address already.
-        if req.probe.is_none() && self.check_address(client).is_err() {
-            self.audit(attempt).await;
-            return Err(ServiceError::RateLimited);
+        if req.probe.is_none() {
+            let hit = self.limit_address(client);
+            if !hit.allowed() {
+                return Err(self.rate_limited(attempt, hit).await);
+            }
         }
         // With active liveness a single picture never logs anyone in.
         if req.probe.is_none() && self.config.liveness.active() {

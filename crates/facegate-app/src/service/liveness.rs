@@ -64,6 +64,14 @@ pub struct ChallengeAnswer {
     pub pending_user: Option<i64>,
 }
 
+/// Largest accepted frame of a challenge answer, in bytes (the page sends
+/// ≤ 480-px JPEGs of about 30 KB).
+pub const MAX_FRAME_BYTES: usize = 512 * 1024;
+
+/// Largest accepted side of a challenge frame, in pixels, read from its
+/// header before it is decoded.
+pub const MAX_FRAME_SIDE: u32 = 480;
+
 pub fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
@@ -191,8 +199,55 @@ impl Services {
         }
     }
 
+    /// The cheap checks of a challenge answer, made before its body is
+    /// read: the address's rate limit and the challenge's expiry. A refusal
+    /// is audited.
+    pub async fn admit_answer(
+        &self,
+        challenge: &IssuedChallenge,
+        client: &Client,
+    ) -> ServiceResult<()> {
+        let mut attempt = NewLoginAttempt::rate_limited(
+            None,
+            client.addr.to_string(),
+            face_login_method(self.config.face_login),
+        );
+        let hit = self.limit_address(client);
+        if !hit.allowed() {
+            return Err(self.rate_limited(attempt, hit).await);
+        }
+        if now_ms() > challenge.expires_ms {
+            self.metrics.observe_liveness("expired");
+            attempt.outcome = Outcome::Failure;
+            attempt.reason = "expired".into();
+            self.audit(attempt).await;
+            return Err(rejection(Verdict::Expired, None));
+        }
+        Ok(())
+    }
+
+    /// Checks one frame of an answer as it arrives, before anything is
+    /// decoded: its size and the dimensions in its header. Frames are at
+    /// most [`MAX_FRAME_SIDE`] pixels on their longer side (the page sends
+    /// ≤ 480-px frames), which bounds what judging an answer decodes.
+    pub fn admit_frame(&self, bytes: &[u8]) -> ServiceResult<()> {
+        let limits = facegate_vision::DecodeLimits {
+            max_bytes: MAX_FRAME_BYTES,
+            max_pixels: u64::from(MAX_FRAME_SIDE) * u64::from(MAX_FRAME_SIDE),
+        };
+        let (w, h) = facegate_vision::decode::probe_dimensions(bytes, &limits)?;
+        if w.max(h) > MAX_FRAME_SIDE {
+            return Err(VisionError::TooLarge(format!(
+                "{w}x{h} pixels, a frame may be at most {MAX_FRAME_SIDE} pixels wide and high"
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
     /// Judges the answer to `challenge` (already taken out of the session,
-    /// so it is used once) and, when live, logs the face in.
+    /// so it is used once, and admitted by [`Services::admit_answer`]) and,
+    /// when live, logs the face in.
     pub async fn face_login_challenge(
         &self,
         challenge: IssuedChallenge,
@@ -204,10 +259,6 @@ impl Services {
             client.addr.to_string(),
             face_login_method(self.config.face_login),
         );
-        if self.check_address(client).is_err() {
-            self.audit(attempt).await;
-            return Err(ServiceError::RateLimited);
-        }
         let now = now_ms();
         attempt.outcome = Outcome::Failure;
         if now > challenge.expires_ms {
@@ -230,28 +281,30 @@ impl Services {
         let metrics = self.metrics.clone();
         let report = self
             .blocking(move |e| {
-                let mut imgs = metrics.time(Stage::Decode, || {
-                    frames
-                        .iter()
-                        .map(|b| e.decode(b))
-                        .collect::<Result<Vec<_>, _>>()
-                })?;
                 let spec = ChallengeSpec {
                     steps: &steps,
                     life_ms,
                     elapsed_ms,
                     identity_seed: rand::random(),
                 };
-                let report =
-                    e.check_sequence(&imgs, &timestamps, &spec, &active, passive.as_ref())?;
+                // One frame decoded at a time (its header was checked on
+                // arrival, see `admit_frame`): an answer holds its bytes,
+                // the few frames the checks keep, and no more.
+                let frame = |i: usize| e.decode(&frames[i]).map(std::borrow::Cow::Owned);
+                let mut report = e.check_streamed(
+                    frames.len(),
+                    frame,
+                    &timestamps,
+                    &spec,
+                    &active,
+                    passive.as_ref(),
+                )?;
+                metrics.observe_stage(Stage::Decode, millis(report.decode_ms));
                 metrics.observe_stage(Stage::LivenessActive, millis(report.observe_ms));
                 if !report.passive.is_empty() {
                     metrics.observe_stage(Stage::LivenessPassive, millis(report.passive_ms));
                 }
-                let frontal = report
-                    .frontal_frame
-                    .filter(|&i| keep_frame && i < imgs.len())
-                    .map(|i| imgs.swap_remove(i));
+                let frontal = report.frontal_image.take().filter(|_| keep_frame);
                 Ok((report, frontal))
             })
             .await?;

@@ -29,8 +29,8 @@ pub use accounts::{
 };
 pub use data::{export_with, rotate_keys, ExportedFace, ExportedProbe, RotationReport, UserExport};
 pub use face_login::{FaceLoginOk, FaceLoginRequest};
-pub use limits::RateLimiter;
-pub use liveness::{ChallengeAnswer, IssuedChallenge, LiveProbe};
+pub use limits::{Hit, RateLimiter};
+pub use liveness::{ChallengeAnswer, IssuedChallenge, LiveProbe, MAX_FRAME_BYTES, MAX_FRAME_SIDE};
 pub use matching::{decide, rank, Decision, TemplateCache};
 pub use media::Media;
 pub use metrics::{Metrics, Stage};
@@ -90,6 +90,17 @@ impl From<StoreError> for ServiceError {
     }
 }
 
+/// The engine's failures: a model failure is ours (internal), anything
+/// else is about the image the caller sent.
+impl From<VisionError> for ServiceError {
+    fn from(e: VisionError) -> Self {
+        match e {
+            VisionError::Model(m) => ServiceError::Internal(m),
+            other => ServiceError::Vision(other),
+        }
+    }
+}
+
 impl ServiceError {
     /// Whether the storage (full or refusing writes) caused this failure.
     pub fn is_storage(&self) -> bool {
@@ -142,18 +153,28 @@ impl Services {
         }
     }
 
-    /// Counts a login attempt from `client`; refuses it over the limit.
-    fn check_address(&self, client: &Client) -> ServiceResult<()> {
-        if self.address_limiter.hit(&client.addr.to_string()) {
-            Ok(())
-        } else {
-            Err(ServiceError::RateLimited)
+    /// Counts a login attempt from `client` against the address limit.
+    fn limit_address(&self, client: &Client) -> Hit {
+        self.address_limiter.hit(&client.addr.to_string())
+    }
+
+    /// The answer to a rate-limited `attempt`. Only the one refusal per
+    /// window that the limiter reports is written (standing for all of that
+    /// window's refusals), so hammering a limit cannot fill the disk.
+    async fn rate_limited(&self, mut attempt: NewLoginAttempt, hit: Hit) -> ServiceError {
+        if let Hit::Refused { report: Some(n) } = hit {
+            if n > 1 {
+                attempt.reason = format!("rate_limited refused={n}");
+            }
+            self.audit(attempt).await;
         }
+        ServiceError::RateLimited
     }
 
     /// Writes an attempt to the attempts table and the audit trail; a
     /// failure is logged, not fatal.
     async fn audit(&self, attempt: NewLoginAttempt) {
+        let attempt = attempt.bounded();
         if let Err(e) = self.store.record_attempt(&attempt).await {
             tracing::error!(error = %e, "could not record a login attempt");
             // No row refers to the probe: do not keep it.
@@ -188,6 +209,7 @@ impl Services {
 
     /// Appends a security event to the audit trail; a failure is logged.
     pub async fn record_event(&self, event: NewAuditEvent) {
+        let event = event.bounded();
         if let Err(e) = self.store.append_audit(&event).await {
             tracing::error!(error = %e, kind = event.kind.as_str(), "could not append an audit event");
         }

@@ -31,12 +31,15 @@ pub struct AppState {
 }
 
 /// Multipart framing allowance on top of the image bytes.
-const MULTIPART_OVERHEAD: usize = 64 * 1024;
+pub const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
+/// Body limit of every request that carries no image (forms, JSON): far
+/// above any valid form, far below what could fill a disk or a log.
+pub const FORM_BODY_LIMIT: usize = 64 * 1024;
 
 /// Builds the complete router.
 pub fn router(state: AppState, sessions: SessionBackend) -> Router {
     let config = state.services.config.clone();
-    let one_image = config.engine.decode.max_bytes + MULTIPART_OVERHEAD;
     let sessions = SessionManagerLayer::new(sessions)
         .with_name("facegate_session")
         .with_secure(config.secure_cookies)
@@ -47,12 +50,12 @@ pub fn router(state: AppState, sessions: SessionBackend) -> Router {
             config.session_idle_minutes.max(1),
         )));
     Router::new()
-        .merge(routes::api::router())
+        .merge(routes::api::router(&config))
         .merge(routes::pages::router())
         .merge(routes::profile::router(&config))
         .merge(routes::admin::router())
         .merge(assets::router(&config))
-        .layer(DefaultBodyLimit::max(one_image))
+        .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
         .layer(sessions)
         .merge(ops::router())
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

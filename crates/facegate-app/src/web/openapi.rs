@@ -3,6 +3,8 @@
 
 use serde_json::{json, Value};
 
+use crate::config::Config;
+
 fn error_ref(desc: &str) -> Value {
     json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
 }
@@ -28,8 +30,19 @@ fn user_ref() -> Value {
     json!({"$ref": "#/components/schemas/UserRef"})
 }
 
-/// The document.
-pub fn document() -> Value {
+/// The document of a server configured with `config` (the challenge
+/// endpoints exist only when the liveness policy uses them).
+pub fn document(config: &Config) -> Value {
+    let mut doc = full_document();
+    if !config.liveness.active() {
+        if let Some(paths) = doc["paths"].as_object_mut() {
+            paths.retain(|p, _| !p.starts_with("/api/face-login/challenge"));
+        }
+    }
+    doc
+}
+
+fn full_document() -> Value {
     let csrf = json!([{"$ref": "#/components/parameters/Csrf"}]);
     json!({
         "openapi": "3.1.0",
@@ -160,14 +173,28 @@ pub fn operations(doc: &Value) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Liveness;
 
     #[test]
     fn document_matches_the_router_endpoints() {
-        let mut routed: Vec<(String, String)> = crate::web::routes::api::endpoints()
-            .into_iter()
-            .map(|(m, p, _)| (m.to_string(), p.to_string()))
-            .collect();
-        routed.sort();
-        assert_eq!(operations(&document()), routed);
+        for liveness in [
+            Liveness::Off,
+            Liveness::Passive,
+            Liveness::Active,
+            Liveness::Both,
+        ] {
+            let config = Config {
+                liveness,
+                ..Config::default()
+            };
+            let mut routed: Vec<(String, String)> = crate::web::routes::api::endpoints(&config)
+                .into_iter()
+                .map(|(m, p, _)| (m.to_string(), p.to_string()))
+                .collect();
+            routed.sort();
+            assert_eq!(operations(&document(&config)), routed);
+            let challenge = routed.iter().any(|(_, p)| p.contains("challenge"));
+            assert_eq!(challenge, liveness.active(), "{liveness:?}");
+        }
     }
 }

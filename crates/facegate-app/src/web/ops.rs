@@ -3,7 +3,7 @@
 //! text), and the middleware counting responses by route and status.
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -52,9 +52,31 @@ async fn metrics(State(st): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Counts every response by method, matched route and status.
+/// The `method` label of a request: one of the standard methods, else
+/// `other`. Labels come from a fixed set, so a client inventing methods
+/// cannot grow the metrics.
+pub fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN
+        .iter()
+        .find(|m| *m == method)
+        .map_or("other", Method::as_str)
+}
+
+/// Counts every response by method, matched route template (`unmatched`
+/// for any path no route matched) and status.
 pub async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -63,6 +85,19 @@ pub async fn track(State(st): State<AppState>, req: Request, next: Next) -> Resp
     let res = next.run(req).await;
     st.services
         .metrics
-        .observe_request(&method, &route, res.status().as_u16());
+        .observe_request(method, &route, res.status().as_u16());
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_standard_methods_are_labels() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        let invented = Method::from_bytes(b"M00001AAAA").unwrap();
+        assert_eq!(method_label(&invented), "other");
+    }
 }

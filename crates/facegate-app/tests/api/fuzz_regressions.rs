@@ -122,7 +122,7 @@ async fn frames_path(a: &Agent) -> String {
 
 #[tokio::test]
 async fn uploads_that_are_not_multipart_get_json_errors() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(|c| c.liveness = facegate_app::Liveness::Both).await;
     let a = app.agent().await;
     a.register("fuzzed").await;
     let body = b"--x\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\nabc\r\n--x--\r\n";

@@ -169,7 +169,11 @@ async fn challenges_are_single_use_bound_to_the_session_and_expire() {
     assert_eq!(code, "expired");
 
     // Past its life.
-    let app = TestApp::spawn_with(|c| c.challenge_ttl_ms = 50).await;
+    let app = TestApp::spawn_with(|c| {
+        c.liveness = Liveness::Both;
+        c.challenge_ttl_ms = 50;
+    })
+    .await;
     let a = app.agent().await;
     let (id, _) = challenge(&a).await;
     tokio::time::sleep(std::time::Duration::from_millis(120)).await;

@@ -4,6 +4,7 @@
 
 mod abuse;
 mod audit_ops;
+mod dos;
 mod flow;
 mod fuzz_regressions;
 mod harness;

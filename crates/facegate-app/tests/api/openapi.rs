@@ -14,7 +14,7 @@ async fn openapi_document_is_in_sync_with_the_router() {
     let doc: Value = a.get("/api/openapi.json").await.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let documented = operations(&doc);
-    let mut routed: Vec<(String, String)> = endpoints()
+    let mut routed: Vec<(String, String)> = endpoints(&app.state.services.config)
         .into_iter()
         .map(|(m, p, _)| (m.to_string(), p.to_string()))
         .collect();

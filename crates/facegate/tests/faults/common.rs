@@ -76,8 +76,13 @@ impl Server {
     /// Starts the server in `verify` face-login mode (username + face), so
     /// that a failed face login charges a known account.
     pub fn start(dir: &Path) -> Server {
+        Self::start_with(dir, &[("FACEGATE_FACE_LOGIN", "verify")])
+    }
+
+    /// Starts the server with these extra environment variables.
+    pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> Server {
         let mut cmd = facegate();
-        cmd.env("FACEGATE_FACE_LOGIN", "verify")
+        cmd.envs(env.iter().copied())
             .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .stdout(Stdio::piped())
@@ -136,6 +141,22 @@ impl Server {
         // SAFETY: plain system call on valid pointers.
         let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_FSIZE, &limit, std::ptr::null_mut()) };
         assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    }
+
+    /// A field of the process's `/proc/PID/status` in KiB (`VmRSS`: resident
+    /// now, `VmHWM`: the peak since start or [`Self::reset_peak_memory`]).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+
+    /// Resets the process's peak resident size (`VmHWM`) to its current one.
+    pub fn reset_peak_memory(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5").unwrap();
     }
 
     /// What the server logged so far.

@@ -10,4 +10,5 @@ mod common;
 mod crash;
 mod data_dir;
 mod disk_full;
+mod dos;
 mod rotate_key;

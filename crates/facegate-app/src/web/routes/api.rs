@@ -1,7 +1,7 @@
 //! The JSON API under `/api`. State-changing requests need the
 //! `X-CSRF-Token` header; errors are `{"error": CODE, "message": TEXT}`.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -13,16 +13,20 @@ use time::format_description::well_known::Rfc3339;
 use tower_sessions::Session;
 
 use super::{read_upload, ApiMultipart};
+use crate::config::Config;
 use crate::service::{FaceLoginRequest, ServiceError};
 use crate::web::client::ClientAddr;
 use crate::web::error::{ApiError, ApiResult};
 use crate::web::session::{self as sess};
-use crate::web::{openapi, AppState};
+use crate::web::{openapi, AppState, MULTIPART_OVERHEAD};
 
-/// Every API endpoint: method, path, handler. The router and the OpenAPI
-/// sync test both read this list.
-pub fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
-    vec![
+/// Every API endpoint of a server configured with `config`: method, path,
+/// handler. The liveness challenge is routed only when the policy uses it
+/// (`liveness` is `active` or `both`). The router and the OpenAPI sync test
+/// both read this list.
+pub fn endpoints(config: &Config) -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
+    let one_image = DefaultBodyLimit::max(config.engine.decode.max_bytes + MULTIPART_OVERHEAD);
+    let mut list = vec![
         (Method::GET, "/api/csrf", get(csrf)),
         (Method::GET, "/api/openapi.json", get(openapi_doc)),
         (Method::POST, "/api/register", post(register)),
@@ -32,25 +36,37 @@ pub fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::DELETE, "/api/me", delete(delete_me)),
         (Method::GET, "/api/me/export", get(export_me)),
         (Method::GET, "/api/me/faces", get(list_faces)),
-        (Method::POST, "/api/me/faces", post(add_face)),
-        (Method::DELETE, "/api/me/faces/{id}", delete(delete_face)),
-        (Method::POST, "/api/face-login", post(face_login)),
         (
+            Method::POST,
+            "/api/me/faces",
+            post(add_face).layer(one_image),
+        ),
+        (Method::DELETE, "/api/me/faces/{id}", delete(delete_face)),
+        (
+            Method::POST,
+            "/api/face-login",
+            post(face_login).layer(one_image),
+        ),
+    ];
+    if config.liveness.active() {
+        let max_frames = config.liveness_challenge.max_frames;
+        list.push((
             Method::POST,
             "/api/face-login/challenge",
             super::liveness::issue_route(),
-        ),
-        (
+        ));
+        list.push((
             Method::POST,
             "/api/face-login/challenge/{id}/frames",
-            super::liveness::frames_route(facegate_vision::ChallengeConfig::default().max_frames),
-        ),
-    ]
+            super::liveness::frames_route(max_frames),
+        ));
+    }
+    list
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router(config: &Config) -> Router<AppState> {
     let mut r = Router::new();
-    for (_, path, handler) in endpoints() {
+    for (_, path, handler) in endpoints(config) {
         r = r.route(path, handler);
     }
     r.layer(axum::middleware::from_fn(csrf_guard))
@@ -76,8 +92,8 @@ async fn csrf(session: Session) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "csrf_token": token })))
 }
 
-async fn openapi_doc() -> Json<Value> {
-    Json(openapi::document())
+async fn openapi_doc(State(st): State<AppState>) -> Json<Value> {
+    Json(openapi::document(&st.services.config))
 }
 
 #[derive(Deserialize)]

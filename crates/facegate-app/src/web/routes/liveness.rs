@@ -11,7 +11,8 @@ use axum::Json;
 use serde_json::{json, Value};
 use tower_sessions::Session;
 
-use crate::service::{ChallengeAnswer, IssuedChallenge, ServiceError};
+use crate::domain::claimed_username;
+use crate::service::{ChallengeAnswer, IssuedChallenge, ServiceError, MAX_FRAME_BYTES};
 use crate::web::client::ClientAddr;
 use crate::web::error::{ApiError, ApiResult};
 use crate::web::session as sess;
@@ -20,17 +21,15 @@ use crate::web::AppState;
 use super::{multipart_error, ApiMultipart};
 
 const CHALLENGE: &str = "liveness_challenge";
-/// Largest accepted frame (the page sends ≤ 480-px JPEGs of ~30 KB).
-const MAX_FRAME_BYTES: usize = 512 * 1024;
 
 pub fn issue_route() -> MethodRouter<AppState> {
     post(issue)
 }
 
-/// The frames route, with a body limit sized for a batch of frames.
+/// The frames route, with a body limit sized for `max_frames` frames.
 pub fn frames_route(max_frames: usize) -> MethodRouter<AppState> {
     post(frames).layer(DefaultBodyLimit::max(
-        max_frames * MAX_FRAME_BYTES + 64 * 1024,
+        max_frames.saturating_mul(MAX_FRAME_BYTES) + 64 * 1024,
     ))
 }
 
@@ -50,6 +49,10 @@ async fn issue(State(st): State<AppState>, session: Session) -> ApiResult<Json<V
     })))
 }
 
+/// Everything cheap is checked before anything is decoded: the challenge
+/// (known, this session's, not expired) and the address's rate limit before
+/// the body is read, then each frame's count, size and header dimensions as
+/// it arrives; the service decodes the frames one at a time.
 async fn frames(
     State(st): State<AppState>,
     ClientAddr(client): ClientAddr,
@@ -59,6 +62,14 @@ async fn frames(
 ) -> ApiResult<Json<Value>> {
     // Single use: the challenge leaves the session whatever happens next.
     let issued: Option<IssuedChallenge> = session.remove(CHALLENGE).await.map_err(internal)?;
+    let Some(ch) = issued.filter(|c| c.id == id) else {
+        return Err(ServiceError::FaceRejected {
+            code: "expired",
+            message: "This challenge is unknown, used or expired. Please start again.",
+        }
+        .into());
+    };
+    st.services.admit_answer(&ch, &client).await?;
     let max_frames = st.services.config.liveness_challenge.max_frames;
     let mut answer = ChallengeAnswer::default();
     let mut timestamps: Option<String> = None;
@@ -70,26 +81,23 @@ async fn frames(
                     return Err(ApiError::new(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         "too_large",
-                        format!("At most {max_frames} frames of 512 KB each."),
+                        format!(
+                            "At most {max_frames} frames of {} KB each.",
+                            MAX_FRAME_BYTES / 1024
+                        ),
                     ));
                 }
+                st.services.admit_frame(&bytes)?;
                 answer.frames.push(bytes.to_vec());
             }
             "timestamps" => timestamps = Some(field.text().await.map_err(multipart_error)?),
             "username" => {
                 let u = field.text().await.map_err(multipart_error)?;
-                answer.username = Some(u.trim().to_string()).filter(|u| !u.is_empty());
+                answer.username = claimed_username(&u).map_err(ServiceError::from)?;
             }
             _ => {}
         }
     }
-    let Some(ch) = issued.filter(|c| c.id == id) else {
-        return Err(ServiceError::FaceRejected {
-            code: "expired",
-            message: "This challenge is unknown, used or expired. Please start again.",
-        }
-        .into());
-    };
     answer.timestamps =
         serde_json::from_str(timestamps.as_deref().unwrap_or("null")).map_err(|_| {
             ApiError::bad_request("Send `timestamps`: a JSON array of milliseconds, one per frame.")
