@@ -8,11 +8,12 @@ use argon2::password_hash::{
 };
 use argon2::Argon2;
 
+use super::attempt::{rate_limit_stop, Stop};
 use super::{Client, ServiceError, ServiceResult, Services};
 use crate::config::FaceLoginMode;
 use crate::domain::{
     claimed_username, AuditKind, Email, LoginAttempt, LoginMethod, NewAuditEvent, NewLoginAttempt,
-    NewUser, Outcome, Password, User, UserSummary, Username, ValidationError,
+    NewUser, Password, User, UserSummary, Username, ValidationError,
 };
 use crate::store::DynStore;
 
@@ -148,15 +149,22 @@ impl Services {
             client.addr.to_string(),
             LoginMethod::Password,
         );
-        let account_key = claimed.to_ascii_lowercase();
-        let mut hit = self.limit_address(client);
-        if hit.allowed() {
-            hit = self.account_limiter.hit(&account_key);
-        }
-        if !hit.allowed() {
-            return Err(self.rate_limited(attempt, hit).await);
-        }
-        let user = self.store.user_by_username(&claimed).await?;
+        let result = self
+            .check_password_login(&claimed, password, client, &mut attempt)
+            .await;
+        self.finish(attempt, result).await
+    }
+
+    async fn check_password_login(
+        &self,
+        claimed: &str,
+        password: &str,
+        client: &Client,
+        attempt: &mut NewLoginAttempt,
+    ) -> Result<PasswordLogin, Stop> {
+        self.limit_address(client)?;
+        rate_limit_stop(self.account_limiter.hit(&claimed.to_ascii_lowercase()))?;
+        let user = self.store.user_by_username(claimed).await?;
         attempt.user_id = user.as_ref().map(|u| u.id);
         let ok = blocking_verify(
             password.to_string(),
@@ -165,22 +173,17 @@ impl Services {
         .await?;
         let user = match user {
             Some(u) if ok && u.is_active => u,
-            other => {
-                attempt.outcome = Outcome::Failure;
-                attempt.reason = match other {
-                    Some(u) if ok && !u.is_active => "inactive",
-                    _ => "bad_credentials",
-                }
-                .into();
-                self.audit(attempt).await;
-                return Err(ServiceError::InvalidCredentials);
+            Some(u) if ok && !u.is_active => {
+                return Err(Stop::refused("inactive", ServiceError::InvalidCredentials))
+            }
+            _ => {
+                let e = ServiceError::InvalidCredentials;
+                return Err(Stop::refused("bad_credentials", e));
             }
         };
         let face_required = self.config.face_login == FaceLoginMode::SecondFactor
             && self.has_faces(user.id).await?;
-        attempt.outcome = Outcome::Success;
         attempt.reason = if face_required { "face_required" } else { "ok" }.into();
-        self.audit(attempt).await;
         Ok(PasswordLogin {
             user,
             face_required,

@@ -1,25 +1,25 @@
-//! Liveness in face login (docs/LIVENESS.md): issuing head-movement
-//! challenges, judging their answers with the engine's active checks and
-//! passive cues, and the passive check of single-frame logins. A live
-//! answer is then matched like any face login ([`Services::face_login`]
-//! with a precomputed [`LiveProbe`]); every check's score is written to the
-//! login attempt, and every decision is counted in the metrics with the
-//! time of each stage.
+//! Liveness challenges (docs/LIVENESS.md): issuing head-movement
+//! challenges, the cheap checks of an answer made before anything is
+//! decoded, and judging an answer with the engine's active checks and
+//! passive cues into the [`Probe`] a face login is matched on. Every
+//! check's score goes to the login attempt, and every decision is counted
+//! in the metrics with the time of each stage.
 
 use std::time::Duration;
 
 use facegate_vision::challenge::{SpoofCheck, Step, Verdict};
-use facegate_vision::{ChallengeSpec, Embedding, FaceEngine, PassiveConfig, RgbImage, VisionError};
+use facegate_vision::{ChallengeSpec, Embedding, SequenceReport, VisionError};
 use rand::seq::SliceRandom;
 use rand::{Rng, RngCore};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::face_login::face_login_method;
-use super::metrics::{Metrics, Stage};
-use super::{Client, FaceLoginOk, FaceLoginRequest, ServiceError, ServiceResult, Services};
-use crate::domain::{NewLoginAttempt, Outcome};
+use super::attempt::{face_login_method, Stop};
+use super::metrics::Stage;
+use super::probe::{Probe, PASSIVE_REFUSAL};
+use super::{Client, ServiceError, ServiceResult, Services};
+use crate::domain::NewLoginAttempt;
 
 /// A challenge as issued (kept in the server-side session).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,28 +31,6 @@ pub struct IssuedChallenge {
     pub expires_ms: i64,
 }
 
-/// A face already checked for liveness, ready for matching.
-#[derive(Debug, Clone)]
-pub struct LiveProbe {
-    pub embedding: Embedding,
-    /// The liveness scores (JSON) for the login attempt.
-    pub liveness: String,
-    /// The most frontal frame, when face-login probes are kept.
-    pub image: Option<RgbImage>,
-}
-
-/// A login probe ready for matching: a single frame analysed, or a
-/// challenge's [`LiveProbe`].
-pub(super) struct FrameProbe {
-    pub embedding: Embedding,
-    /// The liveness scores (JSON), when any were measured.
-    pub liveness: Option<String>,
-    /// The first failing passive cue of a single frame.
-    pub failing: Option<&'static str>,
-    /// The image the embedding comes from (may be kept, see retention).
-    pub image: Option<RgbImage>,
-}
-
 /// The frames answering a challenge.
 #[derive(Debug, Clone, Default)]
 pub struct ChallengeAnswer {
@@ -60,8 +38,6 @@ pub struct ChallengeAnswer {
     pub frames: Vec<Vec<u8>>,
     /// Capture times in milliseconds, one per frame.
     pub timestamps: Vec<f64>,
-    pub username: Option<String>,
-    pub pending_user: Option<i64>,
 }
 
 /// Largest accepted frame of a challenge answer, in bytes (the page sends
@@ -90,10 +66,7 @@ pub fn rejection(verdict: Verdict, passive_cue: Option<&str>) -> ServiceError {
         ),
         (Verdict::IdentityMismatch, _) => ("unknown", "We could not recognise you."),
         (Verdict::Spoof(check), _) => ("spoof", spoof_message(check)),
-        (Verdict::Live, Some(_)) => (
-            "spoof",
-            "This looks like a photo or a screen, not a live person.",
-        ),
+        (Verdict::Live, Some(_)) => return PASSIVE_REFUSAL,
         (Verdict::Live, None) => ("unknown", "We could not recognise you."),
     };
     ServiceError::FaceRejected { code, message }
@@ -144,38 +117,6 @@ fn millis(ms: f64) -> Duration {
     Duration::from_secs_f64(ms.max(0.0) / 1000.0)
 }
 
-/// Analyses a single-frame login probe, timing each stage; with `passive`,
-/// also measures (and counts) the passive cues.
-pub(super) fn single_frame(
-    engine: &FaceEngine,
-    metrics: &Metrics,
-    bytes: &[u8],
-    passive: Option<&PassiveConfig>,
-) -> Result<FrameProbe, VisionError> {
-    let image = metrics.time(Stage::Decode, || engine.decode(bytes))?;
-    let analysis = metrics.time(Stage::DetectEmbed, || {
-        engine.analyze_single_image(&image, false)
-    })?;
-    let (liveness, failing) = match passive {
-        Some(cfg) => {
-            let scores = metrics.time(Stage::LivenessPassive, || {
-                engine.passive_scores(&image, &analysis.face)
-            })?;
-            let failing = scores.failing(cfg);
-            metrics.observe_liveness(&outcome_of(Verdict::Live, failing));
-            let doc = json!({"mode": "passive", "passive": [scores], "passive_failure": failing});
-            (Some(doc.to_string()), failing)
-        }
-        None => (None, None),
-    };
-    Ok(FrameProbe {
-        embedding: analysis.embedding,
-        liveness,
-        failing,
-        image: Some(image),
-    })
-}
-
 impl Services {
     /// A new challenge: two or three steps, no step twice in a row.
     pub fn issue_challenge(&self) -> IssuedChallenge {
@@ -201,29 +142,29 @@ impl Services {
 
     /// The cheap checks of a challenge answer, made before its body is
     /// read: the address's rate limit and the challenge's expiry. A refusal
-    /// is audited.
+    /// is recorded as a login attempt.
     pub async fn admit_answer(
         &self,
         challenge: &IssuedChallenge,
         client: &Client,
     ) -> ServiceResult<()> {
-        let mut attempt = NewLoginAttempt::rate_limited(
+        let attempt = NewLoginAttempt::rate_limited(
             None,
             client.addr.to_string(),
             face_login_method(self.config.face_login),
         );
-        let hit = self.limit_address(client);
-        if !hit.allowed() {
-            return Err(self.rate_limited(attempt, hit).await);
+        let admitted = self.limit_address(client).and_then(|()| {
+            if now_ms() > challenge.expires_ms {
+                self.metrics.observe_liveness("expired");
+                Err(Stop::refused("expired", rejection(Verdict::Expired, None)))
+            } else {
+                Ok(())
+            }
+        });
+        match admitted {
+            Ok(()) => Ok(()),
+            Err(stop) => self.finish(attempt, Err(stop)).await,
         }
-        if now_ms() > challenge.expires_ms {
-            self.metrics.observe_liveness("expired");
-            attempt.outcome = Outcome::Failure;
-            attempt.reason = "expired".into();
-            self.audit(attempt).await;
-            return Err(rejection(Verdict::Expired, None));
-        }
-        Ok(())
     }
 
     /// Checks one frame of an answer as it arrives, before anything is
@@ -245,115 +186,105 @@ impl Services {
         Ok(())
     }
 
-    /// Judges the answer to `challenge` (already taken out of the session,
-    /// so it is used once, and admitted by [`Services::admit_answer`]) and,
-    /// when live, logs the face in.
-    pub async fn face_login_challenge(
+    /// Judges the answer to `challenge` (taken out of the session, so used
+    /// once, and admitted by [`Services::admit_answer`]) into the probe a
+    /// face login is matched on. `liveness` receives the scores, live or not.
+    pub(super) async fn challenge_probe(
         &self,
         challenge: IssuedChallenge,
         answer: ChallengeAnswer,
-        client: &Client,
-    ) -> ServiceResult<FaceLoginOk> {
-        let mut attempt = NewLoginAttempt::rate_limited(
-            answer.username.clone(),
-            client.addr.to_string(),
-            face_login_method(self.config.face_login),
-        );
+        liveness: &mut Option<String>,
+    ) -> Result<Probe, Stop> {
         let now = now_ms();
-        attempt.outcome = Outcome::Failure;
         if now > challenge.expires_ms {
             self.metrics.observe_liveness("expired");
-            attempt.reason = "expired".into();
-            self.audit(attempt).await;
-            return Err(rejection(Verdict::Expired, None));
+            return Err(Stop::refused("expired", rejection(Verdict::Expired, None)));
         }
-        let active = self.config.liveness_challenge.clone();
-        let passive = self
-            .config
-            .liveness
-            .passive()
-            .then(|| self.config.liveness_passive.clone());
-        let steps = challenge.steps.clone();
-        let life_ms = (challenge.expires_ms - challenge.issued_ms) as f64;
-        let elapsed_ms = (now - challenge.issued_ms) as f64;
-        let (frames, timestamps) = (answer.frames, answer.timestamps);
-        let keep_frame = self.config.probe_retention_days > 0;
-        let metrics = self.metrics.clone();
-        let report = self
-            .blocking(move |e| {
-                let spec = ChallengeSpec {
-                    steps: &steps,
-                    life_ms,
-                    elapsed_ms,
-                    identity_seed: rand::random(),
-                };
-                // One frame decoded at a time (its header was checked on
-                // arrival, see `admit_frame`): an answer holds its bytes,
-                // the few frames the checks keep, and no more.
-                let frame = |i: usize| e.decode(&frames[i]).map(std::borrow::Cow::Owned);
-                let mut report = e.check_streamed(
-                    frames.len(),
-                    frame,
-                    &timestamps,
-                    &spec,
-                    &active,
-                    passive.as_ref(),
-                )?;
-                metrics.observe_stage(Stage::Decode, millis(report.decode_ms));
-                metrics.observe_stage(Stage::LivenessActive, millis(report.observe_ms));
-                if !report.passive.is_empty() {
-                    metrics.observe_stage(Stage::LivenessPassive, millis(report.passive_ms));
-                }
-                let frontal = report.frontal_image.take().filter(|_| keep_frame);
-                Ok((report, frontal))
-            })
-            .await?;
-        let (report, frontal) = match report {
+        let spec = JudgedSpec {
+            steps: challenge.steps.clone(),
+            life_ms: (challenge.expires_ms - challenge.issued_ms) as f64,
+            elapsed_ms: (now - challenge.issued_ms) as f64,
+        };
+        let report = match self.judge_answer(spec, answer).await? {
             Ok(r) => r,
             Err(e) => {
                 self.metrics.observe_liveness("error");
-                attempt.reason = e.code().into();
-                self.audit(attempt).await;
-                return Err(match e {
-                    VisionError::Model(m) => ServiceError::Internal(m),
-                    other => ServiceError::Vision(other),
-                });
+                return Err(Stop::refused(e.code(), e.into()));
             }
         };
         let doc = json!({
             "mode": self.config.liveness.as_str(),
             "challenge": challenge.steps,
             "report": report,
-        })
-        .to_string();
-        attempt.liveness = Some(doc.clone());
+        });
+        *liveness = Some(doc.to_string());
+        let (verdict, cue) = (report.active.verdict, report.passive_failure);
         if !report.is_live() {
-            self.metrics
-                .observe_liveness(&outcome_of(report.active.verdict, report.passive_failure));
-            attempt.reason = reason_of(report.active.verdict, report.passive_failure);
-            self.audit(attempt).await;
-            return Err(rejection(report.active.verdict, report.passive_failure));
+            self.metrics.observe_liveness(&outcome_of(verdict, cue));
+            return Err(Stop::refused(
+                reason_of(verdict, cue),
+                rejection(verdict, cue),
+            ));
         }
         let Some(vector) = report.embedding else {
             self.metrics.observe_liveness("no_face");
-            attempt.reason = "no_face".into();
-            self.audit(attempt).await;
-            return Err(rejection(Verdict::NoFace, None));
+            let e = rejection(Verdict::NoFace, None);
+            return Err(Stop::refused("no_face", e));
         };
         self.metrics.observe_liveness("live");
-        let req = FaceLoginRequest {
-            image: Vec::new(),
-            username: answer.username,
-            pending_user: answer.pending_user,
-            probe: Some(LiveProbe {
-                embedding: Embedding {
-                    model_id: self.engine.model_id().to_string(),
-                    vector,
-                },
-                liveness: doc,
-                image: frontal,
-            }),
-        };
-        self.face_login(req, client).await
+        let keep_frame = self.config.probe_retention_days > 0;
+        Ok(Probe {
+            embedding: Embedding {
+                model_id: self.engine.model_id().to_string(),
+                vector,
+            },
+            liveness: liveness.clone(),
+            image: report.frontal_image.filter(|_| keep_frame),
+        })
     }
+
+    /// Runs the engine's checks on an answer, decoding its frames one at a
+    /// time (their headers were checked on arrival, see
+    /// [`Services::admit_frame`]): an answer holds its bytes, the few frames
+    /// the checks keep, and no more.
+    async fn judge_answer(
+        &self,
+        spec: JudgedSpec,
+        answer: ChallengeAnswer,
+    ) -> ServiceResult<Result<SequenceReport, VisionError>> {
+        let active = self.config.liveness_challenge.clone();
+        let passive = self
+            .config
+            .liveness
+            .passive()
+            .then(|| self.config.liveness_passive.clone());
+        let metrics = self.metrics.clone();
+        let (frames, timestamps) = (answer.frames, answer.timestamps);
+        self.blocking(move |e| {
+            let spec = ChallengeSpec {
+                steps: &spec.steps,
+                life_ms: spec.life_ms,
+                elapsed_ms: spec.elapsed_ms,
+                identity_seed: rand::random(),
+            };
+            let frame = |i: usize| e.decode(&frames[i]).map(std::borrow::Cow::Owned);
+            let n = frames.len();
+            let report =
+                e.check_streamed(n, frame, &timestamps, &spec, &active, passive.as_ref())?;
+            metrics.observe_stage(Stage::Decode, millis(report.decode_ms));
+            metrics.observe_stage(Stage::LivenessActive, millis(report.observe_ms));
+            if !report.passive.is_empty() {
+                metrics.observe_stage(Stage::LivenessPassive, millis(report.passive_ms));
+            }
+            Ok(report)
+        })
+        .await
+    }
+}
+
+/// The timing of a challenge as the engine judges it.
+struct JudgedSpec {
+    steps: Vec<Step>,
+    life_ms: f64,
+    elapsed_ms: f64,
 }

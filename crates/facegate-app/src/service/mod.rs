@@ -4,6 +4,7 @@
 //! about SQLite.
 
 mod accounts;
+mod attempt;
 mod data;
 mod enrolment;
 mod face_login;
@@ -13,6 +14,7 @@ mod liveness;
 mod matching;
 mod media;
 mod metrics;
+mod probe;
 mod retention;
 
 use std::net::IpAddr;
@@ -21,19 +23,20 @@ use std::sync::Arc;
 use facegate_vision::{FaceEngine, VisionError};
 
 use crate::config::Config;
-use crate::domain::{AuditKind, LoginMethod, NewAuditEvent, NewLoginAttempt, ValidationError};
+use crate::domain::{NewAuditEvent, ValidationError};
 use crate::store::{DynStore, StoreError};
 
 pub use accounts::{
     create_account, create_superuser, hash_password, verify_password, PasswordLogin,
 };
 pub use data::{export_with, rotate_keys, ExportedFace, ExportedProbe, RotationReport, UserExport};
-pub use face_login::{FaceLoginOk, FaceLoginRequest};
+pub use face_login::{FaceLoginOk, FaceLoginRequest, ProbeInput};
 pub use limits::{Hit, RateLimiter};
-pub use liveness::{ChallengeAnswer, IssuedChallenge, LiveProbe, MAX_FRAME_BYTES, MAX_FRAME_SIDE};
+pub use liveness::{ChallengeAnswer, IssuedChallenge, MAX_FRAME_BYTES, MAX_FRAME_SIDE};
 pub use matching::{decide, rank, Decision, TemplateCache};
 pub use media::Media;
 pub use metrics::{Metrics, Stage};
+pub use probe::Probe;
 pub use retention::RetentionSweep;
 
 /// A failure a caller can act on; each maps to one HTTP status and code.
@@ -151,60 +154,6 @@ impl Services {
             config,
             media,
         }
-    }
-
-    /// Counts a login attempt from `client` against the address limit.
-    fn limit_address(&self, client: &Client) -> Hit {
-        self.address_limiter.hit(&client.addr.to_string())
-    }
-
-    /// The answer to a rate-limited `attempt`. Only the one refusal per
-    /// window that the limiter reports is written (standing for all of that
-    /// window's refusals), so hammering a limit cannot fill the disk.
-    async fn rate_limited(&self, mut attempt: NewLoginAttempt, hit: Hit) -> ServiceError {
-        if let Hit::Refused { report: Some(n) } = hit {
-            if n > 1 {
-                attempt.reason = format!("rate_limited refused={n}");
-            }
-            self.audit(attempt).await;
-        }
-        ServiceError::RateLimited
-    }
-
-    /// Writes an attempt to the attempts table and the audit trail; a
-    /// failure is logged, not fatal.
-    async fn audit(&self, attempt: NewLoginAttempt) {
-        let attempt = attempt.bounded();
-        if let Err(e) = self.store.record_attempt(&attempt).await {
-            tracing::error!(error = %e, "could not record a login attempt");
-            // No row refers to the probe: do not keep it.
-            if let Some(rel) = attempt.probe_path.clone() {
-                let _ = self.remove_media(vec![rel]).await;
-            }
-        }
-        let kind = match attempt.method {
-            LoginMethod::Password => AuditKind::PasswordLogin,
-            _ => {
-                self.metrics.observe_face_login(attempt.outcome.as_str());
-                AuditKind::FaceLogin
-            }
-        };
-        let user = attempt.user_id;
-        self.record_event(NewAuditEvent {
-            kind,
-            outcome: attempt.outcome.as_str().to_string(),
-            actor_user_id: user,
-            subject_user_id: user,
-            username: attempt.claimed_username.clone(),
-            client_addr: Some(attempt.client_addr.clone()),
-            score: attempt.best_score,
-            detail: format!(
-                "method={} reason={}",
-                attempt.method.as_str(),
-                attempt.reason
-            ),
-        })
-        .await;
     }
 
     /// Appends a security event to the audit trail; a failure is logged.

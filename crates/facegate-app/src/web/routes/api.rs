@@ -14,7 +14,7 @@ use tower_sessions::Session;
 
 use super::{read_upload, ApiMultipart};
 use crate::config::Config;
-use crate::service::{FaceLoginRequest, ServiceError};
+use crate::service::{FaceLoginRequest, ProbeInput, ServiceError};
 use crate::web::client::ClientAddr;
 use crate::web::error::{ApiError, ApiResult};
 use crate::web::session::{self as sess};
@@ -267,10 +267,9 @@ async fn face_login(
         .pop()
         .ok_or_else(|| ApiError::bad_request("Send the photo in the multipart field `image`."))?;
     let req = FaceLoginRequest {
-        image,
         username,
         pending_user: sess::pending(&session).await,
-        probe: None,
+        input: ProbeInput::Frame(image),
     };
     let ok = st.services.face_login(req, &client).await?;
     sess::log_in(&session, ok.user.id).await?;

@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 use tower_sessions::Session;
 
 use crate::domain::claimed_username;
-use crate::service::{ChallengeAnswer, IssuedChallenge, ServiceError, MAX_FRAME_BYTES};
+use crate::service::{
+    ChallengeAnswer, FaceLoginRequest, IssuedChallenge, ProbeInput, ServiceError, MAX_FRAME_BYTES,
+};
 use crate::web::client::ClientAddr;
 use crate::web::error::{ApiError, ApiResult};
 use crate::web::session as sess;
@@ -72,6 +74,7 @@ async fn frames(
     st.services.admit_answer(&ch, &client).await?;
     let max_frames = st.services.config.liveness_challenge.max_frames;
     let mut answer = ChallengeAnswer::default();
+    let mut username = None;
     let mut timestamps: Option<String> = None;
     while let Some(field) = mp.next_field().await.map_err(multipart_error)? {
         match field.name().unwrap_or_default() {
@@ -93,7 +96,7 @@ async fn frames(
             "timestamps" => timestamps = Some(field.text().await.map_err(multipart_error)?),
             "username" => {
                 let u = field.text().await.map_err(multipart_error)?;
-                answer.username = claimed_username(&u).map_err(ServiceError::from)?;
+                username = claimed_username(&u).map_err(ServiceError::from)?;
             }
             _ => {}
         }
@@ -107,11 +110,12 @@ async fn frames(
             "Send one timestamp per frame, in capture order.",
         ));
     }
-    answer.pending_user = sess::pending(&session).await;
-    let ok = st
-        .services
-        .face_login_challenge(ch, answer, &client)
-        .await?;
+    let req = FaceLoginRequest {
+        username,
+        pending_user: sess::pending(&session).await,
+        input: ProbeInput::Challenge(ch, answer),
+    };
+    let ok = st.services.face_login(req, &client).await?;
     sess::log_in(&session, ok.user.id).await?;
     Ok(Json(
         json!({"id": ok.user.id, "username": ok.user.username, "score": ok.score}),
