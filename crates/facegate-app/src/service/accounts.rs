@@ -9,6 +9,7 @@ use argon2::password_hash::{
 use argon2::Argon2;
 
 use super::attempt::{rate_limit_stop, Stop};
+use super::limits::Hit;
 use super::{Client, ServiceError, ServiceResult, Services};
 use crate::config::FaceLoginMode;
 use crate::domain::{
@@ -105,13 +106,25 @@ pub struct PasswordLogin {
 }
 
 impl Services {
-    /// Creates an ordinary account.
+    /// Creates an ordinary account. Registrations count against the
+    /// address limit of logins (each costs an argon2 hash and tells whether
+    /// a username is taken); a refusal is audited once per minute.
     pub async fn register(
         &self,
         username: &str,
         email: &str,
         password: &str,
+        client: &Client,
     ) -> ServiceResult<User> {
+        if let Hit::Refused { report } = self.address_limiter.hit(&client.addr.to_string()) {
+            if let Some(n) = report {
+                let mut event = NewAuditEvent::new(AuditKind::Registration, "rate_limited")
+                    .detail(format!("refused={n}"));
+                event.client_addr = Some(client.addr.to_string());
+                self.record_event(event).await;
+            }
+            return Err(ServiceError::RateLimited);
+        }
         let user = self
             .create_account(username, email, password, false)
             .await?;

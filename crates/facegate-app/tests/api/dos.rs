@@ -283,3 +283,39 @@ async fn invented_methods_do_not_grow_the_metrics() {
         metrics.len()
     );
 }
+
+#[tokio::test]
+async fn registration_counts_against_the_address_limit() {
+    let app = TestApp::spawn_with(|c| c.rate_limit_per_address = 3).await;
+    let a = app.agent().await;
+    for _ in 0..3 {
+        let r = a.login("nobody", "wrong password").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    // An address already refused for logins cannot register (each
+    // registration costs an argon2 hash and tells whether a name is taken).
+    for i in 0..5 {
+        let (status, code) = error_of(a.register(&format!("newcomer{i}")).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+        );
+    }
+    let page = app.agent().await;
+    let form = [
+        ("csrf_token", page.csrf.as_str()),
+        ("username", "pagecomer"),
+        ("email", "pagecomer@example.com"),
+        ("password", "correct horse battery"),
+        ("password2", "correct horse battery"),
+    ];
+    let r = page
+        .client
+        .post(page.url("/register"))
+        .form(&form)
+        .send()
+        .await;
+    assert_eq!(r.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+    let store = &app.state.services.store;
+    assert_eq!(store.count_users().await.unwrap(), 0);
+}

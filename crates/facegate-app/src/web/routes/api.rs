@@ -105,12 +105,13 @@ struct RegisterBody {
 
 async fn register(
     State(st): State<AppState>,
+    ClientAddr(client): ClientAddr,
     session: Session,
     Json(body): Json<RegisterBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let user = st
         .services
-        .register(&body.username, &body.email, &body.password)
+        .register(&body.username, &body.email, &body.password, &client)
         .await?;
     sess::log_in(&session, user.id).await?;
     Ok((

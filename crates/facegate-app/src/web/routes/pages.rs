@@ -157,6 +157,7 @@ async fn register_page(State(st): State<AppState>, session: Session) -> Response
 
 async fn register_submit(
     State(st): State<AppState>,
+    ClientAddr(client): ClientAddr,
     session: Session,
     Form(f): Form<RegisterForm>,
 ) -> Response {
@@ -173,7 +174,7 @@ async fn register_submit(
     }
     match st
         .services
-        .register(&f.username, &f.email, &f.password)
+        .register(&f.username, &f.email, &f.password, &client)
         .await
     {
         Ok(user) => match sess::log_in(&session, user.id).await {
@@ -183,8 +184,8 @@ async fn register_submit(
         Err(e) => {
             let (extra, status) = again(user_message(&e));
             // A full disk is the server's fault (5xx: the session is not
-            // written either), not the form's.
-            let status = if e.is_storage() {
+            // written either), not the form's; a rate limit is a 429.
+            let status = if e.is_storage() || matches!(e, ServiceError::RateLimited) {
                 classify(&e).0
             } else {
                 status
