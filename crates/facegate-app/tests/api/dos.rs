@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use facegate_app::domain::AuditFilter;
 use facegate_app::Liveness;
-use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -60,21 +59,8 @@ async fn post_frames(
     frames: &[Vec<u8>],
     username: Option<&str>,
 ) -> reqwest::Result<reqwest::Response> {
-    let mut form = Form::new();
-    for f in frames {
-        form = form.part("frame", Part::bytes(f.clone()).file_name("frame.jpg"));
-    }
     let times: Vec<f64> = (0..frames.len()).map(|i| i as f64 * 180.0).collect();
-    form = form.text("timestamps", serde_json::to_string(&times).unwrap());
-    if let Some(u) = username {
-        form = form.text("username", u.to_string());
-    }
-    a.client
-        .post(a.url(&format!("/api/face-login/challenge/{id}/frames")))
-        .header("X-CSRF-Token", &a.csrf)
-        .multipart(form)
-        .send()
-        .await
+    a.answer_challenge(id, frames, &times, username).await
 }
 
 #[tokio::test]

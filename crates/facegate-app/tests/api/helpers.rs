@@ -200,6 +200,32 @@ impl Agent {
             .unwrap()
     }
 
+    /// Answers the liveness challenge `id` with JPEG `frames` and their
+    /// capture `times` (ms), and `username` in verify mode; `Err` when the
+    /// server closed the connection before the whole body was sent.
+    pub async fn answer_challenge(
+        &self,
+        id: &str,
+        frames: &[Vec<u8>],
+        times: &[f64],
+        username: Option<&str>,
+    ) -> reqwest::Result<Response> {
+        let mut form = Form::new();
+        for f in frames {
+            form = form.part("frame", Part::bytes(f.clone()).file_name("frame.jpg"));
+        }
+        form = form.text("timestamps", serde_json::to_string(times).unwrap());
+        if let Some(u) = username {
+            form = form.text("username", u.to_string());
+        }
+        self.client
+            .post(self.url(&format!("/api/face-login/challenge/{id}/frames")))
+            .header("X-CSRF-Token", &self.csrf)
+            .multipart(form)
+            .send()
+            .await
+    }
+
     /// The logged-in username, if any.
     pub async fn me(&self) -> Option<String> {
         let r = self.get("/api/me").await;

@@ -15,7 +15,6 @@ use std::sync::{Arc, LazyLock};
 use facegate_app::Liveness;
 use facegate_vision::challenge::Step;
 use facegate_vision::scenarios::{build, Family, Library};
-use reqwest::multipart::{Form, Part};
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 
@@ -48,18 +47,7 @@ async fn challenge(a: &Agent) -> (String, Vec<Step>) {
 
 /// Posts JPEG frames with their timestamps to the challenge `id`.
 async fn send(a: &Agent, id: &str, frames: &[Vec<u8>], times: &[f64]) -> Response {
-    let mut form = Form::new();
-    for f in frames {
-        form = form.part("frame", Part::bytes(f.clone()).file_name("frame.jpg"));
-    }
-    form = form.text("timestamps", serde_json::to_string(times).unwrap());
-    a.client
-        .post(a.url(&format!("/api/face-login/challenge/{id}/frames")))
-        .header("X-CSRF-Token", &a.csrf)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
+    a.answer_challenge(id, frames, times, None).await.unwrap()
 }
 
 /// Answers a fresh challenge with a sequence of `family`, after waiting as
