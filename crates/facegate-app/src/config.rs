@@ -143,34 +143,46 @@ impl Default for Config {
     }
 }
 
-/// Top-level keys that environment variables may set.
-const KEYS: &[&str] = &[
-    "addr",
-    "data_dir",
-    "web_dir",
-    "secure_cookies",
-    "trusted_proxy",
-    "session_idle_minutes",
-    "face_login",
-    "match_margin",
-    "lockout_score_band",
-    "capture_interval_ms",
-    "rate_limit_per_address",
-    "rate_limit_per_account",
-    "lockout_threshold",
-    "lockout_seconds",
-    "max_upload_files",
-    "liveness",
-    "challenge_ttl_ms",
-    "liveness_challenge",
-    "liveness_passive",
-    "master_key",
-    "request_timeout_seconds",
-    "header_timeout_seconds",
-    "login_attempt_retention_days",
-    "probe_retention_days",
-    "engine",
-];
+/// The top-level keys of [`Config`], which environment variables may set:
+/// the field names its derived `Deserialize` declares, so they cannot
+/// drift from the struct.
+fn keys() -> &'static [&'static str] {
+    static KEYS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut fields: &'static [&'static str] = &[];
+        let _ = Config::deserialize(FieldNames(&mut fields));
+        fields
+    })
+}
+
+/// A deserializer that only records the field names a struct's
+/// `Deserialize` asks for (serde hands them to `deserialize_struct`), then
+/// stops with an error.
+struct FieldNames<'a>(&'a mut &'static [&'static str]);
+
+impl<'de> serde::Deserializer<'de> for FieldNames<'_> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(serde::de::Error::custom("not a struct"))
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        *self.0 = fields;
+        Err(serde::de::Error::custom("field names recorded"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map enum identifier ignored_any
+    }
+}
 
 /// The environment variable prefix.
 pub const ENV_PREFIX: &str = "FACEGATE_";
@@ -204,7 +216,7 @@ impl Config {
                 .split("__")
                 .map(str::to_string)
                 .collect();
-            if !KEYS.contains(&path[0].as_str()) {
+            if !keys().contains(&path[0].as_str()) {
                 continue;
             }
             set_path(&mut table, &path, env_value(&value));
@@ -345,6 +357,30 @@ mod tests {
         assert_eq!(c.addr.port(), 9000);
         assert_eq!(c.probe_retention_days, 7);
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn env_keys_are_the_fields_of_config() {
+        let keys = keys();
+        // The settings a default serialises (unset options aside) and the
+        // optional ones are all there.
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        let optional = ["web_dir", "trusted_proxy", "master_key"];
+        for key in defaults.keys().map(String::as_str).chain(optional) {
+            assert!(keys.contains(&key), "{key} missing from {keys:?}");
+        }
+        assert_eq!(keys.len(), defaults.len() + optional.len(), "{keys:?}");
+        // Every key set from the environment lands in its field.
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("FACEGATE_WEB_DIR", "/srv/web"),
+                ("FACEGATE_PROBE_RETENTION_DAYS", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.web_dir, Some(PathBuf::from("/srv/web")));
+        assert_eq!(c.probe_retention_days, 3);
     }
 
     #[test]
