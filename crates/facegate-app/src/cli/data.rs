@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use super::{master_key, runtime, CommonArgs};
+use super::common::{master_key, runtime, CommonArgs};
 use crate::crypto::{self, MasterKey, Vault};
 use crate::service::{rotate_keys, Media};
 use crate::store::{self, Keys};
