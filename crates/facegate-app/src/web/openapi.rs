@@ -169,32 +169,3 @@ pub fn operations(doc: &Value) -> Vec<(String, String)> {
     ops.sort();
     ops
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Liveness;
-
-    #[test]
-    fn document_matches_the_router_endpoints() {
-        for liveness in [
-            Liveness::Off,
-            Liveness::Passive,
-            Liveness::Active,
-            Liveness::Both,
-        ] {
-            let config = Config {
-                liveness,
-                ..Config::default()
-            };
-            let mut routed: Vec<(String, String)> = crate::web::routes::api::endpoints(&config)
-                .into_iter()
-                .map(|(m, p, _)| (m.to_string(), p.to_string()))
-                .collect();
-            routed.sort();
-            assert_eq!(operations(&document(&config)), routed);
-            let challenge = routed.iter().any(|(_, p)| p.contains("challenge"));
-            assert_eq!(challenge, liveness.active(), "{liveness:?}");
-        }
-    }
-}

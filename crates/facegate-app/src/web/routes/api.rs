@@ -278,3 +278,33 @@ async fn face_login(
         json!({"id": ok.user.id, "username": ok.user.username, "score": ok.score}),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Liveness;
+    use crate::web::openapi::{document, operations};
+
+    #[test]
+    fn document_matches_the_router_endpoints() {
+        for liveness in [
+            Liveness::Off,
+            Liveness::Passive,
+            Liveness::Active,
+            Liveness::Both,
+        ] {
+            let config = Config {
+                liveness,
+                ..Config::default()
+            };
+            let mut routed: Vec<(String, String)> = endpoints(&config)
+                .into_iter()
+                .map(|(m, p, _)| (m.to_string(), p.to_string()))
+                .collect();
+            routed.sort();
+            assert_eq!(operations(&document(&config)), routed);
+            let challenge = routed.iter().any(|(_, p)| p.contains("challenge"));
+            assert_eq!(challenge, liveness.active(), "{liveness:?}");
+        }
+    }
+}
