@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::Router;
 use tower_http::services::ServeDir;
 
-use super::AppState;
+use super::state::AppState;
 use crate::config::Config;
 
 /// The embedded files: (name, content type, body).

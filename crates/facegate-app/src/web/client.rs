@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 
-use super::AppState;
+use super::state::AppState;
 use crate::service::Client;
 
 /// Extracts the [`Client`] of a request.

@@ -1,41 +1,35 @@
 //! The HTTP layer: one axum router for the JSON API and the server-rendered
-//! pages, over the shared [`crate::service::Services`].
+//! pages, over the shared [`crate::service::Services`]. This file only
+//! assembles the router; nothing in `web/` imports it.
+//!
+//! Where things live: handlers in `routes/` (one file per group of URLs);
+//! the shared state in `state.rs`; extractors (logged-in user, staff,
+//! CSRF-checked form, API multipart) in `extract.rs`; page rendering and
+//! the error page in `render.rs`; session keys in `session.rs`; JSON
+//! errors in `error.rs`; multipart reading in `upload.rs`.
 
 pub mod assets;
 pub mod client;
 pub mod error;
+pub mod extract;
 pub mod openapi;
 pub mod ops;
+pub mod render;
 pub mod routes;
 pub mod security;
 pub mod server;
 pub mod session;
+pub mod state;
+pub mod upload;
 pub mod views;
-
-use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-use crate::service::Services;
 use crate::store::SessionBackend;
-use views::Views;
-
-/// Shared state of every handler.
-#[derive(Clone)]
-pub struct AppState {
-    pub services: Arc<Services>,
-    pub views: Arc<Views>,
-}
-
-/// Multipart framing allowance on top of the image bytes.
-pub const MULTIPART_OVERHEAD: usize = 64 * 1024;
-
-/// Body limit of every request that carries no image (forms, JSON): far
-/// above any valid form, far below what could fill a disk or a log.
-pub const FORM_BODY_LIMIT: usize = 64 * 1024;
+pub use state::{AppState, FORM_BODY_LIMIT, MULTIPART_OVERHEAD};
 
 /// Builds the complete router.
 pub fn router(state: AppState, sessions: SessionBackend) -> Router {
@@ -54,6 +48,7 @@ pub fn router(state: AppState, sessions: SessionBackend) -> Router {
         .merge(routes::pages::router())
         .merge(routes::profile::router(&config))
         .merge(routes::admin::router())
+        .merge(routes::audit::router())
         .merge(assets::router(&config))
         .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
         .layer(sessions)

@@ -1,21 +1,23 @@
 //! Staff pages: users (activate, deactivate, delete face data), the
-//! recent login attempts and the probe images kept with them.
+//! recent login attempts and the probe images kept with them. The audit
+//! trail, also for staff, is `audit.rs`.
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use minijinja::context;
 use time::OffsetDateTime;
 use tower_sessions::Session;
 
-use super::pages::{check_form_csrf, error_page, page_user, render, CsrfForm};
 use crate::domain::{AuditKind, NewAuditEvent, User};
-use crate::service::ServiceError;
+use crate::service::{ServiceError, ServiceResult};
 use crate::web::error::user_message;
+use crate::web::extract::{CheckedForm, CsrfForm, StaffUser};
+use crate::web::render::{error_page, fmt_time, render, server_error_page, PageResult};
 use crate::web::session::{self as sess};
-use crate::web::AppState;
+use crate::web::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -23,36 +25,19 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/{id}/{action}", post(user_action))
         .route("/admin/attempts", get(attempts))
         .route("/admin/attempts/{id}/probe", get(probe))
-        .merge(super::audit::router())
 }
 
-pub(super) fn fmt_time(t: OffsetDateTime) -> String {
-    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    t.format(&f).unwrap_or_default()
-}
-
-pub(super) async fn staff(st: &AppState, session: &Session) -> Result<User, Response> {
-    let user = page_user(st, session).await?;
-    if !user.is_staff {
-        return Err(error_page(
-            st,
-            StatusCode::FORBIDDEN,
-            "This page is for staff only.",
-        ));
-    }
-    Ok(user)
-}
-
-async fn users(State(st): State<AppState>, session: Session) -> Response {
-    let user = match staff(&st, &session).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
+async fn users(
+    State(st): State<AppState>,
+    session: Session,
+    StaffUser(user): StaffUser,
+) -> PageResult {
     let now = OffsetDateTime::now_utc();
-    let list = match st.services.list_users().await {
-        Ok(l) => l,
-        Err(e) => return error_page(&st, StatusCode::INTERNAL_SERVER_ERROR, &user_message(&e)),
-    };
+    let list = st
+        .services
+        .list_users()
+        .await
+        .map_err(|e| server_error_page(&st, &e))?;
     let rows: Vec<_> = list
         .iter()
         .map(|s| {
@@ -65,29 +50,19 @@ async fn users(State(st): State<AppState>, session: Session) -> Response {
                 is_staff => u.is_staff, faces => s.faces, locked => locked }
         })
         .collect();
-    render(
-        &st,
-        &session,
-        Some(&user),
-        "admin_users.html",
-        context! { title => "Users", active => "users", users => rows },
-    )
-    .await
+    let extra = context! { title => "Users", active => "users", users => rows };
+    Ok(render(&st, &session, Some(&user), "admin_users.html", extra).await)
 }
 
+/// Activates, deactivates (never oneself) or deletes the face data of a
+/// user; every attempt is audited with the staff member as actor.
 async fn user_action(
     State(st): State<AppState>,
     session: Session,
     Path((id, action)): Path<(i64, String)>,
-    Form(f): Form<CsrfForm>,
+    StaffUser(me): StaffUser,
+    CheckedForm(_): CheckedForm<CsrfForm>,
 ) -> Response {
-    let me = match staff(&st, &session).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    if let Err(r) = check_form_csrf(&st, &session, &f.csrf_token).await {
-        return r;
-    }
     let result = match action.as_str() {
         "activate" => st
             .services
@@ -110,15 +85,7 @@ async fn user_action(
             .map(|n| format!("Deleted {n} face photos of the user.")),
         _ => return error_page(&st, StatusCode::NOT_FOUND, "No such action."),
     };
-    let mut event = NewAuditEvent::new(
-        AuditKind::AdminAction,
-        if result.is_ok() { "success" } else { "failure" },
-    )
-    .detail(format!("action={action}"));
-    event.actor_user_id = Some(me.id);
-    event.username = Some(me.username.clone());
-    event.subject_user_id = Some(id);
-    st.services.record_event(event).await;
+    audit_action(&st, &me, id, &action, &result).await;
     match result {
         Ok(msg) => sess::flash(&session, "success", msg).await,
         Err(e) => sess::flash(&session, "danger", user_message(&e)).await,
@@ -126,15 +93,34 @@ async fn user_action(
     Redirect::to("/admin/users").into_response()
 }
 
-async fn attempts(State(st): State<AppState>, session: Session) -> Response {
-    let user = match staff(&st, &session).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let list = match st.services.recent_attempts(200).await {
-        Ok(l) => l,
-        Err(e) => return error_page(&st, StatusCode::INTERNAL_SERVER_ERROR, &user_message(&e)),
-    };
+async fn audit_action(
+    st: &AppState,
+    me: &User,
+    subject: i64,
+    action: &str,
+    result: &ServiceResult<String>,
+) {
+    let mut event = NewAuditEvent::new(
+        AuditKind::AdminAction,
+        if result.is_ok() { "success" } else { "failure" },
+    )
+    .detail(format!("action={action}"));
+    event.actor_user_id = Some(me.id);
+    event.username = Some(me.username.clone());
+    event.subject_user_id = Some(subject);
+    st.services.record_event(event).await;
+}
+
+async fn attempts(
+    State(st): State<AppState>,
+    session: Session,
+    StaffUser(user): StaffUser,
+) -> PageResult {
+    let list = st
+        .services
+        .recent_attempts(200)
+        .await
+        .map_err(|e| server_error_page(&st, &e))?;
     let rows: Vec<_> = list
         .iter()
         .map(|a| {
@@ -144,14 +130,8 @@ async fn attempts(State(st): State<AppState>, session: Session) -> Response {
                 has_probe => a.has_probe() }
         })
         .collect();
-    render(
-        &st,
-        &session,
-        Some(&user),
-        "admin_attempts.html",
-        context! { title => "Login attempts", active => "attempts", attempts => rows },
-    )
-    .await
+    let extra = context! { title => "Login attempts", active => "attempts", attempts => rows };
+    Ok(render(&st, &session, Some(&user), "admin_attempts.html", extra).await)
 }
 
 /// The probe image kept with a login attempt: staff only (other users get

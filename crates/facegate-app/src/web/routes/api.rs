@@ -12,13 +12,15 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use tower_sessions::Session;
 
-use super::{read_upload, ApiMultipart};
 use crate::config::Config;
 use crate::service::{FaceLoginRequest, ProbeInput, ServiceError};
 use crate::web::client::ClientAddr;
 use crate::web::error::{ApiError, ApiResult};
+use crate::web::extract::ApiMultipart;
+use crate::web::openapi;
 use crate::web::session::{self as sess};
-use crate::web::{openapi, AppState, MULTIPART_OVERHEAD};
+use crate::web::state::{AppState, MULTIPART_OVERHEAD};
+use crate::web::upload::read_upload;
 
 /// Every API endpoint of a server configured with `config`: method, path,
 /// handler. The liveness challenge is routed only when the policy uses it

@@ -11,11 +11,10 @@ use serde::Deserialize;
 use time::{Date, OffsetDateTime, Time};
 use tower_sessions::Session;
 
-use super::admin::{fmt_time, staff};
-use super::pages::{error_page, render};
 use crate::domain::{AuditEvent, AuditFilter, AuditKind};
-use crate::web::error::user_message;
-use crate::web::AppState;
+use crate::web::extract::StaffUser;
+use crate::web::render::{fmt_time, render, server_error_page, PageResult};
+use crate::web::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -61,21 +60,14 @@ async fn page(
     State(st): State<AppState>,
     session: Session,
     Query(q): Query<AuditQuery>,
-) -> Response {
-    let user = match staff(&st, &session).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let events = match st.services.store.audit_events(&q.filter(500)).await {
-        Ok(e) => e,
-        Err(e) => {
-            return error_page(
-                &st,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &user_message(&e.into()),
-            )
-        }
-    };
+    StaffUser(user): StaffUser,
+) -> PageResult {
+    let events = st
+        .services
+        .store
+        .audit_events(&q.filter(500))
+        .await
+        .map_err(|e| server_error_page(&st, &e.into()))?;
     let rows: Vec<_> = events
         .iter()
         .map(|e| {
@@ -86,16 +78,10 @@ async fn page(
         .collect();
     let kinds: Vec<&str> = AuditKind::ALL.iter().map(AuditKind::as_str).collect();
     let csv_query = serde_urlencoded_pairs(&q);
-    render(
-        &st,
-        &session,
-        Some(&user),
-        "admin_audit.html",
-        context! { title => "Audit trail", active => "audit", events => rows, kinds => kinds,
-            q => context! { kind => q.kind, outcome => q.outcome, user => q.user, from => q.from, to => q.to },
-            csv_query => csv_query },
-    )
-    .await
+    let q = context! { kind => q.kind, outcome => q.outcome, user => q.user, from => q.from, to => q.to };
+    let extra = context! { title => "Audit trail", active => "audit", events => rows, kinds => kinds,
+        q => q, csv_query => csv_query };
+    Ok(render(&st, &session, Some(&user), "admin_audit.html", extra).await)
 }
 
 /// The current filters as a query string for the CSV link.
@@ -167,12 +153,9 @@ pub fn to_csv(events: &[AuditEvent]) -> String {
 
 async fn csv(
     State(st): State<AppState>,
-    session: Session,
     Query(q): Query<AuditQuery>,
+    _staff: StaffUser,
 ) -> Response {
-    if let Err(r) = staff(&st, &session).await {
-        return r;
-    }
     match st.services.store.audit_events(&q.filter(100_000)).await {
         Ok(events) => {
             let stamp = OffsetDateTime::now_utc().unix_timestamp();

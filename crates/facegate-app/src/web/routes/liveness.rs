@@ -17,10 +17,10 @@ use crate::service::{
 };
 use crate::web::client::ClientAddr;
 use crate::web::error::{ApiError, ApiResult};
+use crate::web::extract::ApiMultipart;
 use crate::web::session as sess;
-use crate::web::AppState;
-
-use super::{multipart_error, ApiMultipart};
+use crate::web::state::AppState;
+use crate::web::upload::multipart_error;
 
 const CHALLENGE: &str = "liveness_challenge";
 

@@ -5,18 +5,19 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
-use minijinja::{context, Value};
+use axum::Router;
+use minijinja::context;
 use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::config::FaceLoginMode;
-use crate::domain::User;
 use crate::service::ServiceError;
 use crate::web::client::ClientAddr;
 use crate::web::error::{classify, user_message};
+use crate::web::extract::{CheckedForm, CsrfForm, CsrfToken, PageUser};
+use crate::web::render::{render, render_status, server_error_page};
 use crate::web::session::{self as sess};
-use crate::web::AppState;
+use crate::web::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -27,97 +28,11 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(logout))
 }
 
-/// The user as templates see it.
-pub fn user_value(u: &User) -> Value {
-    context! { id => u.id, username => u.username, email => u.email, is_staff => u.is_staff }
-}
-
-/// Renders `name` with the common context (user, CSRF token, flash) plus `extra`.
-pub async fn render(
-    st: &AppState,
-    session: &Session,
-    user: Option<&User>,
-    name: &str,
-    extra: Value,
+async fn dashboard(
+    State(st): State<AppState>,
+    session: Session,
+    PageUser(user): PageUser,
 ) -> Response {
-    render_status(st, session, user, StatusCode::OK, name, extra).await
-}
-
-pub async fn render_status(
-    st: &AppState,
-    session: &Session,
-    user: Option<&User>,
-    status: StatusCode,
-    name: &str,
-    extra: Value,
-) -> Response {
-    let csrf = match sess::csrf_token(session).await {
-        Ok(t) => t,
-        Err(e) => return error_page(st, StatusCode::INTERNAL_SERVER_ERROR, &user_message(&e)),
-    };
-    let flash = sess::take_flash(session).await;
-    let ctx = context! {
-        user => user.map(user_value),
-        csrf => csrf,
-        flash => flash,
-        mode => st.services.config.face_login.as_str(),
-        ..extra
-    };
-    st.views.render_status(status, name, ctx)
-}
-
-/// A minimal error page (no session needed).
-pub fn error_page(st: &AppState, status: StatusCode, message: &str) -> Response {
-    st.views.render_status(
-        status,
-        "error.html",
-        context! { title => status.canonical_reason().unwrap_or("Error"), message => message },
-    )
-}
-
-/// Checks a form's CSRF token; the error page when wrong.
-pub async fn check_form_csrf(
-    st: &AppState,
-    session: &Session,
-    token: &str,
-) -> Result<(), Response> {
-    if sess::csrf_ok(session, Some(token)).await {
-        Ok(())
-    } else {
-        Err(error_page(
-            st,
-            StatusCode::FORBIDDEN,
-            "The form expired or was not sent from this site. Go back, reload and try again.",
-        ))
-    }
-}
-
-/// The logged-in user of a submitted form whose CSRF token is right; the
-/// login redirect or the error page otherwise.
-pub async fn form_user(st: &AppState, session: &Session, token: &str) -> Result<User, Response> {
-    let user = page_user(st, session).await?;
-    check_form_csrf(st, session, token).await?;
-    Ok(user)
-}
-
-/// The logged-in user, or a redirect to the login page.
-pub async fn page_user(st: &AppState, session: &Session) -> Result<User, Response> {
-    match sess::current_user(&st.services, session).await {
-        Ok(Some(u)) => Ok(u),
-        Ok(None) => Err(Redirect::to("/login").into_response()),
-        Err(e) => Err(error_page(
-            st,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &user_message(&e),
-        )),
-    }
-}
-
-async fn dashboard(State(st): State<AppState>, session: Session) -> Response {
-    let user = match page_user(&st, &session).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
     let faces = st
         .services
         .faces(user.id)
@@ -144,6 +59,12 @@ struct RegisterForm {
     password2: String,
 }
 
+impl CsrfToken for RegisterForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
 async fn register_page(State(st): State<AppState>, session: Session) -> Response {
     render(
         &st,
@@ -159,17 +80,14 @@ async fn register_submit(
     State(st): State<AppState>,
     ClientAddr(client): ClientAddr,
     session: Session,
-    Form(f): Form<RegisterForm>,
+    CheckedForm(f): CheckedForm<RegisterForm>,
 ) -> Response {
-    if let Err(r) = check_form_csrf(&st, &session, &f.csrf_token).await {
-        return r;
-    }
     let again = |error: String| {
-        let extra = context! { title => "Register", error => error, username => f.username.clone(), email => f.email.clone() };
-        (extra, StatusCode::BAD_REQUEST)
+        context! { title => "Register", error => error, username => f.username.clone(), email => f.email.clone() }
     };
     if f.password != f.password2 {
-        let (extra, status) = again("The two passwords differ.".into());
+        let extra = again("The two passwords differ.".into());
+        let status = StatusCode::BAD_REQUEST;
         return render_status(&st, &session, None, status, "register.html", extra).await;
     }
     match st
@@ -177,21 +95,26 @@ async fn register_submit(
         .register(&f.username, &f.email, &f.password, &client)
         .await
     {
-        Ok(user) => match sess::log_in(&session, user.id).await {
-            Ok(()) => Redirect::to("/").into_response(),
-            Err(e) => error_page(&st, StatusCode::INTERNAL_SERVER_ERROR, &user_message(&e)),
-        },
+        Ok(user) => redirect_after(&st, sess::log_in(&session, user.id).await, "/"),
         Err(e) => {
-            let (extra, status) = again(user_message(&e));
             // A full disk is the server's fault (5xx: the session is not
             // written either), not the form's; a rate limit is a 429.
             let status = if e.is_storage() || matches!(e, ServiceError::RateLimited) {
                 classify(&e).0
             } else {
-                status
+                StatusCode::BAD_REQUEST
             };
+            let extra = again(user_message(&e));
             render_status(&st, &session, None, status, "register.html", extra).await
         }
+    }
+}
+
+/// The redirect to `to` once the session change was saved, else the error page.
+fn redirect_after(st: &AppState, written: Result<(), ServiceError>, to: &str) -> Response {
+    match written {
+        Ok(()) => Redirect::to(to).into_response(),
+        Err(e) => server_error_page(st, &e),
     }
 }
 
@@ -201,6 +124,12 @@ struct LoginForm {
     csrf_token: String,
     username: String,
     password: String,
+}
+
+impl CsrfToken for LoginForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
 }
 
 async fn login_page(State(st): State<AppState>, session: Session) -> Response {
@@ -218,24 +147,18 @@ async fn login_submit(
     State(st): State<AppState>,
     ClientAddr(client): ClientAddr,
     session: Session,
-    Form(f): Form<LoginForm>,
+    CheckedForm(f): CheckedForm<LoginForm>,
 ) -> Response {
-    if let Err(r) = check_form_csrf(&st, &session, &f.csrf_token).await {
-        return r;
-    }
     match st
         .services
         .login_password(&f.username, &f.password, &client)
         .await
     {
-        Ok(ok) if ok.face_required => match sess::set_pending(&session, ok.user.id).await {
-            Ok(()) => Redirect::to("/face-login").into_response(),
-            Err(e) => error_page(&st, StatusCode::INTERNAL_SERVER_ERROR, &user_message(&e)),
-        },
-        Ok(ok) => match sess::log_in(&session, ok.user.id).await {
-            Ok(()) => Redirect::to("/").into_response(),
-            Err(e) => error_page(&st, StatusCode::INTERNAL_SERVER_ERROR, &user_message(&e)),
-        },
+        Ok(ok) if ok.face_required => {
+            let written = sess::set_pending(&session, ok.user.id).await;
+            redirect_after(&st, written, "/face-login")
+        }
+        Ok(ok) => redirect_after(&st, sess::log_in(&session, ok.user.id).await, "/"),
         Err(e) => {
             let status = match e {
                 ServiceError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -267,19 +190,10 @@ async fn face_login_page(State(st): State<AppState>, session: Session) -> Respon
     render(&st, &session, None, "face_login.html", extra).await
 }
 
-/// A form that carries only the CSRF token (logout, delete buttons, admin actions).
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    pub csrf_token: String,
-}
-
-async fn logout(State(st): State<AppState>, session: Session, Form(f): Form<CsrfForm>) -> Response {
-    if let Err(r) = check_form_csrf(&st, &session, &f.csrf_token).await {
-        return r;
-    }
-    match sess::log_out(&session).await {
-        Ok(()) => Redirect::to("/login").into_response(),
-        Err(e) => error_page(&st, StatusCode::INTERNAL_SERVER_ERROR, &user_message(&e)),
-    }
+async fn logout(
+    State(st): State<AppState>,
+    session: Session,
+    CheckedForm(_): CheckedForm<CsrfForm>,
+) -> Response {
+    redirect_after(&st, sess::log_out(&session).await, "/login")
 }

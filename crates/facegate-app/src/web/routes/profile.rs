@@ -6,20 +6,22 @@ use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use minijinja::context;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::pages::{check_form_csrf, error_page, form_user, page_user, render, CsrfForm};
-use super::read_upload;
 use crate::config::Config;
+use crate::domain::User;
 use crate::web::error::{classify, user_message};
+use crate::web::extract::{check_csrf, CheckedForm, CsrfForm, CsrfToken, PageUser};
+use crate::web::render::{error_page, render, server_error_page, PageResult};
 use crate::web::session::{self as sess};
-use crate::web::AppState;
+use crate::web::state::{AppState, MULTIPART_OVERHEAD};
+use crate::web::upload::read_upload;
 
 pub fn router(config: &Config) -> Router<AppState> {
-    let many = config.engine.decode.max_bytes * config.max_upload_files + 64 * 1024;
+    let many = config.engine.decode.max_bytes * config.max_upload_files + MULTIPART_OVERHEAD;
     Router::new()
         .route("/profile", get(profile))
         .route("/profile/email", post(change_email))
@@ -37,26 +39,21 @@ fn back() -> Response {
     Redirect::to("/profile").into_response()
 }
 
-async fn profile(State(st): State<AppState>, session: Session) -> Response {
-    let user = match page_user(&st, &session).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let faces: Vec<_> = match st.services.faces(user.id).await {
-        Ok(f) => f
-            .iter()
-            .map(|t| context! { id => t.id, quality => format!("{:.2}", t.quality) })
-            .collect(),
-        Err(e) => return error_page(&st, StatusCode::INTERNAL_SERVER_ERROR, &user_message(&e)),
-    };
-    render(
-        &st,
-        &session,
-        Some(&user),
-        "profile.html",
-        context! { title => "Profile", active => "profile", faces => faces },
-    )
-    .await
+async fn profile(
+    State(st): State<AppState>,
+    session: Session,
+    PageUser(user): PageUser,
+) -> PageResult {
+    let faces: Vec<_> = st
+        .services
+        .faces(user.id)
+        .await
+        .map_err(|e| server_error_page(&st, &e))?
+        .iter()
+        .map(|t| context! { id => t.id, quality => format!("{:.2}", t.quality) })
+        .collect();
+    let extra = context! { title => "Profile", active => "profile", faces => faces };
+    Ok(render(&st, &session, Some(&user), "profile.html", extra).await)
 }
 
 #[derive(Deserialize)]
@@ -66,15 +63,18 @@ struct EmailForm {
     email: String,
 }
 
+impl CsrfToken for EmailForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
 async fn change_email(
     State(st): State<AppState>,
     session: Session,
-    Form(f): Form<EmailForm>,
+    PageUser(user): PageUser,
+    CheckedForm(f): CheckedForm<EmailForm>,
 ) -> Response {
-    let user = match form_user(&st, &session, &f.csrf_token).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
     match st.services.change_email(&user, &f.email).await {
         Ok(()) => sess::flash(&session, "success", "Your e-mail address was saved.").await,
         Err(e) => sess::flash(&session, "danger", user_message(&e)).await,
@@ -91,15 +91,18 @@ struct PasswordForm {
     password2: String,
 }
 
+impl CsrfToken for PasswordForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
 async fn change_password(
     State(st): State<AppState>,
     session: Session,
-    Form(f): Form<PasswordForm>,
+    PageUser(user): PageUser,
+    CheckedForm(f): CheckedForm<PasswordForm>,
 ) -> Response {
-    let user = match form_user(&st, &session, &f.csrf_token).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
     if f.password != f.password2 {
         sess::flash(&session, "danger", "The two new passwords differ.").await;
         return back();
@@ -115,11 +118,12 @@ async fn change_password(
     back()
 }
 
-async fn upload(State(st): State<AppState>, session: Session, mp: Multipart) -> Response {
-    let user = match page_user(&st, &session).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
+async fn upload(
+    State(st): State<AppState>,
+    session: Session,
+    PageUser(user): PageUser,
+    mp: Multipart,
+) -> Response {
     let cfg = &st.services.config;
     let up = match read_upload(mp, cfg.engine.decode.max_bytes, cfg.max_upload_files).await {
         Ok(u) => u,
@@ -128,68 +132,84 @@ async fn upload(State(st): State<AppState>, session: Session, mp: Multipart) -> 
             return back();
         }
     };
-    if let Err(r) = check_form_csrf(&st, &session, up.field("csrf_token").unwrap_or_default()).await
-    {
+    if let Err(r) = check_csrf(&st, &session, up.field("csrf_token").unwrap_or_default()).await {
         return r;
     }
     if up.images.is_empty() {
         sess::flash(&session, "danger", "Choose at least one photo.").await;
         return back();
     }
-    let total = up.images.len();
-    let mut added = 0;
-    let mut errors = Vec::new();
-    // A full or refusing disk stops the upload.
-    let mut storage = None;
-    for (i, image) in up.images.into_iter().enumerate() {
-        match st.services.enrol(&user, image).await {
-            Ok(_) => added += 1,
-            Err(e) => {
-                let message = user_message(&e);
-                errors.push(match total {
-                    1 => message,
-                    _ => format!("Photo {}: {message}", i + 1),
-                });
-                if e.is_storage() {
-                    storage = Some(classify(&e).0);
-                    break;
-                }
-            }
-        }
-    }
-    if let Some(status) = storage {
+    let done = enrol_all(&st, &user, up.images).await;
+    if let Some(status) = done.storage {
         // The flash message would need a session write, which the disk
         // cannot take now: answer with the error page itself.
-        let prefix = match added {
-            0 => String::new(),
-            n => format!("Added {n} of {total}. "),
-        };
-        return error_page(&st, status, &format!("{prefix}{}", errors.join(" ")));
+        return error_page(&st, status, &done.summary());
     }
-    if errors.is_empty() {
-        let s = if added == 1 { "" } else { "s" };
-        sess::flash(&session, "success", format!("Added {added} face photo{s}.")).await;
+    if done.errors.is_empty() {
+        let s = if done.added == 1 { "" } else { "s" };
+        let text = format!("Added {} face photo{s}.", done.added);
+        sess::flash(&session, "success", text).await;
     } else {
-        let prefix = if added > 0 {
-            format!("Added {added} of {total}. ")
-        } else {
-            String::new()
-        };
-        sess::flash(&session, "danger", format!("{prefix}{}", errors.join(" "))).await;
+        sess::flash(&session, "danger", done.summary()).await;
     }
     back()
+}
+
+/// What became of the photos of one upload.
+struct Enrolled {
+    total: usize,
+    added: usize,
+    /// One message per refused photo.
+    errors: Vec<String>,
+    /// Set when the disk refused a write (which stopped the upload).
+    storage: Option<StatusCode>,
+}
+
+impl Enrolled {
+    /// "Added 2 of 3. Photo 3: …" (no count when none was added).
+    fn summary(&self) -> String {
+        let prefix = match self.added {
+            0 => String::new(),
+            n => format!("Added {n} of {}. ", self.total),
+        };
+        format!("{prefix}{}", self.errors.join(" "))
+    }
+}
+
+/// Enrols the photos in order; a full or refusing disk stops the upload.
+async fn enrol_all(st: &AppState, user: &User, images: Vec<Vec<u8>>) -> Enrolled {
+    let total = images.len();
+    let mut done = Enrolled {
+        total,
+        added: 0,
+        errors: Vec::new(),
+        storage: None,
+    };
+    for (i, image) in images.into_iter().enumerate() {
+        let Err(e) = st.services.enrol(user, image).await else {
+            done.added += 1;
+            continue;
+        };
+        let message = user_message(&e);
+        done.errors.push(match total {
+            1 => message,
+            _ => format!("Photo {}: {message}", i + 1),
+        });
+        if e.is_storage() {
+            done.storage = Some(classify(&e).0);
+            break;
+        }
+    }
+    done
 }
 
 async fn delete_face(
     State(st): State<AppState>,
     session: Session,
     Path(id): Path<i64>,
-    Form(f): Form<CsrfForm>,
+    PageUser(user): PageUser,
+    CheckedForm(_): CheckedForm<CsrfForm>,
 ) -> Response {
-    let user = match form_user(&st, &session, &f.csrf_token).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
     match st.services.delete_face(&user, id).await {
         Ok(()) => sess::flash(&session, "success", "The photo was deleted.").await,
         Err(e) => sess::flash(&session, "danger", user_message(&e)).await,
@@ -200,12 +220,9 @@ async fn delete_face(
 async fn delete_all(
     State(st): State<AppState>,
     session: Session,
-    Form(f): Form<CsrfForm>,
+    PageUser(user): PageUser,
+    CheckedForm(_): CheckedForm<CsrfForm>,
 ) -> Response {
-    let user = match form_user(&st, &session, &f.csrf_token).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
     match st.services.delete_all_faces(user.id).await {
         Ok(n) => {
             sess::flash(
