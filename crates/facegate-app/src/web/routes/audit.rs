@@ -80,7 +80,7 @@ async fn page(
     let csv_query = serde_urlencoded_pairs(&q);
     let q = context! { kind => q.kind, outcome => q.outcome, user => q.user, from => q.from, to => q.to };
     let extra = context! { title => "Audit trail", active => "audit", events => rows, kinds => kinds,
-        q => q, csv_query => csv_query };
+    q => q, csv_query => csv_query };
     Ok(render(&st, &session, Some(&user), "admin_audit.html", extra).await)
 }
 

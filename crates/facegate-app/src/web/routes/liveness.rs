@@ -4,7 +4,7 @@
 //! repeated `frame` JPEG parts in capture order, one `timestamps` part with a
 //! JSON array of milliseconds, `username` in verify mode).
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::routing::{post, MethodRouter};
 use axum::Json;
@@ -60,18 +60,43 @@ async fn frames(
     ClientAddr(client): ClientAddr,
     session: Session,
     Path(id): Path<String>,
-    ApiMultipart(mut mp): ApiMultipart,
+    ApiMultipart(mp): ApiMultipart,
 ) -> ApiResult<Json<Value>> {
-    // Single use: the challenge leaves the session whatever happens next.
+    let ch = take_challenge(&session, &id).await?;
+    st.services.admit_answer(&ch, &client).await?;
+    let (answer, username) = read_answer(&st, mp).await?;
+    let req = FaceLoginRequest {
+        username,
+        pending_user: sess::pending(&session).await,
+        input: ProbeInput::Challenge(ch, answer),
+    };
+    let ok = st.services.face_login(req, &client).await?;
+    sess::log_in(&session, ok.user.id).await?;
+    Ok(Json(
+        json!({"id": ok.user.id, "username": ok.user.username, "score": ok.score}),
+    ))
+}
+
+/// The session's challenge if it is the one answered. Single use: the
+/// challenge leaves the session whatever happens next.
+async fn take_challenge(session: &Session, id: &str) -> ApiResult<IssuedChallenge> {
     let issued: Option<IssuedChallenge> = session.remove(CHALLENGE).await.map_err(internal)?;
-    let Some(ch) = issued.filter(|c| c.id == id) else {
-        return Err(ServiceError::FaceRejected {
+    issued.filter(|c| c.id == id).ok_or_else(|| {
+        ServiceError::FaceRejected {
             code: "expired",
             message: "This challenge is unknown, used or expired. Please start again.",
         }
-        .into());
-    };
-    st.services.admit_answer(&ch, &client).await?;
+        .into()
+    })
+}
+
+/// Reads the answer's parts, refusing each frame past the count or size
+/// limit, or whose header is refused, before the next one is read; then
+/// checks one timestamp per frame. Returns the claimed username too.
+async fn read_answer(
+    st: &AppState,
+    mut mp: Multipart,
+) -> ApiResult<(ChallengeAnswer, Option<String>)> {
     let max_frames = st.services.config.liveness_challenge.max_frames;
     let mut answer = ChallengeAnswer::default();
     let mut username = None;
@@ -110,14 +135,5 @@ async fn frames(
             "Send one timestamp per frame, in capture order.",
         ));
     }
-    let req = FaceLoginRequest {
-        username,
-        pending_user: sess::pending(&session).await,
-        input: ProbeInput::Challenge(ch, answer),
-    };
-    let ok = st.services.face_login(req, &client).await?;
-    sess::log_in(&session, ok.user.id).await?;
-    Ok(Json(
-        json!({"id": ok.user.id, "username": ok.user.username, "score": ok.score}),
-    ))
+    Ok((answer, username))
 }
