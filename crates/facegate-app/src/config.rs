@@ -73,6 +73,10 @@ impl Liveness {
 pub struct Config {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    /// The database: unset (or empty) keeps the embedded SQLite file in
+    /// `data_dir`; `postgres://user:password@host:port/database` uses
+    /// PostgreSQL. May hold a password: never shown by `Debug`.
+    pub database_url: Option<crate::crypto::SecretString>,
     /// Directory holding `node_modules/startbootstrap-sb-admin-2`; `web`
     /// searched in the working directory and its ancestors when unset.
     pub web_dir: Option<PathBuf>,
@@ -116,6 +120,7 @@ impl Default for Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
             data_dir: PathBuf::from("data"),
+            database_url: None,
             web_dir: None,
             secure_cookies: false,
             trusted_proxy: None,
@@ -248,6 +253,24 @@ impl Config {
         Ok(())
     }
 
+    /// The PostgreSQL URL when one is set (`None`: embedded SQLite).
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url
+            .as_ref()
+            .map(|u| u.0.trim())
+            .filter(|u| !u.is_empty())
+    }
+
+    /// Whether anything is kept in `data_dir`: the SQLite database, or the
+    /// master key file when the key is not configured.
+    pub fn uses_data_dir(&self) -> bool {
+        let key_configured = self
+            .master_key
+            .as_ref()
+            .is_some_and(|k| !k.0.trim().is_empty());
+        self.database_url().is_none() || !key_configured
+    }
+
     /// The SB Admin 2 web directory: configured, or `web` in the working
     /// directory or one of its ancestors.
     pub fn resolve_web_dir(&self) -> Option<PathBuf> {
@@ -365,7 +388,7 @@ mod tests {
         // The settings a default serialises (unset options aside) and the
         // optional ones are all there.
         let defaults = toml::Table::try_from(Config::default()).unwrap();
-        let optional = ["web_dir", "trusted_proxy", "master_key"];
+        let optional = ["web_dir", "database_url", "trusted_proxy", "master_key"];
         for key in defaults.keys().map(String::as_str).chain(optional) {
             assert!(keys.contains(&key), "{key} missing from {keys:?}");
         }

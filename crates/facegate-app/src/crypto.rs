@@ -1,11 +1,12 @@
-//! Encryption at rest for biometric data: face templates (embedding
-//! BLOBs) and stored face photos are sealed with AES-256-GCM.
+//! Encryption at rest for biometric data: face templates (embeddings),
+//! their photos and kept face-login probes are sealed with AES-256-GCM by
+//! the store's sealing layer (`store::sealing`), whatever the backend.
 //!
 //! Every sealed record is an envelope `FGC1 | key id (8) | nonce (12) |
 //! ciphertext+tag`: a random 96-bit nonce per record, and associated data
 //! that binds the ciphertext to its record (a template's id and owner, a
-//! photo's path), so a sealed value copied onto another record does not
-//! open. The key id is the first 8 bytes of SHA-256 over a label and the
+//! photo's template, a probe's login attempt), so a sealed value copied
+//! onto another record does not open. The key id is the first 8 bytes of SHA-256 over a label and the
 //! key; it names the key without revealing it.
 //!
 //! A [`Vault`] holds the primary key (used to seal) and any further keys
@@ -253,8 +254,22 @@ pub fn template_aad(template_id: i64, user_id: i64) -> Vec<u8> {
     format!("facegate/face_templates/{template_id}/user/{user_id}").into_bytes()
 }
 
-/// Associated data of a stored photo: its path, which names the record.
-pub fn image_aad(rel_path: &str) -> Vec<u8> {
+/// Associated data of a template's photo: the template and its owner.
+pub fn photo_aad(template_id: i64, user_id: i64) -> Vec<u8> {
+    format!("facegate/face_photos/{template_id}/user/{user_id}").into_bytes()
+}
+
+/// Associated data of the probe kept with a login attempt.
+pub fn probe_aad(attempt_id: i64) -> Vec<u8> {
+    format!("facegate/login_probes/{attempt_id}").into_bytes()
+}
+
+/// Associated data of the store's key check.
+pub const KEY_CHECK_AAD: &[u8] = b"facegate/key_check";
+
+/// Associated data of a photo file of the former media directory (only
+/// read once, when those files move into the database).
+pub fn legacy_file_aad(rel_path: &str) -> Vec<u8> {
     format!("facegate/media/{rel_path}").into_bytes()
 }
 

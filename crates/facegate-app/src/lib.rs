@@ -1,7 +1,8 @@
 //! facegate-app: the face-login web application — accounts, face
 //! enrolment, webcam face login, staff pages and a JSON API over embedded
-//! SQLite. [`build_app`] assembles the router; [`cli`] exposes the
-//! `serve`, `migrate` and `createsuperuser` commands to the binary.
+//! SQLite or PostgreSQL. [`build_app`] assembles the router; [`cli`]
+//! exposes the `serve`, `migrate`, `createsuperuser`, … commands to the
+//! binary.
 
 pub mod cli;
 pub mod config;
@@ -24,19 +25,16 @@ pub use web::AppState;
 use service::Services;
 use web::views::Views;
 
-/// Opens the store (running migrations) and builds the router around an
-/// already loaded engine. The engine is injected so tests and tools can
-/// share one.
+/// Opens the store (running its migrations, once) and builds the router
+/// around an already loaded engine. The engine is injected so tests and
+/// tools can share one.
 pub async fn build_app(
     config: Config,
     engine: Arc<FaceEngine>,
 ) -> anyhow::Result<(Router, AppState)> {
     tracing::info!(liveness = config.liveness.as_str(), "liveness policy");
-    let master_key = config.master_key.as_ref().map(|k| k.0.as_str());
-    let store = store::open_sqlite(&config.data_dir, master_key)
-        .await
-        .context("opening the database")?;
-    store.migrate().await.context("running migrations")?;
+    let store = store::open(&config).await.context("opening the database")?;
+    tracing::info!(store = %store.describe(), "store opened");
     let sessions = store.session_store();
     let services = Arc::new(Services::new(store, engine, Arc::new(config)));
     let views = Arc::new(Views::new().context("loading templates")?);

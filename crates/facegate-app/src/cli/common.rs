@@ -14,7 +14,7 @@ use crate::store;
 /// Options shared by every command.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonArgs {
-    /// Data directory holding the SQLite database and media/ [default: data]
+    /// Data directory holding the SQLite database and the key file [default: data]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// TOML configuration file (FACEGATE_* environment variables override it)
@@ -51,11 +51,17 @@ pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Checks that the configured data directory exists (creating it) and can
-/// be written, before any slow start-up step; the error names the
-/// directory and what to do. Every command that opens the store checks it
-/// again.
+/// be written, before any slow start-up step, when anything is kept there
+/// (see [`Config::uses_data_dir`]); the error names the directory and what
+/// to do. Opening the store checks it again.
 pub fn check_data_dir(common: &CommonArgs) -> anyhow::Result<()> {
-    let config = common.load()?;
-    store::prepare_data_dir(&config.data_dir)?;
+    prepare_data_dir(&common.load()?)
+}
+
+/// [`check_data_dir`] for a loaded configuration.
+pub(super) fn prepare_data_dir(config: &Config) -> anyhow::Result<()> {
+    if config.uses_data_dir() {
+        store::prepare_data_dir(&config.data_dir)?;
+    }
     Ok(())
 }

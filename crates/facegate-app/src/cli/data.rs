@@ -5,13 +5,12 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context;
 
 use super::common::{master_key, runtime, CommonArgs};
 use crate::crypto::{self, MasterKey, Vault};
-use crate::service::{rotate_keys, Media};
+use crate::service::rotate_keys;
 use crate::store::{self, Keys};
 
 /// `facegate rotate-key`: re-encrypt all face data with a new key.
@@ -40,20 +39,29 @@ pub struct ExportUserArgs {
 /// own transaction, then `master.key.next` replaces `master.key`. With
 /// `FACEGATE_MASTER_KEY`: the new key comes from `FACEGATE_NEW_MASTER_KEY`
 /// and the operator switches the variable afterwards. The server should be
-/// stopped while this runs. Only one rotation runs at a time: it holds an
-/// exclusive lock on `<data-dir>/rotate-key.lock` from start to end, and a
-/// second one exits with an error instead of interleaving.
+/// stopped while this runs (or, on PostgreSQL, every instance must already
+/// have the new key as an opening key). Only one rotation runs at a time
+/// on a data directory: it holds an exclusive lock on
+/// `<data-dir>/rotate-key.lock` from start to end, and a second one exits
+/// with an error instead of interleaving.
 pub fn rotate_key(args: RotateKeyArgs) -> anyhow::Result<()> {
     let config = args.common.load()?;
     let dir = config.data_dir.clone();
-    anyhow::ensure!(
-        dir.is_dir(),
-        "there is no data directory at {} (nothing to rotate); pass the right --data-dir",
-        dir.display()
-    );
-    store::prepare_data_dir(&dir)?;
+    if config.database_url().is_none() {
+        anyhow::ensure!(
+            dir.is_dir(),
+            "there is no data directory at {} (nothing to rotate); pass the right --data-dir",
+            dir.display()
+        );
+    }
     // Held until this function returns (the OS releases it if we die).
-    let _lock = lock_rotation(&dir)?;
+    let _lock = match config.uses_data_dir() {
+        true => {
+            store::prepare_data_dir(&dir)?;
+            Some(lock_rotation(&dir)?)
+        }
+        false => None,
+    };
     let old = crypto::load_keys(&dir, master_key(&config))?
         .context("no master key to rotate from (FACEGATE_MASTER_KEY or master.key)")?;
     let from_env = master_key(&config).is_some_and(|k| !k.trim().is_empty());
@@ -82,17 +90,20 @@ pub fn rotate_key(args: RotateKeyArgs) -> anyhow::Result<()> {
     // Opening keys: the old primary and whatever else was loaded.
     let old_keys: Vec<MasterKey> = old_keys_of(&dir, &config)?;
     let vault = Vault::new(new.clone(), old_keys);
-    let work_dir = dir.clone();
-    runtime()?.block_on(async move {
-        let dir = work_dir;
-        let store = store::open_sqlite_with(&dir, Keys::Vault(vault.clone())).await?;
-        store.migrate().await?;
-        let media = Media::new(dir.join("media"), Arc::new(vault));
-        let report = rotate_keys(&store, &media).await?;
+    runtime()?.block_on(async {
+        let store = store::open_with_keys(&config, Keys::Vault(vault)).await?;
+        let report = rotate_keys(&store).await?;
         println!(
             "re-encrypted {} face record(s) and {} login probe(s) with key {} ({} already on it)",
             report.resealed, report.probes, report.key_id, report.skipped
         );
+        if report.refused > 0 {
+            println!(
+                "left {} record(s) that do not open as they were (tampered: see the audit \
+                 trail); they stay refused",
+                report.refused
+            );
+        }
         Ok::<_, anyhow::Error>(())
     })?;
     if from_env {
@@ -174,15 +185,13 @@ pub fn export_user(args: ExportUserArgs) -> anyhow::Result<()> {
         );
     }
     runtime()?.block_on(async move {
-        let store = store::open_sqlite(&config.data_dir, master_key(&config)).await?;
+        let store = store::open(&config).await?;
         let user = store
             .user_by_username(&args.username)
             .await?
             .with_context(|| format!("no user named {}", args.username))?;
-        let vault = store.vault();
         // No face engine is needed to read stored data.
-        let media = Media::new(config.data_dir.join("media"), vault);
-        let export = crate::service::export_with(&store, &media, &user).await?;
+        let export = crate::service::export_with(&store, &user).await?;
         std::fs::create_dir_all(out.join("faces"))?;
         for f in &export.faces {
             std::fs::write(out.join(&f.image_file), &f.jpeg)?;

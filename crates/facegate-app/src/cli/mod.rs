@@ -3,8 +3,11 @@
 //! `enroll` (`users.rs`), `rotate-key` and `export-user` (`data.rs`); the
 //! options and helpers they share are in `common.rs`. The binary parses
 //! these argument structs and calls the functions; ONNX Runtime is
-//! initialised by it. Every command that writes checks the data directory
-//! first ([`check_data_dir`]).
+//! initialised by it. Every command opens the store the configuration
+//! names ([`crate::store::open`]: SQLite in the data directory, or
+//! PostgreSQL with `database_url`), which runs the migrations; a command
+//! that keeps anything in the data directory checks it first
+//! ([`check_data_dir`]).
 
 mod common;
 mod data;

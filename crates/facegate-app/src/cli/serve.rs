@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::common::{load_engine, master_key, runtime, CommonArgs};
+use super::common::{load_engine, prepare_data_dir, runtime, CommonArgs};
 use crate::service::Services;
 use crate::store;
 use crate::web::server::{self, ServerLimits};
@@ -33,7 +33,7 @@ pub struct MigrateArgs {
 /// initialised by the caller.
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = args.common.load()?;
-    store::prepare_data_dir(&config.data_dir)?;
+    prepare_data_dir(&config)?;
     if let Some(addr) = args.addr {
         config.addr = addr;
     }
@@ -51,10 +51,6 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..Default::default()
         };
         let (router, state) = crate::build_app(config, engine).await?;
-        let swept = state.services.sweep_orphan_photos().await?;
-        if swept > 0 {
-            tracing::warn!(files = swept, "removed photo files without a template (interrupted writes)");
-        }
         let cleanup = tokio::spawn(housekeeping(state.services.clone()));
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -83,13 +79,12 @@ async fn housekeeping(services: Arc<Services>) {
     }
 }
 
-/// Applies pending migrations and exits.
+/// Applies pending migrations (opening the store does) and exits.
 pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let config = args.common.load()?;
     runtime()?.block_on(async move {
-        let store = store::open_sqlite(&config.data_dir, master_key(&config)).await?;
-        store.migrate().await?;
-        println!("migrations applied in {}", config.data_dir.display());
+        let store = store::open(&config).await?;
+        println!("migrations applied to {}", store.describe());
         Ok(())
     })
 }

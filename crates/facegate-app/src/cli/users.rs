@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::common::{load_engine, master_key, runtime, CommonArgs};
+use super::common::{load_engine, prepare_data_dir, runtime, CommonArgs};
 use crate::domain::Template;
 use crate::service::ServiceResult;
 use crate::store;
@@ -60,7 +60,7 @@ fn env_required(name: &str) -> anyhow::Result<String> {
 pub fn create_superuser(args: CreateSuperuserArgs) -> anyhow::Result<()> {
     let config = args.common.load()?;
     // Before prompting: a data directory that cannot be written fails now.
-    store::prepare_data_dir(&config.data_dir)?;
+    prepare_data_dir(&config)?;
     let (username, email, password) = if args.no_input {
         (
             args.username
@@ -78,8 +78,7 @@ pub fn create_superuser(args: CreateSuperuserArgs) -> anyhow::Result<()> {
         (username, email, password)
     };
     runtime()?.block_on(async move {
-        let store = store::open_sqlite(&config.data_dir, master_key(&config)).await?;
-        store.migrate().await?;
+        let store = store::open(&config).await?;
         let user = crate::service::create_superuser(store, &username, &email, &password).await?;
         println!("superuser {} created (id {})", user.username, user.id);
         Ok(())
@@ -90,12 +89,11 @@ pub fn create_superuser(args: CreateSuperuserArgs) -> anyhow::Result<()> {
 /// the same quality checks apply. Fails if any photo is refused.
 pub fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
     let mut config = args.common.load()?;
-    store::prepare_data_dir(&config.data_dir)?;
+    prepare_data_dir(&config)?;
     config.resolve_models_dir();
     runtime()?.block_on(async move {
         let engine = load_engine(&config).await?;
-        let store = store::open_sqlite(&config.data_dir, master_key(&config)).await?;
-        store.migrate().await?;
+        let store = store::open(&config).await?;
         let user = store
             .user_by_username(&args.username)
             .await?

@@ -23,10 +23,13 @@ pub enum AuditKind {
     KeyRotated,
     /// The retention sweep deleted old login attempts or probe images.
     RetentionPurge,
+    /// A stored biometric record was not sealed, or did not open with its
+    /// key and binding: it was refused (never matched, never shown).
+    Tampering,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 13] = [
+    pub const ALL: [AuditKind; 14] = [
         AuditKind::Registration,
         AuditKind::PasswordLogin,
         AuditKind::FaceLogin,
@@ -40,6 +43,7 @@ impl AuditKind {
         AuditKind::PasswordChanged,
         AuditKind::KeyRotated,
         AuditKind::RetentionPurge,
+        AuditKind::Tampering,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -57,6 +61,7 @@ impl AuditKind {
             AuditKind::PasswordChanged => "password_changed",
             AuditKind::KeyRotated => "key_rotated",
             AuditKind::RetentionPurge => "retention_purge",
+            AuditKind::Tampering => "tampering",
         }
     }
 }

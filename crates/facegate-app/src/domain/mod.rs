@@ -54,7 +54,20 @@ pub struct UserSummary {
     pub faces: i64,
 }
 
-/// One enrolled face: the embedding, its model and the stored photo.
+/// An encoded JPEG image: an enrolment photo or a kept face-login probe.
+/// Biometric data: the store keeps it sealed, and `Debug` shows only its
+/// size.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Jpeg(pub Vec<u8>);
+
+impl std::fmt::Debug for Jpeg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Jpeg({} bytes)", self.0.len())
+    }
+}
+
+/// One enrolled face: the embedding and its model (the photo is read on
+/// its own, see [`crate::store::Templates::face_photo`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct Template {
     pub id: i64,
@@ -63,9 +76,6 @@ pub struct Template {
     #[serde(skip)]
     pub embedding: Vec<f32>,
     pub quality: f32,
-    /// Photo path relative to the data directory.
-    #[serde(skip)]
-    pub image_path: String,
     pub created_at: OffsetDateTime,
 }
 
@@ -76,7 +86,9 @@ pub struct NewTemplate {
     pub model_id: String,
     pub embedding: Vec<f32>,
     pub quality: f32,
-    pub image_path: String,
+    /// The photo it was computed from; enrolment always keeps one, a
+    /// synthetic or imported template may have none.
+    pub photo: Option<Jpeg>,
 }
 
 /// A template reduced to what 1:N matching needs.
@@ -141,9 +153,9 @@ pub struct NewLoginAttempt {
     pub reason: String,
     /// Scores of the liveness checks as JSON, when any ran.
     pub liveness: Option<String>,
-    /// The sealed probe image kept for this attempt (relative to the media
-    /// directory), when `probe_retention_days` > 0.
-    pub probe_path: Option<String>,
+    /// The probe image this attempt was matched on, kept (sealed, with the
+    /// attempt) when `probe_retention_days` > 0.
+    pub probe: Option<Jpeg>,
 }
 
 impl NewLoginAttempt {
@@ -163,7 +175,7 @@ impl NewLoginAttempt {
             best_score: None,
             reason: "rate_limited".into(),
             liveness: None,
-            probe_path: None,
+            probe: None,
         }
     }
 
@@ -190,14 +202,16 @@ pub struct LoginAttempt {
     pub outcome: String,
     pub best_score: Option<f32>,
     pub reason: String,
-    /// The sealed probe image kept for this attempt, if any (never shown:
-    /// staff open it through the attempts page).
+    /// Scores of the liveness checks as JSON, when any ran.
+    pub liveness: Option<String>,
+    /// Whether a probe image is kept with this attempt (never shown: staff
+    /// open it through the attempts page).
     #[serde(skip)]
-    pub probe_path: Option<String>,
+    pub probe_kept: bool,
 }
 
 impl LoginAttempt {
     pub fn has_probe(&self) -> bool {
-        self.probe_path.is_some()
+        self.probe_kept
     }
 }

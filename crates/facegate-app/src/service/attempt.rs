@@ -114,12 +114,9 @@ impl Services {
     /// failure is logged, not fatal.
     pub(super) async fn audit(&self, attempt: NewLoginAttempt) {
         let attempt = attempt.bounded();
+        // The probe, if one is kept, is written with the attempt or not at all.
         if let Err(e) = self.store.record_attempt(&attempt).await {
             tracing::error!(error = %e, "could not record a login attempt");
-            // No row refers to the probe: do not keep it.
-            if let Some(rel) = attempt.probe_path.clone() {
-                let _ = self.remove_media(vec![rel]).await;
-            }
         }
         let kind = match attempt.method {
             LoginMethod::Password => AuditKind::PasswordLogin,

@@ -1,12 +1,12 @@
 //! Face enrolment: analyse an uploaded photo (exactly one face of good
-//! quality), store the re-encoded photo and its template; list and delete.
+//! quality), store its template with the re-encoded photo (one record,
+//! sealed by the store); list and delete.
 
 use facegate_vision::{Quality, QualityLimits, VisionError};
 
 use super::metrics::Stage;
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::{AuditKind, NewAuditEvent, NewTemplate, Template, User};
-use crate::store::fault;
 
 /// A 0–1 summary of a face's quality: half size, half sharpness, scaled so
 /// that a face at twice the enrolment minimums scores 1, minus a pose
@@ -21,7 +21,6 @@ pub fn quality_score(q: &Quality, limits: &QualityLimits) -> f32 {
 impl Services {
     /// Enrols one photo for `user`.
     pub async fn enrol(&self, user: &User, bytes: Vec<u8>) -> ServiceResult<Template> {
-        let media = self.media.clone();
         let metrics = self.metrics.clone();
         let user_id = user.id;
         let result = self
@@ -30,43 +29,35 @@ impl Services {
                 let analysis = metrics.time(Stage::DetectEmbed, || {
                     engine.analyze_single_image(&image, true)
                 })?;
-                // Written (or not at all) before the row: see `Media`.
-                let saved = media.save(user_id, &image);
+                let photo = super::jpeg::encode(&image)
+                    .map_err(|e| VisionError::Model(format!("encoding the photo: {e}")))?;
                 let score = quality_score(&analysis.quality, &engine.config().quality);
-                Ok((analysis.embedding, score, saved))
+                Ok((analysis.embedding, score, photo))
             })
             .await?;
-        let (embedding, quality, saved) = match result {
+        let (embedding, quality, photo) = match result {
             Ok(v) => v,
             Err(VisionError::Model(m)) => return Err(ServiceError::Internal(m)),
             Err(e) => return Err(ServiceError::Vision(e)),
         };
-        // A full disk is a typed error; no file is left behind.
-        let image_path = saved.map_err(|e| fault::from_io("saving the face photo", &e))?;
         let new = NewTemplate {
             user_id,
             model_id: embedding.model_id,
             embedding: embedding.vector,
             quality,
-            image_path: image_path.clone(),
+            photo: Some(photo),
         };
-        match self.store.add_template(&new).await {
-            Ok(t) => {
-                self.invalidate_templates();
-                self.record_event(
-                    NewAuditEvent::new(AuditKind::Enrolment, "success")
-                        .by(user.id, &user.username)
-                        .detail(format!("template={} quality={:.3}", t.id, t.quality)),
-                )
-                .await;
-                Ok(t)
-            }
-            Err(e) => {
-                // No row refers to the photo: remove it.
-                self.media.remove(&image_path);
-                Err(e.into())
-            }
-        }
+        // Template and photo in one transaction: both or neither (a full
+        // disk is a typed error).
+        let t = self.store.add_template(&new).await?;
+        self.invalidate_templates();
+        self.record_event(
+            NewAuditEvent::new(AuditKind::Enrolment, "success")
+                .by(user.id, &user.username)
+                .detail(format!("template={} quality={:.3}", t.id, t.quality)),
+        )
+        .await;
+        Ok(t)
     }
 
     pub async fn faces(&self, user_id: i64) -> ServiceResult<Vec<Template>> {
@@ -90,18 +81,14 @@ impl Services {
     /// The stored JPEG of a template that `viewer` may see.
     pub async fn face_image(&self, viewer: &User, template_id: i64) -> ServiceResult<Vec<u8>> {
         let t = self.face_for(viewer, template_id).await?;
-        let media = self.media.clone();
-        tokio::task::spawn_blocking(move || media.read(&t.image_path))
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?
-            .map_err(|_| ServiceError::NotFound)
+        let photo = self.store.face_photo(t.id).await?;
+        Ok(photo.ok_or(ServiceError::NotFound)?.0)
     }
 
     pub async fn delete_face(&self, viewer: &User, template_id: i64) -> ServiceResult<()> {
         let t = self.face_for(viewer, template_id).await?;
         self.store.delete_template(t.id).await?;
         self.invalidate_templates();
-        self.media.remove(&t.image_path);
         let mut event = NewAuditEvent::new(AuditKind::FaceDeleted, "success")
             .by(viewer.id, &viewer.username)
             .detail(format!("template={}", t.id));
@@ -115,15 +102,11 @@ impl Services {
     pub async fn delete_all_faces(&self, user_id: i64) -> ServiceResult<usize> {
         let deleted = self.store.delete_templates_for_user(user_id).await?;
         self.invalidate_templates();
-        for t in &deleted {
-            self.media.remove(&t.image_path);
-        }
-        self.media.remove_user(user_id);
         let probes = self.remove_user_probes(user_id).await?;
         let mut event = NewAuditEvent::new(AuditKind::FacesDeleted, "success")
-            .detail(format!("faces={} probes={probes}", deleted.len()));
+            .detail(format!("faces={deleted} probes={probes}"));
         event.subject_user_id = Some(user_id);
         self.record_event(event).await;
-        Ok(deleted.len())
+        Ok(deleted)
     }
 }

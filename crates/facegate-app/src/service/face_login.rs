@@ -113,7 +113,7 @@ impl Services {
                 self.challenge_probe(challenge, answer, liveness).await?
             }
         };
-        attempt.probe_path = self.keep_probe(probe.image.take()).await;
+        attempt.probe = self.keep_probe(probe.image.take()).await;
         let (user, score) = match target {
             None => self.identify(&probe, attempt).await?,
             Some(target) => self.verify(target, &probe, attempt).await?,

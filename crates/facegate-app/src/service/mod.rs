@@ -9,10 +9,10 @@ mod data;
 mod enrolment;
 mod face_login;
 mod gate;
+mod jpeg;
 mod limits;
 mod liveness;
 mod matching;
-mod media;
 mod metrics;
 mod probe;
 mod retention;
@@ -34,7 +34,6 @@ pub use face_login::{FaceLoginOk, FaceLoginRequest, ProbeInput};
 pub use limits::{Hit, RateLimiter};
 pub use liveness::{ChallengeAnswer, IssuedChallenge, MAX_FRAME_BYTES, MAX_FRAME_SIDE};
 pub use matching::{decide, rank, Decision, TemplateCache};
-pub use media::Media;
 pub use metrics::{Metrics, Stage};
 pub use probe::Probe;
 pub use retention::RetentionSweep;
@@ -88,7 +87,7 @@ impl From<StoreError> for ServiceError {
             StoreError::Full(m) => ServiceError::StorageFull(m),
             StoreError::Unavailable(m) => ServiceError::StorageUnavailable(m),
             StoreError::DataDir(e) => ServiceError::StorageUnavailable(e.to_string()),
-            StoreError::Backend(m) => ServiceError::Internal(m),
+            StoreError::Config(m) | StoreError::Backend(m) => ServiceError::Internal(m),
         }
     }
 }
@@ -127,7 +126,6 @@ pub struct Services {
     pub store: DynStore,
     pub engine: Arc<FaceEngine>,
     pub config: Arc<Config>,
-    pub media: Media,
     pub metrics: Arc<Metrics>,
     address_limiter: RateLimiter,
     account_limiter: RateLimiter,
@@ -141,7 +139,6 @@ pub struct Services {
 
 impl Services {
     pub fn new(store: DynStore, engine: Arc<FaceEngine>, config: Arc<Config>) -> Self {
-        let media = Media::new(config.data_dir.join("media"), store.vault());
         Services {
             address_limiter: RateLimiter::per_minute(config.rate_limit_per_address),
             account_limiter: RateLimiter::per_minute(config.rate_limit_per_account),
@@ -152,7 +149,6 @@ impl Services {
             store,
             engine,
             config,
-            media,
         }
     }
 

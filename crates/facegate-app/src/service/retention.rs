@@ -1,16 +1,16 @@
 //! Data minimisation over time: how long login attempts
 //! (`login_attempt_retention_days`) and the probe images face logins may
-//! keep (`probe_retention_days`) are stored. Keeping a probe (sealed like
-//! an enrolment photo, linked to its attempt), staff viewing it, removing
-//! a user's probes, and the sweep that deletes what is past its retention
-//! and audits how much it purged.
+//! keep (`probe_retention_days`) are stored. Keeping a probe (stored with
+//! its attempt, sealed like an enrolment photo), staff viewing it,
+//! removing a user's probes, and the sweep that deletes what is past its
+//! retention and audits how much it purged.
 
 use facegate_vision::RgbImage;
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
 use super::{ServiceError, ServiceResult, Services};
-use crate::domain::{AuditKind, NewAuditEvent, User};
+use crate::domain::{AuditKind, Jpeg, NewAuditEvent, User};
 
 /// What one retention sweep deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -18,7 +18,7 @@ pub struct RetentionSweep {
     /// Login attempts deleted.
     pub login_attempts: u64,
     /// Probe images deleted (with their attempt or on their own).
-    pub probes: usize,
+    pub probes: u64,
 }
 
 fn days(n: u32) -> Duration {
@@ -26,34 +26,22 @@ fn days(n: u32) -> Duration {
 }
 
 impl Services {
-    /// Seals and writes the probe a face login is matched on, when probes
-    /// are kept; returns its path. A failure to write is logged and the
-    /// login goes on without it.
-    pub(super) async fn keep_probe(&self, image: Option<RgbImage>) -> Option<String> {
+    /// The probe a face login is matched on, as kept with its attempt
+    /// (the store seals it) when probes are kept. A failure to encode it is
+    /// logged and the login goes on without it.
+    pub(super) async fn keep_probe(&self, image: Option<RgbImage>) -> Option<Jpeg> {
         let image = image.filter(|_| self.config.probe_retention_days > 0)?;
-        let media = self.media.clone();
-        match tokio::task::spawn_blocking(move || media.save_probe(&image)).await {
-            Ok(Ok(rel)) => Some(rel),
+        match tokio::task::spawn_blocking(move || super::jpeg::encode(&image)).await {
+            Ok(Ok(jpeg)) => Some(jpeg),
             Ok(Err(e)) => {
-                tracing::error!(error = %e, "could not keep a face-login probe");
+                tracing::error!(error = %e, "could not encode a face-login probe");
                 None
             }
             Err(e) => {
-                tracing::error!(error = %e, "probe writer task failed");
+                tracing::error!(error = %e, "probe encoder task failed");
                 None
             }
         }
-    }
-
-    /// Removes probe files whose references are already gone.
-    pub(super) async fn remove_media(&self, paths: Vec<String>) -> ServiceResult<()> {
-        if paths.is_empty() {
-            return Ok(());
-        }
-        let media = self.media.clone();
-        tokio::task::spawn_blocking(move || media.remove_all(&paths))
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
     /// The decrypted probe (JPEG) kept with login attempt `attempt_id`:
@@ -67,54 +55,50 @@ impl Services {
             .attempt(attempt_id)
             .await?
             .ok_or(ServiceError::NotFound)?;
-        let rel = attempt.probe_path.ok_or(ServiceError::NotFound)?;
-        let media = self.media.clone();
-        let jpeg = tokio::task::spawn_blocking(move || media.read(&rel))
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?
-            .map_err(|_| ServiceError::NotFound)?;
+        if !attempt.has_probe() {
+            return Err(ServiceError::NotFound);
+        }
+        let jpeg = self
+            .store
+            .probe_image(attempt_id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
         let mut event = NewAuditEvent::new(AuditKind::AdminAction, "success")
             .detail(format!("action=view_probe attempt={attempt_id}"));
         event.actor_user_id = Some(viewer.id);
         event.subject_user_id = attempt.user_id;
         event.username = Some(viewer.username.clone());
         self.record_event(event).await;
-        Ok(jpeg)
+        Ok(jpeg.0)
     }
 
-    /// Unlinks and removes the probes of a user's login attempts (account
-    /// deletion, erasure of face data); returns how many.
-    pub(super) async fn remove_user_probes(&self, user_id: i64) -> ServiceResult<usize> {
-        let paths = self.store.take_probes_for_user(user_id).await?;
-        let n = paths.len();
-        self.remove_media(paths).await?;
-        Ok(n)
+    /// Deletes the probes of a user's login attempts (account deletion,
+    /// erasure of face data); returns how many.
+    pub(super) async fn remove_user_probes(&self, user_id: i64) -> ServiceResult<u64> {
+        Ok(self.store.delete_probes_for_user(user_id).await?)
     }
 
     /// Deletes what is past its retention at `now`: probes older than
     /// `probe_retention_days` (all of them when it is 0, i.e. probes kept
     /// under an earlier setting) and login attempts older than
-    /// `login_attempt_retention_days` (unless 0) with their probes. Rows go
-    /// first, then files. Anything purged is recorded in the audit trail,
-    /// which itself is never purged.
+    /// `login_attempt_retention_days` (unless 0) with their probes.
+    /// Anything purged is recorded in the audit trail, which itself is
+    /// never purged.
     pub async fn sweep_retention(&self, now: OffsetDateTime) -> ServiceResult<RetentionSweep> {
         let probes_before = now - days(self.config.probe_retention_days);
-        let mut files = self.store.clear_probes_before(probes_before).await?;
         let mut report = RetentionSweep {
             login_attempts: 0,
-            probes: files.len(),
+            probes: self.store.clear_probes_before(probes_before).await?,
         };
         let attempt_days = self.config.login_attempt_retention_days;
         if attempt_days > 0 {
-            let (n, paths) = self
+            let (n, probes) = self
                 .store
                 .delete_attempts_before(now - days(attempt_days))
                 .await?;
             report.login_attempts = n;
-            report.probes += paths.len();
-            files.extend(paths);
+            report.probes += probes;
         }
-        self.remove_media(files).await?;
         if report != RetentionSweep::default() {
             tracing::info!(
                 login_attempts = report.login_attempts,

@@ -8,6 +8,15 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+/// Whether a file-system error means there is no room left: the disk or a
+/// quota is full, or the process's file size limit is reached.
+pub fn is_full(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge
+    )
+}
+
 /// Why the data directory cannot be used.
 #[derive(Debug)]
 pub struct DataDirError {
@@ -36,7 +45,7 @@ impl DataDirError {
                 "this user may not write there",
                 "Give the user running facegate write access to it (e.g. with chown)",
             ),
-            _ if super::fault::is_full(&self.source) => (
+            _ if is_full(&self.source) => (
                 "the disk is full",
                 "Free some space on that disk (or raise the quota)",
             ),

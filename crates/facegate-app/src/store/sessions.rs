@@ -1,5 +1,7 @@
 //! [`SessionBackend`]: a type-erased server-side session store, so that the
-//! web layer does not depend on which database keeps the sessions.
+//! web layer does not depend on which database keeps the sessions, and so
+//! that how sessions are kept (e.g. only a hash of their ids) can change
+//! behind it.
 
 use std::fmt;
 use std::sync::Arc;
@@ -7,14 +9,35 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Result, SessionStore};
+use tower_sessions::ExpiredDeletion;
 
-/// Any [`SessionStore`] behind an `Arc`.
+/// The removal of expired sessions, as a trait object ([`ExpiredDeletion`]
+/// itself cannot be one).
+#[async_trait]
+trait DeleteExpired: Send + Sync {
+    async fn delete_expired(&self) -> Result<()>;
+}
+
+#[async_trait]
+impl<T: ExpiredDeletion> DeleteExpired for T {
+    async fn delete_expired(&self) -> Result<()> {
+        ExpiredDeletion::delete_expired(self).await
+    }
+}
+
+/// Any session store that can also remove expired sessions.
 #[derive(Clone)]
-pub struct SessionBackend(Arc<dyn SessionStore>);
+pub struct SessionBackend {
+    sessions: Arc<dyn SessionStore>,
+    expiry: Arc<dyn DeleteExpired>,
+}
 
 impl SessionBackend {
-    pub fn new(store: impl SessionStore) -> Self {
-        SessionBackend(Arc::new(store))
+    pub fn new(store: impl ExpiredDeletion + Clone) -> Self {
+        SessionBackend {
+            sessions: Arc::new(store.clone()),
+            expiry: Arc::new(store),
+        }
     }
 }
 
@@ -27,18 +50,25 @@ impl fmt::Debug for SessionBackend {
 #[async_trait]
 impl SessionStore for SessionBackend {
     async fn create(&self, record: &mut Record) -> Result<()> {
-        self.0.create(record).await
+        self.sessions.create(record).await
     }
 
     async fn save(&self, record: &Record) -> Result<()> {
-        self.0.save(record).await
+        self.sessions.save(record).await
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        self.0.load(id).await
+        self.sessions.load(id).await
     }
 
     async fn delete(&self, id: &Id) -> Result<()> {
-        self.0.delete(id).await
+        self.sessions.delete(id).await
+    }
+}
+
+#[async_trait]
+impl ExpiredDeletion for SessionBackend {
+    async fn delete_expired(&self) -> Result<()> {
+        self.expiry.delete_expired().await
     }
 }

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::harness::DirApp;
-use crate::helpers::{error_of, face, Agent, PASSWORD};
+use crate::helpers::{error_of, face, Agent, Backend, PASSWORD};
 
 /// Runs `rounds` attempts on each of 20 clients at once; returns the
 /// `(status, code)` of every answer.
@@ -51,8 +51,22 @@ fn count(results: &[(StatusCode, String)], code: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_face_guesses_get_exactly_the_lockout_threshold() {
+    parallel_face_guesses_get_exactly_the_lockout_threshold_on(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_face_guesses_get_exactly_the_lockout_threshold_on_postgres() {
+    parallel_face_guesses_get_exactly_the_lockout_threshold_on(Backend::Postgres).await;
+}
+
+async fn parallel_face_guesses_get_exactly_the_lockout_threshold_on(backend: Backend) {
     let tmp = tempfile::tempdir().unwrap();
+    let url = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(crate::postgres::fresh_database().await),
+    };
     let app = DirApp::spawn(tmp.path(), |c| {
+        c.database_url = url.as_deref().map(Into::into);
         c.face_login = FaceLoginMode::Verify;
         c.rate_limit_per_address = 0;
         c.lockout_threshold = 5;

@@ -3,11 +3,20 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{error_of, face, landscape, TestApp, PASSWORD};
+use crate::helpers::{error_of, face, landscape, Backend, TestApp, PASSWORD};
 
 #[tokio::test]
 async fn register_login_enrol_logout_then_face_login() {
-    let app = TestApp::spawn().await;
+    register_login_enrol_logout_then_face_login_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn register_login_enrol_logout_then_face_login_on_postgres() {
+    register_login_enrol_logout_then_face_login_on(Backend::Postgres).await;
+}
+
+async fn register_login_enrol_logout_then_face_login_on(backend: Backend) {
+    let app = TestApp::spawn_on(backend, |_| {}).await;
     let mut a = app.agent().await;
     let r = a.register("barack").await;
     assert_eq!(r.status(), StatusCode::CREATED);
@@ -39,15 +48,14 @@ async fn register_login_enrol_logout_then_face_login() {
     assert!(v["score"].as_f64().unwrap() >= f64::from(app.state.services.engine.threshold()));
     assert_eq!(b.me().await.as_deref(), Some("barack"));
 
-    // The stored photo is a re-encoded JPEG under media/users/<id>/.
-    let dir = app
-        .state
-        .services
-        .config
-        .data_dir
-        .join(format!("media/users/{id}"));
-    let files: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
-    assert_eq!(files.len(), 1);
+    // The stored photo is a JPEG re-encoded from the pixels, not the
+    // uploaded bytes.
+    let store = &app.state.services.store;
+    let template = store.templates_for_user(id).await.unwrap().remove(0);
+    let photo = store.face_photo(template.id).await.unwrap().unwrap();
+    assert_eq!(&photo.0[..2], &[0xFF, 0xD8]);
+    assert_ne!(photo.0, face("obama_1.jpg"));
+    image::load_from_memory(&photo.0).unwrap();
 }
 
 #[tokio::test]
@@ -90,7 +98,16 @@ async fn other_faces_and_non_faces_do_not_log_in() {
 
 #[tokio::test]
 async fn a_second_user_is_never_returned_for_the_first_users_photos() {
-    let app = TestApp::spawn().await;
+    a_second_user_is_never_returned_for_the_first_users_photos_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_second_user_is_never_returned_for_the_first_users_photos_on_postgres() {
+    a_second_user_is_never_returned_for_the_first_users_photos_on(Backend::Postgres).await;
+}
+
+async fn a_second_user_is_never_returned_for_the_first_users_photos_on(backend: Backend) {
+    let app = TestApp::spawn_on(backend, |_| {}).await;
     app.user_with_faces("barack", &["obama_1.jpg"]).await;
     app.user_with_faces("kit", &["kit_harington_1.jpg"]).await;
     for photo in [

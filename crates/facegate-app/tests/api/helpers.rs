@@ -30,10 +30,20 @@ pub fn engine_config() -> EngineConfig {
     }
 }
 
-/// A running server with its own data directory.
+/// Which store a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded SQLite file in the data directory.
+    Sqlite,
+    /// A fresh database on the test PostgreSQL (support/postgres.rs).
+    Postgres,
+}
+
+/// A running server with its own data directory (and database).
 pub struct TestApp {
     pub base: String,
     pub state: AppState,
+    pub backend: Backend,
     _dir: tempfile::TempDir,
 }
 
@@ -43,6 +53,10 @@ impl TestApp {
     }
 
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_on(Backend::Sqlite, tweak).await
+    }
+
+    pub async fn spawn_on(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         // These tests exercise login, enrolment and modes, not liveness
         // (default `both`): they turn it off; tests/api/liveness.rs turns
@@ -53,6 +67,10 @@ impl TestApp {
             liveness: facegate_app::Liveness::Off,
             ..Config::default()
         };
+        if backend == Backend::Postgres {
+            let url = crate::postgres::fresh_database().await;
+            config.database_url = Some(url.as_str().into());
+        }
         tweak(&mut config);
         let engine = tokio::task::spawn_blocking(|| ENGINE.clone())
             .await
@@ -64,7 +82,30 @@ impl TestApp {
         TestApp {
             base,
             state,
+            backend,
             _dir: dir,
+        }
+    }
+
+    /// Runs one statement on the server's database underneath the store
+    /// (to plant the past or what an attacker would); `sqlite` and
+    /// `postgres` are the statement in each dialect.
+    pub async fn raw_execute(&self, sqlite: &str, postgres: &str) -> u64 {
+        use sqlx::Connection;
+        let config = &self.state.services.config;
+        match self.backend {
+            Backend::Sqlite => {
+                let pool = crate::harness::raw_pool(&config.data_dir).await;
+                let n = sqlx::query(sqlite).execute(&pool).await.unwrap();
+                pool.close().await;
+                n.rows_affected()
+            }
+            Backend::Postgres => {
+                let url = config.database_url().unwrap();
+                let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+                let n = sqlx::query(postgres).execute(&mut c).await.unwrap();
+                n.rows_affected()
+            }
         }
     }
 

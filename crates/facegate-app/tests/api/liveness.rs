@@ -178,18 +178,10 @@ async fn every_check_score_is_written_to_the_attempt() {
     let a = app.agent().await;
     let (_, code) = error_of(answer(&a, Family::Replay, 5).await).await;
     assert_eq!(code, "spoof");
-    let db = app.state.services.config.data_dir.join("facegate.sqlite3");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    let (reason, liveness): (String, Option<String>) = sqlx::query_as(
-        "SELECT reason, liveness FROM login_attempts WHERE liveness IS NOT NULL ORDER BY id DESC LIMIT 1",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(reason, "spoof_duplicates");
-    let doc: Value = serde_json::from_str(&liveness.unwrap()).unwrap();
+    let attempts = app.state.services.store.recent_attempts(10).await.unwrap();
+    let attempt = attempts.iter().find(|a| a.liveness.is_some()).unwrap();
+    assert_eq!(attempt.reason, "spoof_duplicates");
+    let doc: Value = serde_json::from_str(attempt.liveness.as_ref().unwrap()).unwrap();
     let scores = &doc["report"]["active"]["scores"];
     assert!(
         scores["longest_duplicate_run"].as_u64().unwrap() > 3,

@@ -4,7 +4,7 @@ use facegate_app::FaceLoginMode;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{error_of, face, TestApp, PASSWORD};
+use crate::helpers::{error_of, face, Backend, TestApp, PASSWORD};
 
 #[tokio::test]
 async fn verify_mode_needs_the_right_username() {
@@ -72,7 +72,16 @@ async fn second_factor_mode_needs_password_then_face() {
 
 #[tokio::test]
 async fn five_failures_lock_face_login_but_not_the_password() {
-    let app = TestApp::spawn_with(|c| c.face_login = FaceLoginMode::Verify).await;
+    five_failures_lock_face_login_but_not_the_password_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn five_failures_lock_face_login_but_not_the_password_on_postgres() {
+    five_failures_lock_face_login_but_not_the_password_on(Backend::Postgres).await;
+}
+
+async fn five_failures_lock_face_login_but_not_the_password_on(backend: Backend) {
+    let app = TestApp::spawn_on(backend, |c| c.face_login = FaceLoginMode::Verify).await;
     app.user_with_faces("barack", &["obama_1.jpg"]).await;
     let a = app.agent().await;
     for i in 0..5 {
@@ -101,7 +110,16 @@ async fn five_failures_lock_face_login_but_not_the_password() {
 
 #[tokio::test]
 async fn identify_mode_locks_the_account_that_matched() {
-    let app = TestApp::spawn().await;
+    identify_mode_locks_the_account_that_matched_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn identify_mode_locks_the_account_that_matched_on_postgres() {
+    identify_mode_locks_the_account_that_matched_on(Backend::Postgres).await;
+}
+
+async fn identify_mode_locks_the_account_that_matched_on(backend: Backend) {
+    let app = TestApp::spawn_on(backend, |_| {}).await;
     let id = app.user_with_faces("barack", &["obama_1.jpg"]).await;
     let until = time::OffsetDateTime::now_utc() + time::Duration::minutes(10);
     let store = &app.state.services.store;

@@ -1,16 +1,17 @@
 //! Biometric data protection: encryption at rest, key rotation, wrong
 //! keys, self-service export and complete erasure.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine as _;
 use facegate_app::cli::{CommonArgs, ExportUserArgs, RotateKeyArgs};
-use facegate_app::crypto::{self, MasterKey, Vault};
-use facegate_app::store::{open_sqlite_with, Keys};
+use facegate_app::crypto::{MasterKey, Vault};
+use facegate_app::store::{self, Keys, Resealed};
+use facegate_app::Config;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::harness::{contains, files_under, raw_db, raw_pool, DirApp};
+use crate::harness::{contains, raw_db, raw_pool, DirApp};
 use crate::helpers::{error_of, face, PASSWORD};
 
 fn common(dir: &Path) -> CommonArgs {
@@ -32,9 +33,10 @@ fn embedding_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// Checks nothing on disk holds the plaintext: no embedding bytes in the
-/// database, no JPEG in the media files (each an FGC1 envelope).
-fn assert_sealed(dir: &Path, embeddings: &[Vec<f32>]) {
+/// Checks nothing on disk holds the plaintext: no embedding bytes and no
+/// piece of the photos in the database file (with its WAL), no other file
+/// in the data directory but the key.
+fn assert_sealed(dir: &Path, embeddings: &[Vec<f32>], photos: &[Vec<u8>]) {
     let db = raw_db(dir);
     for e in embeddings {
         let b = embedding_bytes(e);
@@ -46,35 +48,26 @@ fn assert_sealed(dir: &Path, embeddings: &[Vec<f32>]) {
             );
         }
     }
-    let media = files_under(&dir.join("media"));
-    assert!(!media.is_empty());
-    for f in media {
-        let bytes = std::fs::read(&f).unwrap();
-        assert_eq!(&bytes[..4], crypto::MAGIC, "{} is not sealed", f.display());
-        // A plaintext JPEG would show its start marker near the front and
-        // its JFIF header. (Not FF D8 FF anywhere: three given bytes turn
-        // up by chance in about 0.3 % of 50 KB ciphertexts.)
-        assert!(
-            !contains(&bytes[..bytes.len().min(64)], &[0xFF, 0xD8, 0xFF]),
-            "JPEG start in {}",
-            f.display()
-        );
-        assert!(
-            !contains(&bytes, b"JFIF") && !contains(&bytes, b"Exif"),
-            "JPEG header in {}",
-            f.display()
-        );
+    assert!(!photos.is_empty());
+    for p in photos {
+        // 32-byte runs from the JPEG's middle (past its common header).
+        for at in [p.len() / 3, p.len() / 2, 2 * p.len() / 3] {
+            assert!(
+                !contains(&db, &p[at..at + 32]),
+                "photo bytes in the database"
+            );
+        }
     }
+    assert!(!dir.join("media").exists(), "photos live in the database");
 }
 
-async fn key_ids_in_db(dir: &Path) -> Vec<String> {
-    let pool = raw_pool(dir).await;
-    let ids = sqlx::query_scalar("SELECT DISTINCT key_id FROM face_templates")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    ids
+/// The configuration a server on `dir` runs with (what a CLI command on
+/// it would load).
+fn config_of(dir: &Path) -> Config {
+    Config {
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    }
 }
 
 #[tokio::test]
@@ -114,9 +107,13 @@ async fn templates_and_photos_are_encrypted_and_keys_rotate() {
         .unwrap();
     let embeddings: Vec<Vec<f32>> = templates.iter().map(|t| t.embedding.clone()).collect();
     assert!(embeddings.iter().all(|e| e.len() >= 128));
-    assert_sealed(&dir, &embeddings);
-    let first_key = key_ids_in_db(&dir).await;
-    assert_eq!(first_key.len(), 1);
+    let store = &app.state.services.store;
+    let mut photos = Vec::new();
+    for t in &templates {
+        photos.push(store.face_photo(t.id).await.unwrap().unwrap().0);
+    }
+    assert_sealed(&dir, &embeddings, &photos);
+    assert!(store.templates_not_on_primary().await.unwrap().is_empty());
 
     // Face login works on encrypted data.
     let b = app.agent().await;
@@ -130,17 +127,17 @@ async fn templates_and_photos_are_encrypted_and_keys_rotate() {
     new.write_new_file(&dir.join("master.key.next")).unwrap();
     {
         let vault = Vault::new(new.clone(), [old.clone()]);
-        let store = open_sqlite_with(&dir, Keys::Vault(vault.clone()))
+        let store = store::open_with_keys(&config_of(&dir), Keys::Vault(vault))
             .await
             .unwrap();
-        let media =
-            facegate_app::service::Media::new(dir.join("media"), std::sync::Arc::new(vault));
-        media.reseal(&templates[0].image_path).unwrap();
-        assert!(store.reseal_template(templates[0].id).await.unwrap());
+        let done = store.reseal_template(templates[0].id).await.unwrap();
+        assert_eq!(done, Resealed::Done);
+        assert_eq!(
+            store.templates_not_on_primary().await.unwrap(),
+            [templates[1].id],
+            "half rotated"
+        );
     }
-    let mut ids = key_ids_in_db(&dir).await;
-    ids.sort();
-    assert_eq!(ids.len(), 2, "half rotated");
 
     // A server started meanwhile still opens both (it loads master.key.next).
     let mid = DirApp::spawn(&dir, |_| {}).await.unwrap();
@@ -163,12 +160,18 @@ async fn templates_and_photos_are_encrypted_and_keys_rotate() {
             .id_hex(),
         new.id_hex()
     );
-    assert_eq!(key_ids_in_db(&dir).await, vec![new.id_hex()]);
-    for f in files_under(&dir.join("media")) {
-        let bytes = std::fs::read(&f).unwrap();
-        assert_eq!(hex_id(&bytes), new.id_hex(), "photo re-sealed");
+    {
+        // Templates and photos on the new key, which alone opens them.
+        let only_new = Keys::Vault(Vault::new(new.clone(), []));
+        let store = store::open_with_keys(&config_of(&dir), only_new)
+            .await
+            .unwrap();
+        assert!(store.templates_not_on_primary().await.unwrap().is_empty());
+        for (t, photo) in templates.iter().zip(&photos) {
+            assert_eq!(&store.face_photo(t.id).await.unwrap().unwrap().0, photo);
+        }
     }
-    assert_sealed(&dir, &embeddings);
+    assert_sealed(&dir, &embeddings, &photos);
     let events = app
         .state
         .services
@@ -212,10 +215,6 @@ async fn templates_and_photos_are_encrypted_and_keys_rotate() {
     let hex_key = hex_of_key_file(&dir.join("saved.key"));
     let ok = DirApp::spawn(&dir, |c| c.master_key = Some(hex_key.as_str().into())).await;
     assert!(ok.is_ok());
-}
-
-fn hex_id(envelope: &[u8]) -> String {
-    envelope[4..12].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn hex_of_key_file(path: &Path) -> String {
@@ -300,17 +299,26 @@ async fn a_user_exports_and_erases_all_biometric_data() {
         assert_eq!(&jpeg[..2], &[0xFF, 0xD8]);
     }
 
-    // What an erasure must remove.
+    // What an erasure must remove: the sealed bytes at rest.
     let pool = raw_pool(&dir).await;
-    let sealed: Vec<Vec<u8>> =
+    let mut sealed: Vec<Vec<u8>> =
         sqlx::query_scalar("SELECT embedding FROM face_templates WHERE user_id = ?")
             .bind(id)
             .fetch_all(&pool)
             .await
             .unwrap();
     assert_eq!(sealed.len(), 2);
-    let user_dir: PathBuf = dir.join(format!("media/users/{id}"));
-    assert_eq!(files_under(&user_dir).len(), 2);
+    let sealed_photos: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT sealed FROM face_photos WHERE template_id IN \
+         (SELECT id FROM face_templates WHERE user_id = ?)",
+    )
+    .bind(id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(sealed_photos.len(), 2);
+    sealed.extend(sealed_photos);
+    pool.close().await;
 
     // Deletion needs CSRF and the password.
     let r = a
@@ -338,26 +346,16 @@ async fn a_user_exports_and_erases_all_biometric_data() {
     );
     assert_eq!(a.get("/api/me").await.status(), StatusCode::UNAUTHORIZED);
 
-    // Nothing remains: rows, files, directory, bytes in the database file.
-    for (table, col) in [
-        ("users", "id"),
-        ("face_templates", "user_id"),
-        ("login_attempts", "user_id"),
-    ] {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE {col} = ?"))
-            .bind(id)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        assert_eq!(n, 0, "{table}");
+    // Nothing remains: account, templates, photos, attempts, and no bytes
+    // of them in the database file.
+    let st = &app.state.services.store;
+    assert!(st.user_by_id(id).await.unwrap().is_none());
+    assert!(st.user_by_username("zz-erasable").await.unwrap().is_none());
+    assert!(st.templates_for_user(id).await.unwrap().is_empty());
+    assert!(st.attempts_for_user(id).await.unwrap().is_empty());
+    for t in &stored {
+        assert!(st.face_photo(t.id).await.unwrap().is_none());
     }
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE username = 'zz-erasable'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(n, 0);
-    pool.close().await;
-    assert!(!user_dir.exists(), "photo directory removed");
     let db = raw_db(&dir);
     for s in &sealed {
         assert!(
@@ -369,18 +367,10 @@ async fn a_user_exports_and_erases_all_biometric_data() {
         !contains(&db, b"zz-erasable@example.com"),
         "e-mail left in the file"
     );
-    // The other user is untouched and can still log in with their face.
-    assert_eq!(
-        app.state
-            .services
-            .store
-            .templates_for_user(1)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert_eq!(files_under(&dir.join("media")).len(), 1);
+    // The other user is untouched, photo included.
+    let kept = st.templates_for_user(1).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert!(st.face_photo(kept[0].id).await.unwrap().is_some());
     let events = app
         .state
         .services

@@ -5,40 +5,45 @@
 //! by a key rotation. The sweep takes the time as a parameter, so nothing
 //! here sleeps.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
 use facegate_app::crypto::{self, MasterKey, Vault};
-use facegate_app::service::{rotate_keys, Media};
-use facegate_app::store::{open_sqlite_with, Keys};
+use facegate_app::service::rotate_keys;
+use facegate_app::store::{self, Keys};
 use reqwest::StatusCode;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
-use crate::harness::{files_under, raw_pool};
-use crate::helpers::{face, TestApp, PASSWORD};
+use crate::harness::raw_pool;
+use crate::helpers::{face, Backend, TestApp, PASSWORD};
 
 const JPEG_MAGIC: [u8; 3] = [0xFF, 0xD8, 0xFF];
 
-fn data_dir(app: &TestApp) -> PathBuf {
-    app.state.services.config.data_dir.clone()
+/// Ids of all login attempts, oldest first.
+async fn attempt_ids(app: &TestApp) -> Vec<i64> {
+    let attempts = app
+        .state
+        .services
+        .store
+        .recent_attempts(1000)
+        .await
+        .unwrap();
+    attempts.iter().rev().map(|a| a.id).collect()
 }
 
-fn probe_files(dir: &Path) -> Vec<PathBuf> {
-    files_under(&dir.join("media/probes"))
-}
-
-/// Ids of the attempts that hold a probe.
-async fn attempts_with_probes(dir: &Path) -> Vec<i64> {
-    let pool = raw_pool(dir).await;
-    let ids = sqlx::query_scalar(
-        "SELECT id FROM login_attempts WHERE probe_path IS NOT NULL AND probe_key_id IS NOT NULL ORDER BY id",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
-    ids
+/// Ids of the attempts that keep a probe, oldest first.
+async fn attempts_with_probes(app: &TestApp) -> Vec<i64> {
+    let attempts = app
+        .state
+        .services
+        .store
+        .recent_attempts(1000)
+        .await
+        .unwrap();
+    attempts
+        .iter()
+        .rev()
+        .filter(|a| a.has_probe())
+        .map(|a| a.id)
+        .collect()
 }
 
 async fn audit_count(app: &TestApp) -> usize {
@@ -53,36 +58,40 @@ async fn audit_count(app: &TestApp) -> usize {
 
 #[tokio::test]
 async fn old_login_attempts_are_purged_and_the_purge_is_audited() {
-    let app = TestApp::spawn().await;
+    old_login_attempts_are_purged_and_the_purge_is_audited_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn old_login_attempts_are_purged_and_the_purge_is_audited_on_postgres() {
+    old_login_attempts_are_purged_and_the_purge_is_audited_on(Backend::Postgres).await;
+}
+
+async fn old_login_attempts_are_purged_and_the_purge_is_audited_on(backend: Backend) {
+    let app = TestApp::spawn_on(backend, |_| {}).await;
     let services = app.state.services.clone();
     let a = app.agent().await;
     a.register("ada").await;
     for pw in ["wrong one", "wrong two", PASSWORD, "wrong three"] {
         a.login("ada", pw).await;
     }
-    // Two attempts are 100 days old, two are recent.
-    let dir = data_dir(&app);
-    let pool = raw_pool(&dir).await;
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM login_attempts ORDER BY id")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    // Two attempts are 100 days old (planted underneath the store, which
+    // only writes the present), two are recent.
+    let ids = attempt_ids(&app).await;
     assert_eq!(ids.len(), 4);
-    sqlx::query("UPDATE login_attempts SET at = at - 100 * 86400 WHERE id IN (?, ?)")
-        .bind(ids[0])
-        .bind(ids[1])
-        .execute(&pool)
-        .await
-        .unwrap();
+    let which = format!("WHERE id IN ({}, {})", ids[0], ids[1]);
+    let aged = app
+        .raw_execute(
+            &format!("UPDATE login_attempts SET at = at - 100 * 86400 {which}"),
+            &format!("UPDATE login_attempts SET at = at - interval '100 days' {which}"),
+        )
+        .await;
+    assert_eq!(aged, 2);
     let audit_before = audit_count(&app).await;
 
     let now = OffsetDateTime::now_utc();
     let swept = services.sweep_retention(now).await.unwrap();
     assert_eq!((swept.login_attempts, swept.probes), (2, 0));
-    let left: Vec<i64> = sqlx::query_scalar("SELECT id FROM login_attempts ORDER BY id")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let left = attempt_ids(&app).await;
     assert_eq!(left, ids[2..].to_vec(), "recent attempts are kept");
     let events = services
         .store
@@ -118,7 +127,6 @@ async fn old_login_attempts_are_purged_and_the_purge_is_audited() {
             .login_attempts,
         2
     );
-    pool.close().await;
 
     // 0 keeps attempts forever.
     let forever = TestApp::spawn_with(|c| c.login_attempt_retention_days = 0).await;
@@ -141,17 +149,32 @@ async fn probes_are_not_kept_by_default() {
     let a = app.agent().await;
     let r = a.face_login(&face("obama_2.jpg"), None).await;
     assert_eq!(r.status(), StatusCode::OK);
-    let dir = data_dir(&app);
-    let media = dir.join("media");
-    let files = files_under(&media);
-    assert_eq!(files.len(), 1, "only the enrolment photo: {files:?}");
-    assert!(files[0].starts_with(media.join("users")));
-    assert!(attempts_with_probes(&dir).await.is_empty());
+    assert_eq!(attempt_ids(&app).await.len(), 1);
+    assert!(attempts_with_probes(&app).await.is_empty());
+    let probes = "SELECT COUNT(*) FROM login_probes";
+    assert_eq!(raw_count(&app, probes).await, 0);
+}
+
+/// A count in the SQLite database, underneath the store.
+async fn raw_count(app: &TestApp, sql: &str) -> i64 {
+    let pool = raw_pool(&app.state.services.config.data_dir).await;
+    let n = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    n
 }
 
 #[tokio::test]
 async fn kept_probes_are_sealed_staff_only_and_expire() {
-    let app = TestApp::spawn_with(|c| c.probe_retention_days = 7).await;
+    kept_probes_are_sealed_staff_only_and_expire_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn kept_probes_are_sealed_staff_only_and_expire_on_postgres() {
+    kept_probes_are_sealed_staff_only_and_expire_on(Backend::Postgres).await;
+}
+
+async fn kept_probes_are_sealed_staff_only_and_expire_on(backend: Backend) {
+    let app = TestApp::spawn_on(backend, |c| c.probe_retention_days = 7).await;
     let services = app.state.services.clone();
     facegate_app::service::create_superuser(
         services.store.clone(),
@@ -166,14 +189,9 @@ async fn kept_probes_are_sealed_staff_only_and_expire() {
     let r = a.face_login(&face("obama_2.jpg"), None).await;
     assert_eq!(r.status(), StatusCode::OK);
 
-    // One sealed file, referenced by the attempt with its key id.
-    let dir = data_dir(&app);
-    let files = probe_files(&dir);
-    assert_eq!(files.len(), 1, "{files:?}");
-    let raw = std::fs::read(&files[0]).unwrap();
-    assert_ne!(&raw[..3], &JPEG_MAGIC, "no plaintext JPEG on disk");
-    assert_eq!(&raw[..4], crypto::MAGIC);
-    let ids = attempts_with_probes(&dir).await;
+    // One probe, kept with its attempt (sealed: the store conformance
+    // suite looks at the bytes at rest).
+    let ids = attempts_with_probes(&app).await;
     assert_eq!(ids.len(), 1);
     let probe_url = format!("/admin/attempts/{}/probe", ids[0]);
 
@@ -213,8 +231,8 @@ async fn kept_probes_are_sealed_staff_only_and_expire() {
     let later = OffsetDateTime::now_utc() + Duration::days(8);
     let swept = services.sweep_retention(later).await.unwrap();
     assert_eq!((swept.login_attempts, swept.probes), (0, 1));
-    assert!(probe_files(&dir).is_empty());
-    assert!(attempts_with_probes(&dir).await.is_empty());
+    assert!(attempts_with_probes(&app).await.is_empty());
+    assert!(services.store.probe_image(ids[0]).await.unwrap().is_none());
     assert!(services.store.attempt(ids[0]).await.unwrap().is_some());
     assert_eq!(admin.get(&probe_url).await.status(), StatusCode::NOT_FOUND);
 }
@@ -223,7 +241,7 @@ async fn kept_probes_are_sealed_staff_only_and_expire() {
 async fn kept_probes_follow_erasure_export_and_key_rotation() {
     let app = TestApp::spawn_with(|c| c.probe_retention_days = 7).await;
     let services = app.state.services.clone();
-    let dir = data_dir(&app);
+    let dir = app.state.services.config.data_dir.clone();
     let id = app.user_with_faces("barack", &["obama_1.jpg"]).await;
     let login = || async {
         let a = app.agent().await;
@@ -234,10 +252,9 @@ async fn kept_probes_follow_erasure_export_and_key_rotation() {
 
     // Erasing one's face data takes the probes along.
     login().await;
-    assert_eq!(probe_files(&dir).len(), 1);
+    assert_eq!(attempts_with_probes(&app).await.len(), 1);
     services.delete_all_faces(id).await.unwrap();
-    assert!(probe_files(&dir).is_empty());
-    assert!(attempts_with_probes(&dir).await.is_empty());
+    assert!(attempts_with_probes(&app).await.is_empty());
 
     // Export: the probe, decrypted, beside the attempts.
     let a = app.agent().await;
@@ -268,32 +285,27 @@ async fn kept_probes_follow_erasure_export_and_key_rotation() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert!(probe_files(&dir).is_empty());
-    assert!(attempts_with_probes(&dir).await.is_empty());
+    assert!(attempts_with_probes(&app).await.is_empty());
 
     // Key rotation re-seals kept probes with the new key.
     app.user_with_faces("barack2", &["obama_1.jpg"]).await;
     login().await;
-    let attempt = attempts_with_probes(&dir).await[0];
+    let attempt = attempts_with_probes(&app).await[0];
     let old = MasterKey::read_file(&dir.join(crypto::KEY_FILE)).unwrap();
     let new = MasterKey::generate();
     let vault = Vault::new(new.clone(), [old]);
-    let store = open_sqlite_with(&dir, Keys::Vault(vault.clone()))
+    let config = &app.state.services.config;
+    let rotating = store::open_with_keys(config, Keys::Vault(vault))
         .await
         .unwrap();
-    let media = Media::new(dir.join("media"), Arc::new(vault));
-    let report = rotate_keys(&store, &media).await.unwrap();
+    assert_eq!(rotating.probes_not_on_primary().await.unwrap(), [attempt]);
+    let report = rotate_keys(&rotating).await.unwrap();
     assert_eq!((report.resealed, report.probes), (1, 1));
-    let files = probe_files(&dir);
-    assert_eq!(files.len(), 1);
-    let rel = format!("probes/{}", files[0].file_name().unwrap().to_string_lossy());
-    assert_eq!(&media.read(&rel).unwrap()[..3], &JPEG_MAGIC);
-    let pool = raw_pool(&dir).await;
-    let key: String = sqlx::query_scalar("SELECT probe_key_id FROM login_attempts WHERE id = ?")
-        .bind(attempt)
-        .fetch_one(&pool)
+    assert!(rotating.probes_not_on_primary().await.unwrap().is_empty());
+    // The new key alone opens it.
+    let after = store::open_with_keys(config, Keys::Vault(Vault::new(new, [])))
         .await
         .unwrap();
-    assert_eq!(key, new.id_hex());
-    pool.close().await;
+    let jpeg = after.probe_image(attempt).await.unwrap().unwrap();
+    assert_eq!(&jpeg.0[..3], &JPEG_MAGIC);
 }

@@ -1,7 +1,8 @@
 //! Helpers of the fault tests: the real server with a controllable file
 //! size limit (stopped by SIGTERM or SIGKILL), API and page clients, the binary's other commands with a
 //! deadline, a tmpfs or bind mount that is undone on drop, and the
-//! consistency check of a stopped server's data directory.
+//! consistency check of a stopped server's data directory (a raw look at
+//! the database file).
 
 use std::collections::BTreeSet;
 use std::ffi::CString;
@@ -390,40 +391,39 @@ pub fn assert_storage_error(status: StatusCode, body: &Value, codes: &[&str]) {
     assert!(message.contains("nothing was saved"), "{body}");
 }
 
-/// Photo files (relative to `media/`) and leftover temporary files.
-pub fn media_files(dir: &Path) -> (BTreeSet<String>, Vec<String>) {
-    let mut files = BTreeSet::new();
-    let mut leftovers = Vec::new();
-    let mut stack = vec![dir.join("media")];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let rel = p.strip_prefix(dir.join("media")).unwrap();
-            let rel = rel.to_string_lossy().to_string();
-            if rel.ends_with(".jpg") {
-                files.insert(rel);
-            } else {
-                leftovers.push(rel);
-            }
-        }
-    }
-    (files, leftovers)
+/// The templates that have a stored photo, read underneath the running
+/// (or stopped) server.
+pub async fn photo_rows(dir: &Path) -> BTreeSet<i64> {
+    let pool = raw_pool(dir).await;
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT template_id FROM face_photos")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    ids.into_iter().collect()
 }
 
-/// The data directory of a stopped server is consistent: every template
-/// row has its photo file and every photo file its row, no temporary file
-/// is left, and SQLite's integrity and foreign-key checks pass. Returns the
-/// number of templates.
-pub async fn assert_consistent(dir: &Path) -> usize {
+async fn raw_pool(dir: &Path) -> sqlx::SqlitePool {
     let url = format!("sqlite://{}", dir.join("facegate.sqlite3").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::SqlitePool::connect(&url).await.unwrap()
+}
+
+/// The files a data directory may hold: the database with its journal
+/// files, the key and the start lock.
+const DATA_FILES: [&str; 5] = [
+    "facegate.sqlite3",
+    "facegate.sqlite3-wal",
+    "facegate.sqlite3-shm",
+    "facegate.sqlite3.start-lock",
+    "master.key",
+];
+
+/// The data directory of a stopped server is consistent: every template
+/// has its photo and every photo its template, nothing else is in the
+/// directory (no half-written file), and SQLite's integrity and
+/// foreign-key checks pass. Returns the number of templates.
+pub async fn assert_consistent(dir: &Path) -> usize {
+    let pool = raw_pool(dir).await;
     let check: String = sqlx::query_scalar("PRAGMA integrity_check")
         .fetch_one(&pool)
         .await
@@ -434,17 +434,38 @@ pub async fn assert_consistent(dir: &Path) -> usize {
         .await
         .unwrap_or_default();
     assert!(fk.is_empty(), "foreign keys: {fk:?}");
-    let rows: BTreeSet<String> = sqlx::query_scalar("SELECT image_path FROM face_templates")
+    let templates: BTreeSet<i64> = sqlx::query_scalar("SELECT id FROM face_templates")
         .fetch_all(&pool)
         .await
         .unwrap()
         .into_iter()
         .collect();
     pool.close().await;
-    let (files, leftovers) = media_files(dir);
-    assert!(leftovers.is_empty(), "leftover files: {leftovers:?}");
-    assert_eq!(rows, files, "template rows and photo files differ");
-    rows.len()
+    assert_eq!(
+        templates,
+        photo_rows(dir).await,
+        "templates and photos differ"
+    );
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        assert!(
+            DATA_FILES.contains(&name.as_str()),
+            "unexpected {name} in the data directory"
+        );
+    }
+    templates.len()
+}
+
+/// A user's consecutive failed face logins, read through the store the
+/// way the server does (the key is in the data directory).
+pub async fn face_failures(dir: &Path, username: &str) -> u32 {
+    let config = facegate_app::Config {
+        data_dir: dir.to_path_buf(),
+        ..Default::default()
+    };
+    let store = facegate_app::store::open(&config).await.unwrap();
+    let user = store.user_by_username(username).await.unwrap().unwrap();
+    user.face_failures
 }
 
 fn c_path(p: &Path) -> CString {

@@ -91,8 +91,9 @@ async fn sigkill_during_enrolments_loses_nothing_acknowledged() {
         }
     }
     server.stop();
-    // Rows and photo files match one for one (orphans of the kill were
-    // swept), no temporary file is left, and SQLite's checks pass.
+    // Templates and photos match one for one (each written in one
+    // transaction), nothing else is in the data directory, and SQLite's
+    // checks pass.
     assert!(assert_consistent(dir).await >= acked.len());
 }
 

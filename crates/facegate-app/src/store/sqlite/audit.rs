@@ -1,14 +1,18 @@
 //! The audit trail in SQLite: `audit_events` is append-only (triggers
 //! refuse UPDATE and DELETE); reads filter by kind, outcome, user and time.
 
+use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::sqlite::{backend, from_ts, now, ts};
-use super::{SqliteStore, StoreResult};
+use super::{from_ts, now, ts, SqliteBackend};
 use crate::domain::{AuditEvent, AuditFilter, NewAuditEvent};
+use crate::store::error::StoreResult;
+use crate::store::fault::from_sqlx;
+use crate::store::records::Audit;
 
-impl SqliteStore {
-    pub(super) async fn insert_audit(&self, e: &NewAuditEvent) -> StoreResult<()> {
+#[async_trait]
+impl Audit for SqliteBackend {
+    async fn append_audit(&self, e: &NewAuditEvent) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO audit_events (at, kind, outcome, actor_user_id, subject_user_id, username, client_addr, score, detail) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -24,11 +28,11 @@ impl SqliteStore {
         .bind(&e.detail)
         .execute(&self.pool)
         .await
-        .map_err(backend)?;
+        .map_err(from_sqlx)?;
         Ok(())
     }
 
-    pub(super) async fn select_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
+    async fn audit_events(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM audit_events WHERE 1=1");
         if let Some(kind) = f.kind.as_deref().filter(|s| !s.is_empty()) {
             q.push(" AND kind = ").push_bind(kind.to_string());
@@ -56,7 +60,7 @@ impl SqliteStore {
         }
         let limit = if f.limit <= 0 { 1000 } else { f.limit };
         q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
-        let rows = q.build().fetch_all(&self.pool).await.map_err(backend)?;
+        let rows = q.build().fetch_all(&self.pool).await.map_err(from_sqlx)?;
         rows.iter()
             .map(|r| {
                 Ok(AuditEvent {
@@ -73,6 +77,6 @@ impl SqliteStore {
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
-            .map_err(backend)
+            .map_err(from_sqlx)
     }
 }
