@@ -407,6 +407,29 @@ mod tests {
     }
 
     #[test]
+    fn the_database_url_comes_from_the_environment_and_is_never_shown() {
+        let c = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(c.database_url(), None, "SQLite by default");
+        assert!(c.uses_data_dir());
+        let url = "postgres://facegate:hunter2@db.example:5432/facegate";
+        let c = Config::load_from(None, env(&[("FACEGATE_DATABASE_URL", url)])).unwrap();
+        assert_eq!(c.database_url(), Some(url));
+        assert!(
+            !format!("{c:?}").contains("hunter2"),
+            "Debug shows the password"
+        );
+        assert!(c.uses_data_dir(), "the key file is still there");
+        let keyed = env(&[
+            ("FACEGATE_DATABASE_URL", url),
+            ("FACEGATE_MASTER_KEY", &"ab".repeat(32)),
+        ]);
+        let c = Config::load_from(None, keyed).unwrap();
+        assert!(!c.uses_data_dir(), "nothing on the instance's disk");
+        let blank = Config::load_from(None, env(&[("FACEGATE_DATABASE_URL", " ")])).unwrap();
+        assert_eq!(blank.database_url(), None);
+    }
+
+    #[test]
     fn unknown_keys_in_file_are_refused() {
         let dir = std::env::temp_dir().join(format!("facegate-config-bad-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -10,9 +10,9 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
-use rand::Rng;
 use sqlx::Connection;
 
 /// The variable naming the server's administrative URL.
@@ -75,7 +75,16 @@ pub fn with_database(url: &str, db: &str) -> String {
 /// A new, empty database on the test server; returns its URL.
 pub async fn fresh_database() -> String {
     let admin = admin_url();
-    let name = format!("facegate_test_{:016x}", rand::thread_rng().gen::<u64>());
+    // Unique across processes (pid, time) and within one (a counter).
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let name = format!(
+        "facegate_test_{}_{nanos}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
     let mut conn = sqlx::PgConnection::connect(&admin)
         .await
         .unwrap_or_else(|e| panic!("connecting to the test PostgreSQL: {e}"));
