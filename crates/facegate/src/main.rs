@@ -29,8 +29,9 @@ enum Command {
     Migrate(facegate_app::cli::MigrateArgs),
     /// Create a staff superuser account.
     Createsuperuser(facegate_app::cli::CreateSuperuserArgs),
-    /// Enrol face photos for an existing user.
-    Enroll(facegate_app::cli::EnrollArgs),
+    /// Enrol face photos for an existing user (`enrol` works too).
+    #[command(name = "enroll", alias = "enrol")]
+    Enrol(facegate_app::cli::EnrolArgs),
     /// Re-encrypt all face templates and photos with a new master key (resumable).
     RotateKey(facegate_app::cli::RotateKeyArgs),
     /// Write all of a user's data (decrypted templates, photos, attempts) to a directory.
@@ -90,9 +91,9 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Migrate(args) => facegate_app::cli::migrate(args),
         Command::Createsuperuser(args) => facegate_app::cli::create_superuser(args),
-        Command::Enroll(args) => {
+        Command::Enrol(args) => {
             setup::ensure_runtime()?;
-            facegate_app::cli::enroll(args)
+            facegate_app::cli::enrol(args)
         }
         Command::RotateKey(args) => facegate_app::cli::rotate_key(args),
         Command::ExportUser(args) => facegate_app::cli::export_user(args),

@@ -17,4 +17,4 @@ mod users;
 pub use common::{check_data_dir, CommonArgs};
 pub use data::{export_user, rotate_key, ExportUserArgs, RotateKeyArgs};
 pub use serve::{migrate, serve, MigrateArgs, ServeArgs};
-pub use users::{create_superuser, enroll, CreateSuperuserArgs, EnrollArgs};
+pub use users::{create_superuser, enrol, CreateSuperuserArgs, EnrolArgs};

@@ -30,7 +30,7 @@ pub struct CreateSuperuserArgs {
 
 /// `facegate enroll`: enrol face photos for an existing user.
 #[derive(Debug, Clone, clap::Args)]
-pub struct EnrollArgs {
+pub struct EnrolArgs {
     /// The user whose face the photos show
     #[arg(long)]
     pub username: String,
@@ -87,7 +87,7 @@ pub fn create_superuser(args: CreateSuperuserArgs) -> anyhow::Result<()> {
 
 /// Enrols photos for a user through the same service as the web pages, so
 /// the same quality checks apply. Fails if any photo is refused.
-pub fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
+pub fn enrol(args: EnrolArgs) -> anyhow::Result<()> {
     let mut config = args.common.load()?;
     prepare_data_dir(&config)?;
     config.resolve_models_dir();
