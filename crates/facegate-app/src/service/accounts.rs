@@ -9,8 +9,9 @@ use argon2::password_hash::{
 use argon2::Argon2;
 
 use super::attempt::{rate_limit_stop, Stop};
+use super::error::{ServiceError, ServiceResult};
 use super::limits::Hit;
-use super::{Client, ServiceError, ServiceResult, Services};
+use super::services::{Client, Services};
 use crate::config::FaceLoginMode;
 use crate::domain::{
     claimed_username, AuditKind, Email, LoginAttempt, LoginMethod, NewAuditEvent, NewLoginAttempt,

@@ -5,8 +5,9 @@
 
 use facegate_vision::VisionError;
 
+use super::error::{ServiceError, ServiceResult};
 use super::limits::Hit;
-use super::{Client, ServiceError, ServiceResult, Services};
+use super::services::{Client, Services};
 use crate::config::FaceLoginMode;
 use crate::domain::{AuditKind, LoginMethod, NewAuditEvent, NewLoginAttempt, Outcome};
 use crate::store::StoreError;

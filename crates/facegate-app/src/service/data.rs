@@ -5,7 +5,8 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{Client, ServiceResult, Services};
+use super::error::ServiceResult;
+use super::services::{Client, Services};
 use crate::domain::{AuditKind, LoginAttempt, NewAuditEvent, User};
 use crate::store::{DynStore, Resealed};
 

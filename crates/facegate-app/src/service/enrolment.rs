@@ -4,8 +4,9 @@
 
 use facegate_vision::{Quality, QualityLimits, VisionError};
 
+use super::error::{ServiceError, ServiceResult};
 use super::metrics::Stage;
-use super::{ServiceError, ServiceResult, Services};
+use super::services::Services;
 use crate::domain::{AuditKind, NewAuditEvent, NewTemplate, Template, User};
 
 /// A 0–1 summary of a face's quality: half size, half sharpness, scaled so

@@ -20,11 +20,12 @@ use std::time::Instant;
 use time::{Duration, OffsetDateTime};
 
 use super::attempt::{face_login_method, Stop};
+use super::error::{ServiceError, ServiceResult};
 use super::liveness::{ChallengeAnswer, IssuedChallenge};
 use super::matching::{decide, rank, Decision};
 use super::metrics::Stage;
 use super::probe::Probe;
-use super::{Client, ServiceError, ServiceResult, Services};
+use super::services::{Client, Services};
 use crate::config::FaceLoginMode;
 use crate::domain::{
     claimed_username, AuditKind, NewAuditEvent, NewLoginAttempt, User, ValidationError,

@@ -16,9 +16,10 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::attempt::{face_login_method, Stop};
+use super::error::{ServiceError, ServiceResult};
 use super::metrics::Stage;
 use super::probe::{Probe, PASSIVE_REFUSAL};
-use super::{Client, ServiceError, ServiceResult, Services};
+use super::services::{Client, Services};
 use crate::domain::NewLoginAttempt;
 
 /// A challenge as issued (kept in the server-side session).

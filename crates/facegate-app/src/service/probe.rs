@@ -8,8 +8,9 @@ use facegate_vision::{Embedding, RgbImage, VisionError};
 use serde_json::json;
 
 use super::attempt::Stop;
+use super::error::ServiceError;
 use super::metrics::Stage;
-use super::{ServiceError, Services};
+use super::services::Services;
 
 /// A face ready for matching.
 #[derive(Debug, Clone)]

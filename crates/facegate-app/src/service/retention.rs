@@ -9,7 +9,8 @@ use facegate_vision::RgbImage;
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
-use super::{ServiceError, ServiceResult, Services};
+use super::error::{ServiceError, ServiceResult};
+use super::services::Services;
 use crate::domain::{AuditKind, Jpeg, NewAuditEvent, User};
 
 /// What one retention sweep deleted.
