@@ -11,23 +11,7 @@ use common::*;
 use facegate_vision::VisionError;
 
 fn inputs(kind: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = repo_root()
-        .join("fuzz")
-        .join(kind)
-        .join("decode_and_detect");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<(String, Vec<u8>)> = entries
-        .map(|e| e.expect("a directory entry").path())
-        .filter(|p| p.is_file())
-        .map(|p| {
-            let name = format!("{kind}/{}", p.file_name().unwrap().to_string_lossy());
-            (name, std::fs::read(&p).expect("reading a fuzz input"))
-        })
-        .collect();
-    files.sort();
-    files
+    facegate_testkit::corpus::inputs(kind, "decode_and_detect")
 }
 
 fn finite(xs: &[f32]) -> bool {

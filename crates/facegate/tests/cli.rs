@@ -1,14 +1,11 @@
 //! The engine commands as a user runs them: the real `facegate` binary on
 //! the labelled photos, checking what it prints.
 
-use std::path::PathBuf;
 use std::process::Command;
 
+use facegate_testkit::faces_dir;
+use facegate_testkit::paths::photo_path;
 use serde_json::Value;
-
-fn faces_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/faces")
-}
 
 fn facegate(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_facegate"))
@@ -45,23 +42,14 @@ fn eval(csv: &str) -> Value {
 }
 
 fn photo(name: &str) -> String {
-    faces_dir().join(name).display().to_string()
+    photo_path(name).display().to_string()
 }
 
 /// (file, identity, faces) rows of LABELS.csv.
 fn labels() -> Vec<(String, String, usize)> {
-    let text = std::fs::read_to_string(faces_dir().join("LABELS.csv")).expect("LABELS.csv");
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (
-                f[0].to_string(),
-                f[1].to_string(),
-                f[2].parse().expect("face count"),
-            )
-        })
+    facegate_testkit::paths::labels()
+        .into_iter()
+        .map(|l| (l.file, l.identity, l.faces))
         .collect()
 }
 

@@ -3,26 +3,20 @@
 //! nothing in the data directory when the key is configured), and a
 //! `database_url` that cannot be used stops the start with one line naming
 //! the problem. The server is the tests' own PostgreSQL (see
-//! `support/postgres.rs`: `tools/test.sh` starts it, or the first test
+//! `facegate_testkit::postgres`: `tools/test.sh` starts it, or the first test
 //! does); each test makes its own database on it.
 
-#[path = "../../facegate-app/tests/support/postgres.rs"]
-mod postgres;
-
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use facegate_app::crypto::MasterKey;
+use facegate_testkit::paths::photo_path;
+use facegate_testkit::workspace;
 use serde_json::Value;
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn photo(name: &str) -> String {
-    let p = workspace().join("../shared/testdata/faces").join(name);
-    p.display().to_string()
+    photo_path(name).display().to_string()
 }
 
 /// `facegate` on the store `url` sealed with `key`, with `data_dir` as
@@ -54,7 +48,7 @@ fn ok(cmd: Command, args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_works_on_postgres() {
-    let url = postgres::fresh_database().await;
+    let url = facegate_testkit::postgres::fresh_database().await;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let key = MasterKey::generate();
@@ -155,7 +149,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn a_database_url_that_cannot_be_used_stops_the_start_with_one_line() {
-    let admin = postgres::admin_url();
+    let admin = facegate_testkit::postgres::admin_url();
     let port = free_port();
     let cases = [
         (
@@ -176,7 +170,7 @@ fn a_database_url_that_cannot_be_used_stops_the_start_with_one_line() {
             "refused the credentials",
         ),
         (
-            postgres::with_database(&admin, "no_such_database"),
+            facegate_testkit::postgres::with_database(&admin, "no_such_database"),
             "does not exist",
         ),
     ];

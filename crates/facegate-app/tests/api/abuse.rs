@@ -63,7 +63,7 @@ async fn parallel_face_guesses_get_exactly_the_lockout_threshold_on(backend: Bac
     let tmp = tempfile::tempdir().unwrap();
     let url = match backend {
         Backend::Sqlite => None,
-        Backend::Postgres => Some(crate::postgres::fresh_database().await),
+        Backend::Postgres => Some(facegate_testkit::postgres::fresh_database().await),
     };
     let app = DirApp::spawn(tmp.path(), |c| {
         c.database_url = url.as_deref().map(Into::into);
@@ -249,20 +249,7 @@ async fn slow_and_oversized_requests_are_cut() {
     assert!(cut < Duration::from_secs(4), "cut after {cut:?}");
 
     // A slow body hits the request deadline: 408.
-    let r = reqwest::get(format!("{}/api/csrf", app.base))
-        .await
-        .unwrap();
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let token = r.json::<Value>().await.unwrap()["csrf_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (cookie, token) = facegate_testkit::agent::raw_session(&app.base).await;
     let mut s = TcpStream::connect(&addr).await.unwrap();
     let head = format!(
         "POST /api/login HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nX-CSRF-Token: {token}\r\n\

@@ -4,47 +4,19 @@
 //! Every answer must be what the fuzz targets assert: a 2xx or 4xx, never
 //! a 5xx, with a JSON body, `{"error", "message"}` for a 4xx.
 
-use std::path::Path;
-
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 
 use crate::helpers::{Agent, TestApp};
 
-const FUZZ_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz");
 /// The boundary of the targets' fixed content type.
 const BOUNDARY: &str = "facegatefuzz";
 
-/// `(name, bytes)` of every file in `fuzz/KIND/TARGET`, sorted by name.
-fn inputs(kind: &str, target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(FUZZ_DIR).join(kind).join(target);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<(String, Vec<u8>)> = entries
-        .map(|e| e.expect("a directory entry").path())
-        .filter(|p| p.is_file())
-        .map(|p| {
-            let name = format!(
-                "{kind}/{target}/{}",
-                p.file_name().unwrap().to_string_lossy()
-            );
-            (name, std::fs::read(&p).expect("reading a fuzz input"))
-        })
-        .collect();
-    files.sort();
-    files
-}
-
 /// Regressions first, then the seed corpus.
 fn replay_set(target: &str) -> Vec<(String, Vec<u8>)> {
-    let mut all = inputs("regressions", target);
-    all.extend(inputs("corpus", target));
-    assert!(
-        !all.is_empty(),
-        "no fuzz inputs for {target} under {FUZZ_DIR}"
-    );
+    let all = facegate_testkit::corpus::regressions_then_corpus(target);
+    assert!(!all.is_empty(), "no fuzz inputs for {target} under fuzz/");
     all
 }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 use facegate_app::web::server::{serve, ServerLimits};
 use facegate_app::{build_app, AppState, Config};
 
+pub use crate::helpers::raw_pool;
 use crate::helpers::{engine_config, Agent, TestApp, ENGINE};
 
 /// A server on `dir` (not owned: the caller keeps the directory).
@@ -75,10 +76,4 @@ pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
-}
-
-/// A raw connection to the database file, bypassing the application.
-pub async fn raw_pool(dir: &Path) -> sqlx::SqlitePool {
-    let url = format!("sqlite://{}", dir.join("facegate.sqlite3").display());
-    sqlx::SqlitePool::connect(&url).await.unwrap()
 }

@@ -1,41 +1,20 @@
-//! Test harness: the shared engine, a spawned app per test, user agents
-//! with their own cookie jars, and test images.
-
-use std::io::Cursor;
-use std::sync::{Arc, LazyLock};
+//! Test harness: a spawned app per test on either store, and what the
+//! tests share from `facegate_testkit` (the engine, the client, the photos).
 
 use facegate_app::{build_app, run_server, AppState, Config};
-use facegate_vision::{EngineConfig, FaceEngine};
-use reqwest::multipart::{Form, Part};
-use reqwest::{Response, StatusCode};
-use serde_json::{json, Value};
+use reqwest::StatusCode;
+use serde_json::Value;
 
-pub const FACES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/testdata/faces"
-);
-pub const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models");
-pub const PASSWORD: &str = "correct horse battery";
-
-/// One engine for the whole test binary.
-pub static ENGINE: LazyLock<Arc<FaceEngine>> = LazyLock::new(|| {
-    facegate_vision::runtime::init_located().expect("ONNX Runtime (run the project's setup)");
-    Arc::new(FaceEngine::load(engine_config()).expect("loading the face models"))
-});
-
-pub fn engine_config() -> EngineConfig {
-    EngineConfig {
-        models_dir: MODELS.into(),
-        ..EngineConfig::default()
-    }
-}
+pub use facegate_testkit::agent::{error_of, Agent, PASSWORD};
+pub use facegate_testkit::images::landscape;
+pub use facegate_testkit::{engine_config, photo as face, ENGINE};
 
 /// Which store a test server runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     /// The embedded SQLite file in the data directory.
     Sqlite,
-    /// A fresh database on the test PostgreSQL (support/postgres.rs).
+    /// A fresh database on the test PostgreSQL (facegate_testkit::postgres).
     Postgres,
 }
 
@@ -68,7 +47,7 @@ impl TestApp {
             ..Config::default()
         };
         if backend == Backend::Postgres {
-            let url = crate::postgres::fresh_database().await;
+            let url = facegate_testkit::postgres::fresh_database().await;
             config.database_url = Some(url.as_str().into());
         }
         tweak(&mut config);
@@ -95,7 +74,7 @@ impl TestApp {
         let config = &self.state.services.config;
         match self.backend {
             Backend::Sqlite => {
-                let pool = crate::harness::raw_pool(&config.data_dir).await;
+                let pool = raw_pool(&config.data_dir).await;
                 let n = sqlx::query(sqlite).execute(&pool).await.unwrap();
                 pool.close().await;
                 n.rows_affected()
@@ -116,18 +95,7 @@ impl TestApp {
 
     /// A new browser-like client of the server at `base`.
     pub async fn agent_for(base: &str) -> Agent {
-        let client = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let mut agent = Agent {
-            base: base.to_string(),
-            client,
-            csrf: String::new(),
-        };
-        agent.refresh_csrf().await;
-        agent
+        Agent::new(base).await
     }
 
     /// Registers `username` and enrols `photos`; returns the user's id.
@@ -149,161 +117,8 @@ impl TestApp {
     }
 }
 
-/// A client with a cookie jar.
-pub struct Agent {
-    pub base: String,
-    pub client: reqwest::Client,
-    pub csrf: String,
-}
-
-impl Agent {
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    pub async fn refresh_csrf(&mut self) {
-        let v: Value = self
-            .client
-            .get(self.url("/api/csrf"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        self.csrf = v["csrf_token"].as_str().unwrap().to_string();
-    }
-
-    pub async fn get(&self, path: &str) -> Response {
-        self.client.get(self.url(path)).send().await.unwrap()
-    }
-
-    pub async fn post_json(&self, path: &str, body: Value) -> Response {
-        self.client
-            .post(self.url(path))
-            .header("X-CSRF-Token", &self.csrf)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub async fn register(&self, username: &str) -> Response {
-        let body = json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD});
-        self.post_json("/api/register", body).await
-    }
-
-    pub async fn login(&self, username: &str, password: &str) -> Response {
-        self.post_json(
-            "/api/login",
-            json!({"username": username, "password": password}),
-        )
-        .await
-    }
-
-    /// Logs out; the session (and its CSRF token) ends, so a new token is
-    /// fetched for the next request.
-    pub async fn logout(&mut self) -> Response {
-        let r = self
-            .client
-            .post(self.url("/api/logout"))
-            .header("X-CSRF-Token", &self.csrf)
-            .send()
-            .await
-            .unwrap();
-        self.refresh_csrf().await;
-        r
-    }
-
-    pub async fn upload_face(&self, bytes: &[u8]) -> Response {
-        let form = Form::new().part("image", Part::bytes(bytes.to_vec()).file_name("face.jpg"));
-        self.client
-            .post(self.url("/api/me/faces"))
-            .header("X-CSRF-Token", &self.csrf)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub async fn face_login(&self, bytes: &[u8], username: Option<&str>) -> Response {
-        let mut form =
-            Form::new().part("image", Part::bytes(bytes.to_vec()).file_name("frame.jpg"));
-        if let Some(u) = username {
-            form = form.text("username", u.to_string());
-        }
-        self.client
-            .post(self.url("/api/face-login"))
-            .header("X-CSRF-Token", &self.csrf)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// Answers the liveness challenge `id` with JPEG `frames` and their
-    /// capture `times` (ms), and `username` in verify mode; `Err` when the
-    /// server closed the connection before the whole body was sent.
-    pub async fn answer_challenge(
-        &self,
-        id: &str,
-        frames: &[Vec<u8>],
-        times: &[f64],
-        username: Option<&str>,
-    ) -> reqwest::Result<Response> {
-        let mut form = Form::new();
-        for f in frames {
-            form = form.part("frame", Part::bytes(f.clone()).file_name("frame.jpg"));
-        }
-        form = form.text("timestamps", serde_json::to_string(times).unwrap());
-        if let Some(u) = username {
-            form = form.text("username", u.to_string());
-        }
-        self.client
-            .post(self.url(&format!("/api/face-login/challenge/{id}/frames")))
-            .header("X-CSRF-Token", &self.csrf)
-            .multipart(form)
-            .send()
-            .await
-    }
-
-    /// The logged-in username, if any.
-    pub async fn me(&self) -> Option<String> {
-        let r = self.get("/api/me").await;
-        if r.status() != StatusCode::OK {
-            return None;
-        }
-        r.json::<Value>().await.unwrap()["username"]
-            .as_str()
-            .map(str::to_string)
-    }
-}
-
-/// The bytes of a test photo.
-pub fn face(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{FACES}/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-/// A generated landscape (sky, hills, grass) without any face, as JPEG.
-pub fn landscape() -> Vec<u8> {
-    let img = image::RgbImage::from_fn(640, 480, |x, y| {
-        let hill = 300.0 + 40.0 * ((x as f32) / 90.0).sin();
-        if (y as f32) < hill - 80.0 {
-            image::Rgb([110, 160, (230 - y / 4) as u8])
-        } else if (y as f32) < hill {
-            image::Rgb([70, 110 + (x % 7) as u8, 60])
-        } else {
-            image::Rgb([50, 140 + ((x * 3 + y) % 11) as u8, 40])
-        }
-    });
-    let mut buf = Cursor::new(Vec::new());
-    img.write_to(&mut buf, image::ImageFormat::Jpeg).unwrap();
-    buf.into_inner()
-}
-
-/// Status and error code of a JSON error response.
-pub async fn error_of(r: Response) -> (StatusCode, String) {
-    let status = r.status();
-    let v: Value = r.json().await.unwrap();
-    (status, v["error"].as_str().unwrap_or_default().to_string())
+/// A raw connection to the database file, bypassing the application.
+pub async fn raw_pool(dir: &std::path::Path) -> sqlx::SqlitePool {
+    let url = format!("sqlite://{}", dir.join("facegate.sqlite3").display());
+    sqlx::SqlitePool::connect(&url).await.unwrap()
 }

@@ -18,11 +18,11 @@ use facegate_vision::scenarios::{build, Family, Library};
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::{error_of, face, Agent, TestApp, ENGINE, FACES};
+use crate::helpers::{error_of, face, Agent, TestApp, ENGINE};
+use facegate_testkit::faces_dir;
 
-static LIBRARY: LazyLock<Arc<Library>> = LazyLock::new(|| {
-    Arc::new(Library::load(&ENGINE, std::path::Path::new(FACES)).expect("loading the photos"))
-});
+static LIBRARY: LazyLock<Arc<Library>> =
+    LazyLock::new(|| Arc::new(Library::load(&ENGINE, &faces_dir()).expect("loading the photos")));
 
 async fn library() -> Arc<Library> {
     tokio::task::spawn_blocking(|| LIBRARY.clone())

@@ -1,11 +1,8 @@
 //! API tests: each test spawns the real server on loopback with a fresh
 //! SQLite data directory and talks to it with reqwest; the face-login,
 //! lockout and retention tests run on PostgreSQL too (a fresh database on
-//! the test server, support/postgres.rs). The face engine is loaded once
+//! the test server, facegate_testkit::postgres). The face engine is loaded once
 //! for the whole test binary.
-
-#[path = "../support/postgres.rs"]
-mod postgres;
 
 mod abuse;
 mod audit_ops;

@@ -170,13 +170,7 @@ async fn headers_cookies_and_session_rotation() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    let after = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let after = facegate_testkit::agent::first_cookie(&r);
     assert_ne!(before, after, "session id rotated at login");
 }
 

@@ -8,8 +8,7 @@ use time::{Duration, OffsetDateTime};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::{ExpiredDeletion, SessionStore};
 
-use crate::new_user;
-use crate::subject::{Kind, Subject};
+use crate::subject::{new_user, Kind, Subject};
 
 pub async fn users_are_created_found_and_changed(s: Subject) {
     let st = &s.store;

@@ -3,8 +3,7 @@
 use facegate_app::domain::{LoginMethod, NewLoginAttempt, Outcome};
 use time::{Duration, OffsetDateTime};
 
-use crate::new_user;
-use crate::subject::Subject;
+use crate::subject::{new_user, Subject};
 use crate::templates::photo;
 
 fn attempt(user: Option<i64>, probe: Option<u8>) -> NewLoginAttempt {

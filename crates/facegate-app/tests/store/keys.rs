@@ -8,8 +8,7 @@ use facegate_app::domain::{AuditFilter, LoginMethod, NewLoginAttempt};
 use facegate_app::service::rotate_keys;
 use facegate_app::store::Keys;
 
-use crate::new_user;
-use crate::subject::{Kind, Subject};
+use crate::subject::{new_user, Kind, Subject};
 use crate::templates::{embedding, photo, template};
 
 pub async fn a_wrong_key_is_refused_before_anything_is_written(s: Subject) {

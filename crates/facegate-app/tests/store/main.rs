@@ -1,29 +1,13 @@
 //! The store conformance suite: the same checks, through the store's own
 //! interface, against every backend — a real SQLite file and a real
-//! PostgreSQL server (see `support/postgres.rs`). Each check gets a fresh
+//! PostgreSQL server (see `facegate_testkit::postgres`). Each check gets a fresh
 //! store; a backend passes when every check does.
-
-#[path = "../support/postgres.rs"]
-mod postgres;
 
 mod accounts;
 mod attempts;
 mod keys;
 mod subject;
 mod templates;
-
-use facegate_app::domain::{Email, NewUser, Username};
-
-/// A new account's details.
-pub fn new_user(name: &str) -> NewUser {
-    NewUser {
-        username: Username::parse(name).unwrap(),
-        email: Email::parse(&format!("{name}@example.org")).unwrap(),
-        password_hash: format!("hash-of-{name}"),
-        is_staff: false,
-        is_superuser: false,
-    }
-}
 
 /// Declares every check once per backend: `sqlite::name` and
 /// `postgres::name`.

@@ -5,11 +5,12 @@
 //! is at rest) or plant what an attacker with database access would.
 
 use facegate_app::crypto::MasterKey;
+use facegate_app::domain::{Email, NewUser, Username};
 use facegate_app::store::{self, DynStore, Keys, StoreResult};
 use facegate_app::Config;
 use sqlx::{Connection, PgConnection, SqliteConnection};
 
-use crate::postgres::fresh_database;
+use facegate_testkit::postgres::fresh_database;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -131,5 +132,16 @@ impl Subject {
             Kind::Sqlite => format!("X'{}'", hex::encode(bytes)),
             Kind::Postgres => format!("'\\x{}'::bytea", hex::encode(bytes)),
         }
+    }
+}
+
+/// A new account's details.
+pub fn new_user(name: &str) -> NewUser {
+    NewUser {
+        username: Username::parse(name).unwrap(),
+        email: Email::parse(&format!("{name}@example.org")).unwrap(),
+        password_hash: format!("hash-of-{name}"),
+        is_staff: false,
+        is_superuser: false,
     }
 }

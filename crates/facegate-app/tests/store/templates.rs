@@ -4,8 +4,7 @@
 use facegate_app::domain::{AuditFilter, AuditKind, NewAuditEvent};
 use facegate_app::domain::{Jpeg, LoginMethod, NewLoginAttempt, NewTemplate};
 
-use crate::new_user;
-use crate::subject::Subject;
+use crate::subject::{new_user, Subject};
 
 /// A unit-length embedding that differs per `seed`.
 pub fn embedding(seed: u32) -> Vec<f32> {

@@ -14,19 +14,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-pub const PASSWORD: &str = "correct horse battery";
-
-pub fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-pub fn photo(name: &str) -> Vec<u8> {
-    std::fs::read(workspace().join("../shared/testdata/faces").join(name)).unwrap()
-}
+pub use facegate_testkit::agent::{status_json, Agent, PASSWORD};
+pub use facegate_testkit::{photo, workspace};
 
 /// A `facegate` command with the environment of the tests: run from the
 /// workspace (models, runtime), no key or data dir from the caller's
@@ -206,158 +198,73 @@ impl Drop for Server {
     }
 }
 
-/// A browser-like client with its session's CSRF token.
-pub struct Agent {
-    pub c: reqwest::Client,
-    pub token: String,
-    pub base: String,
+/// A client that follows redirects, as a browser does.
+pub async fn visitor(base: &str) -> Agent {
+    Agent::try_following(base).await.expect("GET /api/csrf")
 }
 
-impl Agent {
-    pub async fn new(base: &str) -> Agent {
-        Self::try_new(base).await.expect("GET /api/csrf")
-    }
+/// What the fault tests ask of a client, each answer as its status and
+/// JSON body (`null` when it was cut off).
+pub trait Visit {
+    /// `POST /api/register` (which also logs in; the new session's token
+    /// is kept).
+    async fn register_json(&mut self, username: &str) -> (StatusCode, Value);
+    /// `POST /api/login` with the tests' password; must succeed.
+    async fn log_in(&mut self, username: &str);
+    /// `POST /api/me/faces`.
+    async fn enrol(&self, image: &[u8]) -> (StatusCode, Value);
+    /// [`Visit::enrol`] where the server may go away.
+    async fn try_enrol(&self, image: &[u8]) -> reqwest::Result<(StatusCode, Value)>;
+    /// `POST /api/face-login` in verify mode, where the server may go away.
+    async fn try_verify(
+        &self,
+        username: &str,
+        image: &[u8],
+    ) -> reqwest::Result<(StatusCode, Value)>;
+    /// The profile page's upload form; final status and page text.
+    async fn profile_upload(&self, image: &[u8]) -> (StatusCode, String);
+    /// Ids of the user's faces; each photo must be served as a JPEG.
+    async fn faces_with_photos(&self) -> Vec<i64>;
+}
 
-    /// [`Self::new`] where the server may be gone.
-    pub async fn try_new(base: &str) -> reqwest::Result<Agent> {
-        let c = reqwest::Client::builder()
-            .cookie_store(true)
-            .build()
-            .unwrap();
-        let mut a = Agent {
-            c,
-            token: String::new(),
-            base: base.to_string(),
-        };
-        a.try_refresh().await?;
-        Ok(a)
-    }
-
-    async fn refresh(&mut self) {
-        self.try_refresh().await.expect("GET /api/csrf");
-    }
-
-    /// Takes the session's current CSRF token.
-    async fn try_refresh(&mut self) -> reqwest::Result<()> {
-        let v: Value = self
-            .c
-            .get(format!("{}/api/csrf", self.base))
-            .send()
-            .await?
-            .json()
-            .await?;
-        self.token = v["csrf_token"].as_str().unwrap().to_string();
-        Ok(())
-    }
-
-    /// `POST /api/register` (which also logs in); status and body.
-    pub async fn register(&mut self, username: &str) -> (StatusCode, Value) {
-        let body = json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD});
-        let r = self
-            .c
-            .post(format!("{}/api/register", self.base))
-            .header("X-CSRF-Token", &self.token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let v = r.json().await.unwrap_or(Value::Null);
-        if status == StatusCode::CREATED {
-            self.refresh().await;
+impl Visit for Agent {
+    async fn register_json(&mut self, username: &str) -> (StatusCode, Value) {
+        let answer = status_json(self.register(username).await).await;
+        if answer.0 == StatusCode::CREATED {
+            self.refresh_csrf().await;
         }
-        (status, v)
+        answer
     }
 
-    /// `POST /api/login` with the tests' password; the session's new token
-    /// is kept.
-    pub async fn login(&mut self, username: &str) {
-        let r = self
-            .c
-            .post(format!("{}/api/login", self.base))
-            .header("X-CSRF-Token", &self.token)
-            .json(&json!({"username": username, "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
+    async fn log_in(&mut self, username: &str) {
+        let r = self.login(username, PASSWORD).await;
         assert_eq!(r.status(), StatusCode::OK, "login of {username}");
-        self.refresh().await;
+        self.refresh_csrf().await;
     }
 
-    /// `POST /api/me/faces`; status and body.
-    pub async fn enrol(&self, image: &[u8]) -> (StatusCode, Value) {
+    async fn enrol(&self, image: &[u8]) -> (StatusCode, Value) {
         self.try_enrol(image).await.unwrap()
     }
 
-    /// [`Self::enrol`] where the server may go away: an error if the
-    /// request could not be sent or no answer came, and a null body if the
-    /// answer was cut off.
-    pub async fn try_enrol(&self, image: &[u8]) -> reqwest::Result<(StatusCode, Value)> {
-        let form = Form::new().part("image", Part::bytes(image.to_vec()).file_name("f.jpg"));
-        let r = self
-            .c
-            .post(format!("{}/api/me/faces", self.base))
-            .header("X-CSRF-Token", &self.token)
-            .multipart(form)
-            .send()
-            .await?;
-        let status = r.status();
-        Ok((status, r.json().await.unwrap_or(Value::Null)))
+    async fn try_enrol(&self, image: &[u8]) -> reqwest::Result<(StatusCode, Value)> {
+        Ok(status_json(self.try_upload_face(image).await?).await)
     }
 
-    /// `POST /api/face-login` (verify mode); status and body.
-    pub async fn face_login(&self, username: &str, image: &[u8]) -> (StatusCode, Value) {
-        self.try_face_login(username, image).await.unwrap()
-    }
-
-    /// [`Self::face_login`] where the server may go away (see
-    /// [`Self::try_enrol`]).
-    pub async fn try_face_login(
+    async fn try_verify(
         &self,
         username: &str,
         image: &[u8],
     ) -> reqwest::Result<(StatusCode, Value)> {
-        let form = Form::new()
-            .text("username", username.to_string())
-            .part("image", Part::bytes(image.to_vec()).file_name("f.jpg"));
-        let r = self
-            .c
-            .post(format!("{}/api/face-login", self.base))
-            .header("X-CSRF-Token", &self.token)
-            .multipart(form)
-            .send()
-            .await?;
-        let status = r.status();
-        Ok((status, r.json().await.unwrap_or(Value::Null)))
+        Ok(status_json(self.try_face_login(image, Some(username)).await?).await)
     }
 
-    /// The profile page's upload form; final status and page text.
-    pub async fn upload_on_profile(&self, image: &[u8]) -> (StatusCode, String) {
-        let form = Form::new()
-            .text("csrf_token", self.token.clone())
-            .part("image", Part::bytes(image.to_vec()).file_name("f.jpg"));
-        let r = self
-            .c
-            .post(format!("{}/profile/faces", self.base))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.text().await.unwrap())
+    async fn profile_upload(&self, image: &[u8]) -> (StatusCode, String) {
+        let r = self.upload_on_profile(image).await;
+        (r.status(), r.text().await.unwrap())
     }
 
-    /// Ids of the user's faces; each photo must be served as a JPEG.
-    pub async fn faces_with_photos(&self) -> Vec<i64> {
-        let v: Value = self
-            .c
-            .get(format!("{}/api/me/faces", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    async fn faces_with_photos(&self) -> Vec<i64> {
+        let v: Value = self.get("/api/me/faces").await.json().await.unwrap();
         let ids: Vec<i64> = v["faces"]
             .as_array()
             .unwrap()
@@ -365,12 +272,7 @@ impl Agent {
             .map(|f| f["id"].as_i64().unwrap())
             .collect();
         for id in &ids {
-            let r = self
-                .c
-                .get(format!("{}/media/faces/{id}", self.base))
-                .send()
-                .await
-                .unwrap();
+            let r = self.get(&format!("/media/faces/{id}")).await;
             assert_eq!(r.status(), StatusCode::OK, "face {id} has no photo");
             assert_eq!(&r.bytes().await.unwrap()[..2], &[0xFF, 0xD8]);
         }

@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{assert_consistent, photo, Agent, Server};
+use crate::common::{assert_consistent, photo, visitor, Agent, Server, Visit};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_during_enrolments_loses_nothing_acknowledged() {
@@ -22,8 +22,8 @@ async fn sigkill_during_enrolments_loses_nothing_acknowledged() {
     let photos = ["obama_1.jpg", "kit_harington_1.jpg", "rose_leslie_1.jpg"];
     let mut agents = Vec::new();
     for u in users {
-        let mut a = Agent::new(&base).await;
-        assert_eq!(a.register(u).await.0, StatusCode::CREATED);
+        let mut a = visitor(&base).await;
+        assert_eq!(a.register_json(u).await.0, StatusCode::CREATED);
         agents.push(a);
     }
     // Enrolments of every user, until the server is gone; those answered
@@ -48,16 +48,16 @@ async fn sigkill_during_enrolments_loses_nothing_acknowledged() {
     }
     // Face logins at the same time, each from a new visitor, by a fourth
     // user whose face is enrolled (a genuine pair: they succeed).
-    let mut dan = Agent::new(&base).await;
-    assert_eq!(dan.register("dan").await.0, StatusCode::CREATED);
+    let mut dan = visitor(&base).await;
+    assert_eq!(dan.register_json("dan").await.0, StatusCode::CREATED);
     assert_eq!(
         dan.enrol(&photo("obama_3.jpg")).await.0,
         StatusCode::CREATED
     );
     tasks.push(tokio::spawn(async move {
         let image = photo("obama_2.jpg");
-        while let Ok(visitor) = Agent::try_new(&base).await {
-            match visitor.try_face_login("dan", &image).await {
+        while let Ok(visitor) = Agent::try_following(&base).await {
+            match visitor.try_verify("dan", &image).await {
                 Ok((status, body)) => assert!(
                     status == StatusCode::OK || body.is_null(),
                     "face login of dan: {status} {body}"
@@ -83,8 +83,8 @@ async fn sigkill_during_enrolments_loses_nothing_acknowledged() {
     // there, with its photo.
     let server = Server::start(dir);
     for u in users {
-        let mut a = Agent::new(&server.base).await;
-        a.login(u).await;
+        let mut a = visitor(&server.base).await;
+        a.log_in(u).await;
         let ids = a.faces_with_photos().await;
         for (_, id) in acked.iter().filter(|(owner, _)| owner == u) {
             assert!(ids.contains(id), "acknowledged enrolment {id} of {u} lost");
@@ -101,20 +101,7 @@ async fn sigkill_during_enrolments_loses_nothing_acknowledged() {
 async fn sigterm_lets_the_in_flight_request_finish() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(tmp.path());
-    let r = reqwest::get(format!("{}/api/csrf", server.base))
-        .await
-        .unwrap();
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let token = r.json::<Value>().await.unwrap()["csrf_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (cookie, token) = facegate_testkit::agent::raw_session(&server.base).await;
     let body = json!({"username": "ghost", "password": "wrong password"}).to_string();
     let addr = server.base.trim_start_matches("http://").to_string();
     let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();

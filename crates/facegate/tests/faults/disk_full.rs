@@ -23,7 +23,7 @@ use reqwest::StatusCode;
 
 use crate::common::{
     assert_consistent, assert_storage_error, face_failures, facegate, photo, photo_rows, run, skip,
-    Agent, Mount, Server,
+    visitor, Mount, Server, Visit,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,8 +32,8 @@ async fn file_size_limit_during_enrolment_and_registration() {
     let dir = tmp.path().join("data");
     let server = Server::start(&dir);
     let base = server.base.clone();
-    let mut ann = Agent::new(&base).await;
-    assert_eq!(ann.register("ann").await.0, StatusCode::CREATED);
+    let mut ann = visitor(&base).await;
+    assert_eq!(ann.register_json("ann").await.0, StatusCode::CREATED);
     let face = photo("rose_leslie_1.jpg");
     let (status, body) = ann.enrol(&face).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -42,8 +42,8 @@ async fn file_size_limit_during_enrolment_and_registration() {
     assert_eq!(before.len(), 1);
 
     // A new session is a database write too: open these before the limit.
-    let mut bob = Agent::new(&base).await;
-    let stranger = Agent::new(&base).await;
+    let mut bob = visitor(&base).await;
+    let stranger = visitor(&base).await;
     let other_face = photo("kit_harington_1.jpg");
 
     // 1. No file may grow: the template and its photo cannot be written.
@@ -51,15 +51,15 @@ async fn file_size_limit_during_enrolment_and_registration() {
     server.limit_file_size(Some(0));
     let (status, body) = ann.enrol(&face).await;
     assert_storage_error(status, &body, &["storage_full", "storage_unavailable"]);
-    let (status, page) = ann.upload_on_profile(&face).await;
+    let (status, page) = ann.profile_upload(&face).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{page}");
     assert!(page.contains("nothing was saved"), "{page}");
     // The database cannot grow either (its WAL only grows in this test).
-    let (status, body) = bob.register("bob").await;
+    let (status, body) = bob.register_json("bob").await;
     assert_storage_error(status, &body, &["storage_full", "storage_unavailable"]);
     // A failed face login that cannot be counted towards the lockout is
     // refused as a storage error, never answered as a counted `unknown`.
-    let (status, body) = stranger.face_login("ann", &other_face).await;
+    let (status, body) = stranger.try_verify("ann", &other_face).await.unwrap();
     assert_storage_error(status, &body, &["storage_full", "storage_unavailable"]);
     assert_eq!(photo_rows(&dir).await, before, "photos changed");
 
@@ -67,11 +67,11 @@ async fn file_size_limit_during_enrolment_and_registration() {
     server.limit_file_size(None);
     let (status, body) = ann.enrol(&face).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, page) = ann.upload_on_profile(&face).await;
+    let (status, page) = ann.profile_upload(&face).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("Added 1 face photo"), "{page}");
-    assert_eq!(bob.register("bob").await.0, StatusCode::CREATED);
-    let (status, body) = stranger.face_login("ann", &other_face).await;
+    assert_eq!(bob.register_json("bob").await.0, StatusCode::CREATED);
+    let (status, body) = stranger.try_verify("ann", &other_face).await.unwrap();
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["error"], "unknown");
     let ids = ann.faces_with_photos().await;
@@ -125,8 +125,8 @@ async fn full_tmpfs_during_enrolment_and_registration() {
     let dir = disk.join("data");
     let server = Server::start(&dir);
     let base = server.base.clone();
-    let mut ann = Agent::new(&base).await;
-    assert_eq!(ann.register("ann").await.0, StatusCode::CREATED);
+    let mut ann = visitor(&base).await;
+    assert_eq!(ann.register_json("ann").await.0, StatusCode::CREATED);
     let face = photo("rose_leslie_1.jpg");
     let (status, body) = ann.enrol(&face).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -134,15 +134,15 @@ async fn full_tmpfs_during_enrolment_and_registration() {
     let before = photo_rows(&dir).await;
 
     // A new session is a database write too: open bob's before filling.
-    let mut bob = Agent::new(&base).await;
+    let mut bob = visitor(&base).await;
     let filler = disk.join("filler");
     assert!(fill(&filler) > 0);
     let (status, body) = ann.enrol(&face).await;
     assert_storage_error(status, &body, &["storage_full"]);
-    let (status, page) = ann.upload_on_profile(&face).await;
+    let (status, page) = ann.profile_upload(&face).await;
     assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE, "{page}");
     assert!(page.contains("storage is full"), "{page}");
-    let (status, body) = bob.register("bob").await;
+    let (status, body) = bob.register_json("bob").await;
     assert_storage_error(status, &body, &["storage_full"]);
     assert_eq!(photo_rows(&dir).await, before, "photos changed");
     // A command started now refuses the full disk at once.
@@ -156,7 +156,7 @@ async fn full_tmpfs_during_enrolment_and_registration() {
     std::fs::remove_file(&filler).unwrap();
     let (status, body) = ann.enrol(&face).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(bob.register("bob").await.0, StatusCode::CREATED);
+    assert_eq!(bob.register_json("bob").await.0, StatusCode::CREATED);
     let ids = ann.faces_with_photos().await;
     assert!(ids.contains(&first), "the first enrolment was lost");
     assert_eq!(ids.len(), 2);

@@ -11,7 +11,7 @@ use std::time::Instant;
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 
-use crate::common::{Agent, Server};
+use crate::common::{visitor, Agent, Server};
 
 /// The most one challenge answer may add to the server's peak memory.
 const BUDGET_KIB: u64 = 50 * 1024;
@@ -51,7 +51,12 @@ fn largest_frame() -> Vec<u8> {
 /// status, or `None` when the server closed the connection mid-upload.
 async fn answer(a: &Agent, frames: &[Vec<u8>]) -> Option<u16> {
     let url = format!("{}/api/face-login/challenge", a.base);
-    let r = a.c.post(url).header("X-CSRF-Token", &a.token).send().await;
+    let r = a
+        .client
+        .post(url)
+        .header("X-CSRF-Token", &a.csrf)
+        .send()
+        .await;
     let v: Value = r.unwrap().json().await.unwrap();
     let id = v["challenge_id"].as_str().unwrap().to_string();
     let mut form = Form::new();
@@ -61,7 +66,7 @@ async fn answer(a: &Agent, frames: &[Vec<u8>]) -> Option<u16> {
     let times: Vec<f64> = (0..frames.len()).map(|i| i as f64 * 180.0).collect();
     form = form.text("timestamps", serde_json::to_string(&times).unwrap());
     let url = format!("{}/api/face-login/challenge/{id}/frames", a.base);
-    let sent = a.c.post(url).header("X-CSRF-Token", &a.token);
+    let sent = a.client.post(url).header("X-CSRF-Token", &a.csrf);
     sent.multipart(form)
         .send()
         .await
@@ -84,7 +89,7 @@ async fn peak_growth(server: &Server, a: &Agent, frames: &[Vec<u8>]) -> (u64, Op
 async fn a_worst_case_challenge_answer_stays_within_50_mb() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(dir.path(), &[("FACEGATE_LIVENESS", "both")]);
-    let a = Agent::new(&server.base).await;
+    let a = visitor(&server.base).await;
     let frame = largest_frame();
     // Warm-up: an answer of the smallest accepted size.
     assert_eq!(answer(&a, &vec![frame.clone(); 6]).await, Some(401));

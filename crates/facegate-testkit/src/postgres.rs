@@ -8,7 +8,7 @@
 //! Each test gets its own database ([`fresh_database`]), so tests run in
 //! parallel.
 
-use std::path::Path;
+use crate::paths::workspace;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
@@ -30,7 +30,7 @@ pub fn admin_url() -> String {
 
 /// Starts a server for this test process with `tools/pg.sh`.
 fn start_own() -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/pg.sh");
+    let script = workspace().join("tools/pg.sh");
     let dir = tempfile::Builder::new()
         .prefix("facegate-pg-")
         .tempdir()
