@@ -19,7 +19,7 @@ use std::time::Instant;
 use clap::Parser;
 use facegate_app::domain::{Email, NewTemplate, NewUser, Username};
 use facegate_app::Config;
-use facegate_vision::models::{locate_dir, EmbeddingManifest};
+use facegate_vision::{locate_models_dir, EmbeddingManifest};
 use rand::Rng;
 
 #[derive(Parser)]
@@ -42,7 +42,7 @@ fn random_unit(dim: usize, rng: &mut impl Rng) -> Vec<f32> {
     let mut v: Vec<f32> = (0..dim)
         .map(|_| (0..6).map(|_| rng.gen::<f32>() - 0.5).sum())
         .collect();
-    facegate_vision::embed::l2_normalise(&mut v);
+    facegate_vision::l2_normalise(&mut v);
     v
 }
 
@@ -56,8 +56,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(url) = cli.database_url {
         config.database_url = Some(url.as_str().into());
     }
-    let manifest =
-        EmbeddingManifest::read(&locate_dir(&PathBuf::from("models")).join("embedding.toml"))?;
+    let manifest = EmbeddingManifest::read(
+        &locate_models_dir(&PathBuf::from("models")).join("embedding.toml"),
+    )?;
     let store = facegate_app::store::open(&config).await?;
     let hash = facegate_app::service::hash_password("seeded-user-password")?;
     // A run prefix, so that seeding twice adds users instead of clashing.

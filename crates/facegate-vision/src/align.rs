@@ -3,18 +3,7 @@
 
 use image::{Rgb, RgbImage};
 
-use crate::geometry::Similarity;
-
-/// Landmark positions of the standard 112×112 face template (left eye,
-/// right eye, nose tip, left and right mouth corner) used by ArcFace-style
-/// embedding models, MobileFaceNet among them.
-pub const TEMPLATE_112: [[f32; 2]; 5] = [
-    [38.2946, 51.6963],
-    [73.5318, 51.5014],
-    [56.0252, 71.7366],
-    [41.5493, 92.3655],
-    [70.7299, 92.2041],
-];
+use crate::geometry::{Similarity, TEMPLATE_112};
 
 /// The transform from image coordinates to the `size`×`size` template.
 pub fn alignment_transform(landmarks: &[[f32; 2]; 5], size: u32) -> Similarity {

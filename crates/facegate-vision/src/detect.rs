@@ -8,15 +8,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::decode::fit_within;
 use crate::error::VisionError;
-use crate::fixed_net::{FixedNet, NetMap};
+use crate::fixed_net::{Isa, NetMap};
 use crate::models::ModelDir;
-use crate::resample::{Integral, Region};
-use crate::runtime::{SessionOptions, SessionPool};
+use crate::resample::Integral;
+use crate::runtime::SessionOptions;
 
 mod boxes;
+mod nets;
 
-pub use boxes::BoundingBox;
 use boxes::{nms, vote_landmarks, Candidate, Overlap};
+pub use boxes::{BoundingBox, DetectedFace};
+use nets::{Cascade, Crops, Level, Scored, OUTPUTS};
 
 /// Detector settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,43 +52,10 @@ impl Default for DetectorConfig {
     }
 }
 
-/// A detected face: box, confidence and five landmarks
-/// (left eye, right eye, nose, left and right mouth corner, as seen in the image).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct DetectedFace {
-    pub bbox: BoundingBox,
-    pub score: f32,
-    pub landmarks: [[f32; 2]; 5],
-}
-
-/// Values per P-Net cell: two logits, then the box offsets.
-const OUTPUTS: usize = 6;
-
-/// MTCNN's three networks.
-struct Cascade<N> {
-    pnet: N,
-    rnet: N,
-    onet: N,
-}
-
-/// The networks as the detector runs them: in fixed point, or with ONNX
-/// Runtime (only the kind in use is loaded).
-enum Nets {
-    Fixed(Cascade<FixedNet>),
-    Onnx(Cascade<SessionPool>),
-}
-
-/// What R- or O-Net says of one candidate.
-struct Scored {
-    prob: f32,
-    reg: [f32; 4],
-    /// O-Net only: x1..x5 then y1..y5, fractions of the box.
-    marks: [f32; 10],
-}
-
 /// The MTCNN cascade.
-pub struct Detector {
-    nets: Nets,
+pub(crate) struct Detector {
+    nets: Cascade,
+    fixed_point: bool,
     config: DetectorConfig,
 }
 
@@ -96,40 +65,24 @@ impl Detector {
         opts: &SessionOptions,
         config: DetectorConfig,
     ) -> Result<Self, VisionError> {
-        let nets = if config.fixed_point && FixedNet::supported() {
-            let load = |net: &str| FixedNet::load(dir, &format!("mtcnn_{net}_fixed.json"));
-            Nets::Fixed(Cascade {
-                pnet: load("pnet")?,
-                rnet: load("rnet")?,
-                onet: load("onet")?,
-            })
-        } else {
-            let model = |net: &str| dir.read_verified(&format!("mtcnn_{net}.onnx"), None);
-            Nets::Onnx(Cascade {
-                pnet: SessionPool::load_lean("mtcnn_pnet", &model("pnet")?, opts)?,
-                rnet: SessionPool::load("mtcnn_rnet", &model("rnet")?, opts)?,
-                onet: SessionPool::load("mtcnn_onet", &model("onet")?, opts)?,
-            })
-        };
-        Ok(Detector { nets, config })
-    }
-
-    pub fn config(&self) -> &DetectorConfig {
-        &self.config
+        let isa = Isa::best().filter(|_| config.fixed_point);
+        let nets = Cascade::load(dir, opts, isa)?;
+        Ok(Detector {
+            nets,
+            fixed_point: isa.is_some(),
+            config,
+        })
     }
 
     /// Whether the networks run in fixed point on this machine.
     pub fn fixed_point(&self) -> bool {
-        matches!(self.nets, Nets::Fixed(_))
+        self.fixed_point
     }
 
     /// How the networks run on this machine, for logs and reports:
     /// `fixed-point (AVX-512 VNNI)`, `fixed-point (AVX2)` or `ONNX Runtime`.
     pub fn backend(&self) -> &'static str {
-        match &self.nets {
-            Nets::Fixed(nets) => nets.pnet.backend().expect("loaded only where it runs"),
-            Nets::Onnx(_) => "ONNX Runtime",
-        }
+        self.nets.pnet.backend()
     }
 
     /// Finds every face in `img`, best score first.
@@ -280,95 +233,33 @@ impl Detector {
             .collect())
     }
 
-    /// P-Net over one `sw × sh` pyramid level: in fixed point where the
-    /// CPU allows, else the ONNX model (its planes reordered cell by cell).
+    /// P-Net over one `sw × sh` pyramid level.
     fn pnet_level(&self, integral: &Integral, sw: usize, sh: usize) -> Result<NetMap, VisionError> {
-        let onnx = match &self.nets {
-            Nets::Fixed(nets) => return Ok(nets.pnet.run(&integral.resample_rgbx(sw, sh), sw, sh)),
-            Nets::Onnx(nets) => nets,
-        };
-        let planes = integral.resample(sw, sh);
-        let out = onnx.pnet.run(
-            "input",
-            &[1, 3, planes.h, planes.w],
-            &planes.data,
-            &["reg", "logits"],
-        )?;
-        let (reg, logits) = (&out[0], &out[1]);
-        let (h, w) = (logits.shape[2], logits.shape[3]);
-        let cells = w * h;
-        let mut data = Vec::with_capacity(cells * OUTPUTS);
-        for i in 0..cells {
-            data.extend([logits.data[i], logits.data[cells + i]]);
-            data.extend((0..4).map(|c| reg.data[c * cells + i]));
-        }
-        Ok(NetMap { w, h, data })
-    }
-
-    /// The region of a candidate's square that R- and O-Net look at.
-    fn crop_region(c: &Candidate) -> Region {
-        let x0 = c.bbox.x1.trunc() as i64 - 1;
-        let y0 = c.bbox.y1.trunc() as i64 - 1;
-        let w = (c.bbox.x2.trunc() as i64 - x0).max(1) as usize;
-        let h = (c.bbox.y2.trunc() as i64 - y0).max(1) as usize;
-        Region { x0, y0, w, h }
+        self.nets.pnet.run(&Level {
+            integral,
+            w: sw,
+            h: sh,
+        })
     }
 
     /// R-Net (`onet` false, 24-pixel crops) or O-Net (48) on every
-    /// candidate: in fixed point one crop at a time, or as one ONNX batch.
+    /// candidate.
     fn score(
         &self,
-        img: &Integral,
+        integral: &Integral,
         cands: &[Candidate],
         onet: bool,
     ) -> Result<Vec<Scored>, VisionError> {
-        let size = if onet { 48 } else { 24 };
-        let onnx = match &self.nets {
-            Nets::Fixed(nets) => {
-                let net = if onet { &nets.onet } else { &nets.rnet };
-                return Ok(Self::score_fixed(net, img, cands, size));
-            }
-            Nets::Onnx(nets) => nets,
-        };
-        let plane = 3 * size * size;
-        let mut batch = vec![0f32; cands.len() * plane];
-        for (c, out) in cands.iter().zip(batch.chunks_mut(plane)) {
-            img.resample_region(Self::crop_region(c), size, size, out);
-        }
-        let (session, names): (_, &[&str]) = if onet {
-            (&onnx.onet, &["reg", "prob", "landmarks"])
+        let (net, size) = if onet {
+            (&self.nets.onet, 48)
         } else {
-            (&onnx.rnet, &["reg", "prob"])
+            (&self.nets.rnet, 24)
         };
-        let out = session.run("input", &[cands.len(), 3, size, size], &batch, names)?;
-        Ok((0..cands.len())
-            .map(|i| Scored {
-                prob: out[1].data[i * 2 + 1],
-                reg: std::array::from_fn(|k| out[0].data[i * 4 + k]),
-                marks: std::array::from_fn(|k| out.get(2).map_or(0.0, |m| m.data[i * 10 + k])),
-            })
-            .collect())
-    }
-
-    /// [`Self::score`] in fixed point, one crop at a time.
-    fn score_fixed(
-        net: &FixedNet,
-        img: &Integral,
-        cands: &[Candidate],
-        size: usize,
-    ) -> Vec<Scored> {
-        cands
-            .iter()
-            .map(|c| {
-                let crop = img.resample_region_rgbx(Self::crop_region(c), size, size);
-                let o = net.run(&crop, size, size).data;
-                Scored {
-                    prob: 1.0 / (1.0 + (o[0] - o[1]).exp()),
-                    reg: [o[2], o[3], o[4], o[5]],
-                    marks: std::array::from_fn(|k| o.get(6 + k).copied().unwrap_or(0.0)),
-                }
-            })
-            .collect()
+        net.run(&Crops {
+            integral,
+            cands,
+            size,
+        })
     }
 
     /// Stage 2: R-Net rejects most proposals and tightens the rest.

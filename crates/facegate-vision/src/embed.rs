@@ -8,8 +8,9 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::error::VisionError;
-use crate::fixed_net::FixedNet;
+use crate::fixed_net::{FixedNet, Isa};
 use crate::models::{ChannelOrder, EmbeddingManifest, Layout, ModelDir};
+use crate::net::{Net, ONNX_RUNTIME};
 use crate::runtime::{SessionOptions, SessionPool};
 
 /// A face template: the embedding and the model that made it.
@@ -42,15 +43,10 @@ pub fn l2_normalise(v: &mut [f32]) {
 }
 
 /// Runs the embedding model.
-pub struct Embedder {
+pub(crate) struct Embedder {
     manifest: EmbeddingManifest,
-    backend: Backend,
-}
-
-/// The model as it runs here (only that one is loaded).
-enum Backend {
-    Fixed(FixedNet),
-    Onnx(SessionPool),
+    /// Aligned faces (of the manifest's size) to raw output vectors.
+    net: Box<dyn Net<[RgbImage], Vec<Vec<f32>>>>,
 }
 
 impl Embedder {
@@ -63,30 +59,22 @@ impl Embedder {
         fixed_point: bool,
     ) -> Result<Self, VisionError> {
         let manifest = EmbeddingManifest::read(manifest_path)?;
-        let fixed_point = fixed_point && FixedNet::supported();
-        if let Some(file) = manifest.fixed_point.as_deref().filter(|_| fixed_point) {
-            let net = FixedNet::load(dir, file)?;
-            let s = manifest.input_size as usize;
-            if net.output_size(s, s) != Some((1, 1))
-                || net.outputs() != manifest.output_dim
-                || manifest.channel_order != ChannelOrder::Rgb
-            {
-                return Err(VisionError::Model(format!(
-                    "{file} does not take an RGB {s}x{s} face to {} values",
-                    manifest.output_dim
-                )));
+        let fixed = manifest
+            .fixed_point
+            .as_deref()
+            .zip(Isa::best())
+            .filter(|_| fixed_point);
+        let net: Box<dyn Net<[RgbImage], Vec<Vec<f32>>>> = match fixed {
+            Some((file, isa)) => Box::new(FixedEmbedder::load(dir, file, isa, &manifest)?),
+            None => {
+                let bytes = dir.read_verified(&manifest.file, manifest.sha256.as_deref())?;
+                Box::new(OnnxEmbedder {
+                    pool: SessionPool::load(&manifest.id, &bytes, opts)?,
+                    manifest: manifest.clone(),
+                })
             }
-            return Ok(Embedder {
-                manifest,
-                backend: Backend::Fixed(net),
-            });
-        }
-        let bytes = dir.read_verified(&manifest.file, manifest.sha256.as_deref())?;
-        let pool = SessionPool::load(&manifest.id, &bytes, opts)?;
-        Ok(Embedder {
-            manifest,
-            backend: Backend::Onnx(pool),
-        })
+        };
+        Ok(Embedder { manifest, net })
     }
 
     pub fn manifest(&self) -> &EmbeddingManifest {
@@ -95,10 +83,7 @@ impl Embedder {
 
     /// How the model runs here, for logs and reports.
     pub fn backend(&self) -> &'static str {
-        match &self.backend {
-            Backend::Fixed(net) => net.backend().expect("loaded only where it runs"),
-            Backend::Onnx(_) => "ONNX Runtime",
-        }
+        self.net.backend()
     }
 
     /// Embeds one aligned face.
@@ -112,8 +97,7 @@ impl Embedder {
         if faces.is_empty() {
             return Ok(Vec::new());
         }
-        let m = &self.manifest;
-        let s = m.input_size as usize;
+        let s = self.manifest.input_size as usize;
         if let Some(face) = faces
             .iter()
             .find(|f| f.width() as usize != s || f.height() as usize != s)
@@ -124,15 +108,79 @@ impl Embedder {
                 face.height()
             )));
         }
-        let pool = match &self.backend {
-            Backend::Fixed(net) => {
-                return Ok(faces
-                    .iter()
-                    .map(|f| self.embedding(&net.run(&net.encode(f.as_raw()), s, s).data))
-                    .collect())
-            }
-            Backend::Onnx(pool) => pool,
-        };
+        Ok(self
+            .net
+            .run(faces)?
+            .into_iter()
+            .map(|mut vector| {
+                l2_normalise(&mut vector);
+                Embedding {
+                    model_id: self.manifest.id.clone(),
+                    vector,
+                }
+            })
+            .collect())
+    }
+}
+
+/// The model in fixed point, one face at a time.
+struct FixedEmbedder {
+    net: FixedNet,
+    size: usize,
+}
+
+impl FixedEmbedder {
+    /// Loads `file` and checks that it takes the manifest's input to its
+    /// output.
+    fn load(
+        dir: &ModelDir,
+        file: &str,
+        isa: Isa,
+        m: &EmbeddingManifest,
+    ) -> Result<Self, VisionError> {
+        let net = FixedNet::load(dir, file, isa)?;
+        let s = m.input_size as usize;
+        if net.output_size(s, s) != Some((1, 1))
+            || net.outputs() != m.output_dim
+            || m.channel_order != ChannelOrder::Rgb
+        {
+            return Err(VisionError::Model(format!(
+                "{file} does not take an RGB {s}x{s} face to {} values",
+                m.output_dim
+            )));
+        }
+        Ok(FixedEmbedder { net, size: s })
+    }
+}
+
+impl Net<[RgbImage], Vec<Vec<f32>>> for FixedEmbedder {
+    fn backend(&self) -> &'static str {
+        self.net.backend()
+    }
+
+    fn run(&self, faces: &[RgbImage]) -> Result<Vec<Vec<f32>>, VisionError> {
+        let s = self.size;
+        Ok(faces
+            .iter()
+            .map(|f| self.net.run(&self.net.encode(f.as_raw()), s, s).data)
+            .collect())
+    }
+}
+
+/// The model with ONNX Runtime, every face in one batch.
+struct OnnxEmbedder {
+    pool: SessionPool,
+    manifest: EmbeddingManifest,
+}
+
+impl Net<[RgbImage], Vec<Vec<f32>>> for OnnxEmbedder {
+    fn backend(&self) -> &'static str {
+        ONNX_RUNTIME
+    }
+
+    fn run(&self, faces: &[RgbImage]) -> Result<Vec<Vec<f32>>, VisionError> {
+        let m = &self.manifest;
+        let s = m.input_size as usize;
         let per = 3 * s * s;
         let mut data = vec![0f32; faces.len() * per];
         for (face, out) in faces.iter().zip(data.chunks_mut(per)) {
@@ -144,7 +192,7 @@ impl Embedder {
         };
         let input = m.input_name.as_deref().unwrap_or("input");
         let outputs: Vec<&str> = m.output_name.as_deref().into_iter().collect();
-        let out = pool.run(input, &shape, &data, &outputs)?.remove(0);
+        let out = self.pool.run(input, &shape, &data, &outputs)?.remove(0);
         let dim = m.output_dim;
         if out.data.len() != faces.len() * dim {
             return Err(VisionError::Model(format!(
@@ -153,17 +201,7 @@ impl Embedder {
                 faces.len() * dim
             )));
         }
-        Ok(out.data.chunks(dim).map(|v| self.embedding(v)).collect())
-    }
-
-    /// The template of a raw model output.
-    fn embedding(&self, raw: &[f32]) -> Embedding {
-        let mut vector = raw.to_vec();
-        l2_normalise(&mut vector);
-        Embedding {
-            model_id: self.manifest.id.clone(),
-            vector,
-        }
+        Ok(out.data.chunks(dim).map(<[f32]>::to_vec).collect())
     }
 }
 

@@ -1,6 +1,9 @@
 //! [`FaceEngine`]: the engine's public entry point, tying decoding,
-//! detection, quality, alignment, embedding and passive liveness together.
+//! detection, quality, alignment, embedding and liveness together. Every
+//! public method of the engine is in this file; liveness's lie in
+//! `liveness/`, reached through [`Pipeline`].
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 use image::RgbImage;
@@ -8,10 +11,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::align::align_face;
 use crate::decode::{self, DecodeLimits};
-use crate::detect::{DetectedFace, Detector, DetectorConfig};
+use crate::detect::{BoundingBox, DetectedFace, Detector, DetectorConfig};
 use crate::embed::{Embedder, Embedding};
 use crate::error::VisionError;
-use crate::liveness::AntiSpoof;
+use crate::liveness::antispoof::AntiSpoof;
+use crate::liveness::challenge::ChallengeConfig;
+use crate::liveness::passive::{self, PassiveConfig, PassiveScores};
+use crate::liveness::sequence::{self, ChallengeSpec, SequenceReport};
+use crate::liveness::Pipeline;
 use crate::models::ModelDir;
 use crate::quality::{self, Quality, QualityLimits};
 use crate::runtime::SessionOptions;
@@ -84,7 +91,7 @@ pub struct FaceEngine {
 
 impl FaceEngine {
     /// Loads every model after verifying its sha256. ONNX Runtime must have
-    /// been initialised with [`crate::runtime::init`] first.
+    /// been initialised with `runtime::init` or `runtime::init_located` first.
     pub fn load(config: EngineConfig) -> Result<Self, VisionError> {
         let mut config = config;
         config.models_dir = crate::models::locate_dir(&config.models_dir);
@@ -127,7 +134,8 @@ impl FaceEngine {
         self.detector.fixed_point()
     }
 
-    /// How the detector's networks run here (see [`Detector::backend`]).
+    /// How the detector's networks run here: `fixed-point (AVX-512 VNNI)`,
+    /// `fixed-point (AVX2)` or `ONNX Runtime`.
     pub fn detector_backend(&self) -> &'static str {
         self.detector.backend()
     }
@@ -154,11 +162,11 @@ impl FaceEngine {
     }
 
     /// Finds all faces in a frame of a sequence, given where the face was
-    /// in the previous frame (see [`crate::detect::Detector::detect_tracked`]).
+    /// in the previous frame: about half the cost of [`Self::detect`].
     pub fn detect_tracked(
         &self,
         img: &RgbImage,
-        previous: &crate::detect::BoundingBox,
+        previous: &BoundingBox,
     ) -> Result<Vec<DetectedFace>, VisionError> {
         self.detector.detect_tracked(img, previous)
     }
@@ -175,6 +183,12 @@ impl FaceEngine {
             .map(|f| (f, self.quality(img, &f)))
             .filter(|(f, q)| quality::is_present(f, q, &self.config.quality))
             .collect())
+    }
+
+    /// Whether a detected face with this quality counts as a person in
+    /// view (see [`QualityLimits`]).
+    pub fn in_view(&self, face: &DetectedFace, quality: &Quality) -> bool {
+        quality::is_present(face, quality, &self.config.quality)
     }
 
     /// Measures the quality of a detected face.
@@ -198,7 +212,7 @@ impl FaceEngine {
     }
 
     /// Embeds several faces of one image in a single batched call.
-    pub fn embed_all(
+    fn embed_all(
         &self,
         img: &RgbImage,
         faces: &[DetectedFace],
@@ -262,15 +276,96 @@ impl FaceEngine {
         })
     }
 
-    /// Passive anti-spoofing score of a face: higher means more likely a
-    /// presentation attack (print, screen). See [`crate::liveness`].
-    pub fn spoof_score(&self, img: &RgbImage, face: &DetectedFace) -> Result<f32, VisionError> {
-        self.anti_spoof.score(img, face)
-    }
-
     /// Cosine similarity of two templates; `None` when they come from
     /// different models and must never be compared.
     pub fn compare(&self, a: &Embedding, b: &Embedding) -> Option<f32> {
         (a.model_id == b.model_id).then(|| crate::embed::cosine_similarity(&a.vector, &b.vector))
+    }
+
+    /// Passive anti-spoofing network's score of a face: higher means more
+    /// likely a presentation attack (print, screen).
+    pub fn spoof_score(&self, img: &RgbImage, face: &DetectedFace) -> Result<f32, VisionError> {
+        self.anti_spoof.score(img, face)
+    }
+
+    /// Every passive liveness cue on one face.
+    pub fn passive_scores(
+        &self,
+        img: &RgbImage,
+        face: &DetectedFace,
+    ) -> Result<PassiveScores, VisionError> {
+        passive::passive_scores(self, img, face)
+    }
+
+    /// Runs the active liveness checks on `frames` (decoded, in capture
+    /// order, with their timestamps) and, when `passive` is given and they
+    /// pass, the passive cues on the most frontal frames
+    /// (`PassiveConfig::frames`, at most two).
+    pub fn check_sequence(
+        &self,
+        frames: &[RgbImage],
+        timestamps: &[f64],
+        spec: &ChallengeSpec,
+        active: &ChallengeConfig,
+        passive: Option<&PassiveConfig>,
+    ) -> Result<SequenceReport, VisionError> {
+        let frame = |i: usize| Ok(Cow::Borrowed(&frames[i]));
+        self.check_streamed(frames.len(), frame, timestamps, spec, active, passive)
+    }
+
+    /// Like [`FaceEngine::check_sequence`], but takes the `count` frames one
+    /// at a time from `frame(i)` (e.g. decoding each from its bytes), so
+    /// that at most three whole frames are held at once; of the others only
+    /// what the checks need is kept (a thumbnail, the landmarks and the
+    /// aligned face). The first error of `frame` ends the check.
+    pub fn check_streamed<'a>(
+        &self,
+        count: usize,
+        frame: impl FnMut(usize) -> Result<Cow<'a, RgbImage>, VisionError>,
+        timestamps: &[f64],
+        spec: &ChallengeSpec,
+        active: &ChallengeConfig,
+        passive: Option<&PassiveConfig>,
+    ) -> Result<SequenceReport, VisionError> {
+        sequence::check_streamed(self, count, frame, timestamps, spec, active, passive)
+    }
+}
+
+/// The steps liveness uses, each the engine's own.
+impl Pipeline for FaceEngine {
+    fn min_face(&self) -> f32 {
+        self.config.detector.min_face
+    }
+
+    fn detect(&self, img: &RgbImage) -> Result<Vec<DetectedFace>, VisionError> {
+        FaceEngine::detect(self, img)
+    }
+
+    fn detect_tracked(
+        &self,
+        img: &RgbImage,
+        previous: &BoundingBox,
+    ) -> Result<Vec<DetectedFace>, VisionError> {
+        FaceEngine::detect_tracked(self, img, previous)
+    }
+
+    fn in_view(&self, img: &RgbImage, face: &DetectedFace) -> bool {
+        FaceEngine::in_view(self, face, &self.quality(img, face))
+    }
+
+    fn sharpness(&self, img: &RgbImage, face: &DetectedFace) -> f32 {
+        self.quality(img, face).sharpness
+    }
+
+    fn align(&self, img: &RgbImage, face: &DetectedFace) -> RgbImage {
+        FaceEngine::align(self, img, face)
+    }
+
+    fn embed_aligned(&self, aligned: &RgbImage) -> Result<Embedding, VisionError> {
+        FaceEngine::embed_aligned(self, aligned)
+    }
+
+    fn spoof_score(&self, img: &RgbImage, face: &DetectedFace) -> Result<f32, VisionError> {
+        FaceEngine::spoof_score(self, img, face)
     }
 }

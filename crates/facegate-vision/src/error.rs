@@ -1,6 +1,8 @@
-//! Typed outcomes of the face engine that a caller can act on.
+//! Typed outcomes of the face engine that a caller can act on. This file
+//! imports nothing from the rest of the engine, so every other file may
+//! import it.
 
-use crate::quality::QualityIssue;
+use serde::{Deserialize, Serialize};
 
 /// Why an image could not be used at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,5 +51,39 @@ impl VisionError {
 impl From<ort::Error> for VisionError {
     fn from(e: ort::Error) -> Self {
         VisionError::Model(e.to_string())
+    }
+}
+
+/// Why a face is not good enough to enrol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
+pub enum QualityIssue {
+    #[error("the face is too small; come closer or use a larger photo")]
+    TooSmall,
+    #[error("the face is blurred")]
+    Blurry,
+    #[error("the face is too dark")]
+    TooDark,
+    #[error("the face is overexposed")]
+    TooBright,
+    #[error("the head is turned to the side; look straight at the camera")]
+    TurnedAway,
+    #[error("the head is tilted up or down; look straight at the camera")]
+    TiltedUpDown,
+    #[error("the head is tilted sideways; hold it upright")]
+    TiltedSideways,
+}
+
+impl QualityIssue {
+    pub fn code(&self) -> &'static str {
+        match self {
+            QualityIssue::TooSmall => "too_small",
+            QualityIssue::Blurry => "blurry",
+            QualityIssue::TooDark => "too_dark",
+            QualityIssue::TooBright => "too_bright",
+            QualityIssue::TurnedAway => "turned_away",
+            QualityIssue::TiltedUpDown => "tilted_up_down",
+            QualityIssue::TiltedSideways => "tilted_sideways",
+        }
     }
 }

@@ -15,24 +15,20 @@
 //! outputs, and the scalar version in the tests proves the vector kernels
 //! against it. Machines with neither instruction set use the ONNX models.
 
+mod interface;
 mod isa;
 mod layer;
 mod scratch;
 
-pub use isa::Isa;
-pub use layer::Encoding;
-use layer::{Layer, OpParams, Params};
+use interface::{Kernels, Out};
+pub(crate) use isa::Isa;
+use layer::{Encoding, Layer, OpParams, Params, A16};
 use scratch::{Buffers, Loc};
 
 use crate::error::VisionError;
 use crate::models::ModelDir;
 
 const FORMATS: [&str; 2] = ["facegate-fixed-net/1", "facegate-fixed-net/2"];
-/// Largest activation magnitude (the scripts' `A16`).
-const A16: f32 = 2047.0;
-const LANES: usize = 16;
-/// Output vectors computed together by one pass of the kernel.
-const CHUNK: usize = 4;
 
 enum Op {
     Conv(Box<Layer>),
@@ -40,42 +36,42 @@ enum Op {
 }
 
 /// A network's output over an input: `outputs` floats per position, row by row.
-pub struct NetMap {
+pub(crate) struct NetMap {
     pub w: usize,
     pub h: usize,
     pub data: Vec<f32>,
 }
 
-/// One network in fixed point.
-pub struct FixedNet {
+/// One network in fixed point, with the kernels of the instruction set
+/// it runs on.
+pub(crate) struct FixedNet {
     ops: Vec<Op>,
     outputs: usize,
     input: Encoding,
+    isa: Isa,
 }
 
 impl FixedNet {
-    /// Whether this CPU runs a vector kernel, so that loading a network
-    /// is worth it.
-    pub fn supported() -> bool {
-        Isa::best().is_some()
+    /// Loads and checks a parameter file (sha256 from `models.toml`), to
+    /// run with the kernels of `isa`, which this CPU has (see [`Isa::best`]).
+    pub fn load(dir: &ModelDir, file: &str, isa: Isa) -> Result<FixedNet, VisionError> {
+        if !isa.available() {
+            return Err(VisionError::Model(format!("this CPU lacks {}", isa.name())));
+        }
+        let bytes = dir.read_verified(file, None)?;
+        Self::from_json(&bytes, isa).map_err(|e| VisionError::Model(format!("{file}: {e}")))
     }
 
     /// How this network runs here, for logs and reports: `fixed-point
-    /// (AVX-512 VNNI)` or `fixed-point (AVX2)`; `None` if it cannot.
-    pub fn backend(&self) -> Option<&'static str> {
-        Isa::best().map(|isa| match isa {
+    /// (AVX-512 VNNI)` or `fixed-point (AVX2)`.
+    pub fn backend(&self) -> &'static str {
+        match self.isa {
             Isa::Avx512Vnni => "fixed-point (AVX-512 VNNI)",
             Isa::Avx2 => "fixed-point (AVX2)",
-        })
+        }
     }
 
-    /// Loads and checks a parameter file (sha256 from `models.toml`).
-    pub fn load(dir: &ModelDir, file: &str) -> Result<FixedNet, VisionError> {
-        let bytes = dir.read_verified(file, None)?;
-        Self::from_json(&bytes).map_err(|e| VisionError::Model(format!("{file}: {e}")))
-    }
-
-    fn from_json(bytes: &[u8]) -> Result<FixedNet, String> {
+    fn from_json(bytes: &[u8], isa: Isa) -> Result<FixedNet, String> {
         let params: Params = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
         let Some(version) = FORMATS.iter().position(|f| *f == params.format) else {
             return Err(format!(
@@ -124,6 +120,7 @@ impl FixedNet {
                 outputs: l.cout,
                 input: params.input,
                 ops,
+                isa,
             }),
             _ => Err("the last operation must be the output convolution".into()),
         }
@@ -173,11 +170,9 @@ impl FixedNet {
     /// Runs the network over a `w × h` input given as 4 int16 per pixel
     /// (see the model's parameter script: R, G, B as 0..255 for MTCNN,
     /// 2 × value − 255 for MobileFaceNet; then 0), with the best kernel of
-    /// this CPU. Needs [`Self::supported`] and an input large enough for
-    /// [`Self::output_size`].
+    /// this CPU. Needs an input large enough for [`Self::output_size`].
     pub fn run(&self, rgbx: &[i16], w: usize, h: usize) -> NetMap {
-        let isa = Isa::best().expect("FixedNet::run needs a vector kernel on this CPU");
-        self.run_with(isa, rgbx, w, h)
+        self.run_with(self.isa, rgbx, w, h)
     }
 
     /// [`Self::run`] with the kernels for `isa`, which this CPU must have.
@@ -284,50 +279,6 @@ impl FixedNet {
         }
         unreachable!("checked at load: the last operation is the output convolution")
     }
-}
-
-/// The kernels a network runs with: the vector ones, or the scalar ones of
-/// the tests. `conv_pool2`, when given, does a layer and the 2×2 pool after
-/// it in one pass; `depthwise`, when given, runs depthwise layers (and
-/// `conv` then also strided ones).
-struct Kernels {
-    conv: ConvFn,
-    pool: PoolFn,
-    conv_pool2: Option<ConvPoolFn>,
-    depthwise: Option<ConvFn>,
-}
-
-/// Where a layer writes: int16 activations, the final floats, or the saved
-/// tensor, which it adds to its output and then holds that output.
-enum Out<'a> {
-    Fixed(&'a mut [i16]),
-    Float(&'a mut [f32]),
-    Residual(&'a mut [i16]),
-}
-
-type ConvFn = unsafe fn(&Layer, &[i16], usize, usize, Out<'_>);
-type PoolFn = unsafe fn(&[i16], usize, usize, usize, usize, &mut [i16]);
-type ConvPoolFn = unsafe fn(&Layer, &[i16], usize, usize, &mut [i16]);
-
-/// The sizes a layer's call must satisfy (over an input already padded);
-/// returns the output size.
-fn check_shapes(l: &Layer, inp: &[i16], w: usize, h: usize, out: &Out<'_>) -> (usize, usize) {
-    assert!(w >= l.k && h >= l.k && inp.len() == w * h * l.cin);
-    let (ow, oh) = ((w - l.k) / l.stride + 1, (h - l.k) / l.stride + 1);
-    match out {
-        Out::Fixed(o) => assert!(l.requant && !l.residual && o.len() == ow * oh * l.cout_p),
-        Out::Residual(o) => assert!(l.requant && l.residual && o.len() == ow * oh * l.cout_p),
-        Out::Float(o) => assert!(!l.requant && o.len() == ow * oh * l.cout),
-    }
-    (ow, oh)
-}
-
-/// The sizes a pool's call must satisfy; returns the output size.
-fn check_pool(inp: &[i16], w: usize, h: usize, c: usize, k: usize, out: &[i16]) -> (usize, usize) {
-    assert!(w >= k && h >= k && inp.len() == w * h * c);
-    let (ow, oh) = ((w - k).div_ceil(2) + 1, (h - k).div_ceil(2) + 1);
-    assert_eq!(out.len(), ow * oh * c);
-    (ow, oh)
 }
 
 #[cfg(target_arch = "x86_64")]

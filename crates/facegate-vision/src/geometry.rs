@@ -1,6 +1,17 @@
 //! Plane geometry on landmarks: least-squares similarity transforms (for
 //! alignment) and head-pose estimates.
 
+/// Landmark positions of the standard 112×112 face template (left eye,
+/// right eye, nose tip, left and right mouth corner) used by ArcFace-style
+/// embedding models, MobileFaceNet among them.
+pub const TEMPLATE_112: [[f32; 2]; 5] = [
+    [38.2946, 51.6963],
+    [73.5318, 51.5014],
+    [56.0252, 71.7366],
+    [41.5493, 92.3655],
+    [70.7299, 92.2041],
+];
+
 /// A 2-D similarity transform `p ↦ [a −b; b a]·p + t` (rotation, uniform
 /// scale, translation).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,10 +70,6 @@ impl Similarity {
             tx: -(a * self.tx - b * self.ty),
             ty: -(b * self.tx + a * self.ty),
         }
-    }
-
-    pub fn scale(&self) -> f32 {
-        (self.a * self.a + self.b * self.b).sqrt()
     }
 }
 
@@ -140,7 +147,7 @@ mod tests {
 
     #[test]
     fn frontal_template_has_no_pose() {
-        let p = pose(&crate::align::TEMPLATE_112);
+        let p = pose(&TEMPLATE_112);
         assert!(
             p.yaw.abs() < 3.0 && p.pitch.abs() < 3.0 && p.roll.abs() < 1.0,
             "{p:?}"
@@ -149,7 +156,7 @@ mod tests {
 
     #[test]
     fn nose_to_the_side_is_yaw() {
-        let mut l = crate::align::TEMPLATE_112;
+        let mut l = TEMPLATE_112;
         l[2][0] += 12.0;
         assert!(pose(&l).yaw > 20.0);
         l[2][0] -= 24.0;

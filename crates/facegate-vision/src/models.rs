@@ -16,7 +16,7 @@ struct Checksums {
 }
 
 /// A directory of models whose files are checked before use.
-pub struct ModelDir {
+pub(crate) struct ModelDir {
     dir: PathBuf,
     checksums: BTreeMap<String, String>,
 }

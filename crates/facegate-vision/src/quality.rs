@@ -6,41 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::align::align_face;
 use crate::detect::DetectedFace;
+use crate::error::QualityIssue;
 use crate::geometry::{pose, Pose};
-
-/// Why a face is not good enough to enrol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[serde(rename_all = "snake_case")]
-pub enum QualityIssue {
-    #[error("the face is too small; come closer or use a larger photo")]
-    TooSmall,
-    #[error("the face is blurred")]
-    Blurry,
-    #[error("the face is too dark")]
-    TooDark,
-    #[error("the face is overexposed")]
-    TooBright,
-    #[error("the head is turned to the side; look straight at the camera")]
-    TurnedAway,
-    #[error("the head is tilted up or down; look straight at the camera")]
-    TiltedUpDown,
-    #[error("the head is tilted sideways; hold it upright")]
-    TiltedSideways,
-}
-
-impl QualityIssue {
-    pub fn code(&self) -> &'static str {
-        match self {
-            QualityIssue::TooSmall => "too_small",
-            QualityIssue::Blurry => "blurry",
-            QualityIssue::TooDark => "too_dark",
-            QualityIssue::TooBright => "too_bright",
-            QualityIssue::TurnedAway => "turned_away",
-            QualityIssue::TiltedUpDown => "tilted_up_down",
-            QualityIssue::TiltedSideways => "tilted_sideways",
-        }
-    }
-}
 
 /// Limits a face must meet to be enrolled.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -182,8 +149,8 @@ pub fn assess(img: &RgbImage, face: &DetectedFace, limits: &QualityLimits) -> Qu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::align::TEMPLATE_112;
     use crate::detect::BoundingBox;
+    use crate::geometry::TEMPLATE_112;
 
     fn template_face() -> DetectedFace {
         DetectedFace {

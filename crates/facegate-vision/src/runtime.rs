@@ -88,7 +88,7 @@ pub fn init_located() -> Result<PathBuf, VisionError> {
 
 /// How sessions are built.
 #[derive(Debug, Clone, Copy)]
-pub struct SessionOptions {
+pub(crate) struct SessionOptions {
     pub intra_threads: usize,
     pub sessions: usize,
 }
@@ -118,7 +118,7 @@ fn disable_arena(builder: &mut ort::session::builder::SessionBuilder) -> Result<
 }
 
 /// Several sessions of one model; a call takes whichever is free.
-pub struct SessionPool {
+pub(crate) struct SessionPool {
     name: String,
     sessions: Vec<Mutex<Session>>,
     next: AtomicUsize,
@@ -189,7 +189,7 @@ impl SessionPool {
 
 /// A float tensor read back from a model.
 #[derive(Debug, Clone)]
-pub struct Output {
+pub(crate) struct Output {
     pub shape: Vec<usize>,
     pub data: Vec<f32>,
 }

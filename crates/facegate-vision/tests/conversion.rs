@@ -5,8 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use facegate_vision::models::ModelDir;
-use facegate_vision::runtime::{SessionOptions, SessionPool};
+use facegate_vision::eval::run_onnx;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -37,24 +36,15 @@ fn check(model: &str) -> f32 {
     let path = common::repo_root().join(format!("models/reference/{model}.json"));
     let reference: Reference =
         serde_json::from_str(&std::fs::read_to_string(path).expect("reference")).expect("json");
-    let dir = ModelDir::open(&common::repo_root().join("models")).expect("models dir");
-    let bytes = dir
-        .read_verified(&reference.model, None)
-        .expect("verified model");
-    let pool = SessionPool::load(
-        model,
-        &bytes,
-        &SessionOptions {
-            intra_threads: 1,
-            sessions: 1,
-        },
-    )
-    .expect("session");
     let (name, input) = reference.inputs.iter().next().expect("one input");
     let names: Vec<&str> = reference.outputs.keys().map(String::as_str).collect();
-    let outputs = pool
-        .run(name, &input.shape, &read_f32(&input.file), &names)
-        .expect("inference");
+    let outputs = run_onnx(
+        &common::repo_root().join("models"),
+        &reference.model,
+        (name, &input.shape, &read_f32(&input.file)),
+        &names,
+    )
+    .expect("inference");
     let mut worst = 0f32;
     for (out, (oname, expected)) in outputs.iter().zip(&reference.outputs) {
         assert_eq!(out.shape, expected.shape, "{model}.{oname} shape");
@@ -117,10 +107,14 @@ fn a_tampered_model_is_refused() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0x55;
     std::fs::write(tmp.join("mtcnn_rnet.onnx"), bytes).unwrap();
-    let err = ModelDir::open(&tmp)
-        .unwrap()
-        .read_verified("mtcnn_rnet.onnx", None)
-        .unwrap_err();
+    let Err(err) = run_onnx(
+        &tmp,
+        "mtcnn_rnet.onnx",
+        ("input", &[1, 3, 24, 24], &[0.0; 1728]),
+        &[],
+    ) else {
+        panic!("a tampered model ran");
+    };
     assert!(err.to_string().contains("integrity check"), "{err}");
     std::fs::remove_dir_all(&tmp).ok();
 }

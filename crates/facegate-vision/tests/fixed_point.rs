@@ -9,7 +9,6 @@ mod common;
 use std::sync::LazyLock;
 
 use common::*;
-use facegate_vision::fixed_net::FixedNet;
 use facegate_vision::{cosine_similarity, EngineConfig, FaceEngine};
 
 /// Both networks with ONNX Runtime.
@@ -54,7 +53,7 @@ fn fixed_point_and_onnx_embeddings_agree() {
 
 #[test]
 fn fixed_point_and_onnx_detectors_find_the_same_faces() {
-    if !FixedNet::supported() {
+    if !ENGINE.fixed_point() {
         eprintln!("skipped: this CPU lacks AVX2, so both detectors are the ONNX one");
         return;
     }

@@ -102,11 +102,7 @@ fn read_and_detect(engine: &FaceEngine, path: &Path) -> Result<Vec<FaceReport>, 
         .map(|face| {
             let quality = engine.quality(&img, &face);
             FaceReport {
-                in_view: facegate_vision::quality::is_present(
-                    &face,
-                    &quality,
-                    &engine.config().quality,
-                ),
+                in_view: engine.in_view(&face, &quality),
                 bbox: face.bbox,
                 score: face.score,
                 landmarks: face.landmarks,

@@ -1,6 +1,6 @@
 //! `facegate liveness eval` and `facegate liveness bench`: the liveness
 //! checks measured on challenge answers built from the test photos
-//! (see `facegate_vision::scenarios`). `eval` prints, per attack family,
+//! (see `facegate_vision::eval::scenarios`). `eval` prints, per attack family,
 //! attacks tried and accepted (APCER) and genuine answers refused (BPCER);
 //! `bench` times the server's work on a 15-frame answer on one core.
 
@@ -10,9 +10,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use facegate_vision::challenge::{ChallengeConfig, Step, Verdict};
-use facegate_vision::scenarios::{all_challenges, build, Family, Library};
-use facegate_vision::{ChallengeSpec, EngineConfig, FaceEngine, PassiveConfig, SequenceReport};
+use facegate_vision::eval::scenarios::{all_challenges, build, Family, Library};
+use facegate_vision::{
+    ChallengeConfig, ChallengeSpec, EngineConfig, FaceEngine, PassiveConfig, SequenceReport, Step,
+    Verdict,
+};
 
 #[derive(Args)]
 pub struct LivenessArgs {
@@ -163,7 +165,10 @@ fn bench(args: &BenchArgs) -> Result<()> {
     let (engine, lib) = load(&args.common)?;
     let steps = [Step::Left, Step::Right, Step::Up];
     let (frames, times) = build(&lib, Family::Genuine, &steps, 4, 7);
-    let jpegs: Vec<Vec<u8>> = frames.iter().map(facegate_vision::attacks::jpeg).collect();
+    let jpegs: Vec<Vec<u8>> = frames
+        .iter()
+        .map(facegate_vision::eval::attacks::jpeg)
+        .collect();
     println!(
         "{} frames of {}x{} px, challenge {:?}, one ONNX Runtime thread, one frame at a time",
         frames.len(),
@@ -207,7 +212,7 @@ fn bench(args: &BenchArgs) -> Result<()> {
     );
     println!(
         "  passive cues (net on {} frame(s))       {:7.1} ms",
-        facegate_vision::passive::PassiveConfig::default().frames,
+        PassiveConfig::default().frames,
         median(2)
     );
     println!(

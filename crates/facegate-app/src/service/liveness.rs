@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use facegate_vision::challenge::{SpoofCheck, Step, Verdict};
 use facegate_vision::{ChallengeSpec, Embedding, SequenceReport, VisionError};
+use facegate_vision::{SpoofCheck, Step, Verdict};
 use rand::seq::SliceRandom;
 use rand::{Rng, RngCore};
 use serde::{Deserialize, Serialize};

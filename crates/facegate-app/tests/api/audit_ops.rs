@@ -238,7 +238,8 @@ async fn health_readiness_and_metrics() {
         .to_string();
     // A frame as the page sends it: at most 480 px.
     let photo = facegate_vision::decode::decode(&face("obama_1.jpg"), &Default::default()).unwrap();
-    let frame = facegate_vision::attacks::jpeg(&facegate_vision::decode::fit_within(&photo, 480));
+    let frame =
+        facegate_vision::eval::attacks::jpeg(&facegate_vision::decode::fit_within(&photo, 480));
     let form = reqwest::multipart::Form::new()
         .part("frame", reqwest::multipart::Part::bytes(frame.clone()))
         .part("frame", reqwest::multipart::Part::bytes(frame))

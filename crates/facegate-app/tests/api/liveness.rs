@@ -5,7 +5,7 @@
 //!
 //! Every challenge the server draws can be answered from the photos
 //! (level `obama_1`, left `obama_4` or `obama_2` mirrored, right `obama_2`
-//! or `obama_4` mirrored, up `obama_3`; see `facegate_vision::scenarios`), so the tests answer
+//! or `obama_4` mirrored, up `obama_3`; see `facegate_vision::eval::scenarios`), so the tests answer
 //! whatever steps they are given; no test-only hook fixes the steps. The
 //! test waits as long as the frames' timestamps span before sending them,
 //! as a real capture would.
@@ -13,8 +13,8 @@
 use std::sync::{Arc, LazyLock};
 
 use facegate_app::Liveness;
-use facegate_vision::challenge::Step;
-use facegate_vision::scenarios::{build, Family, Library};
+use facegate_vision::eval::scenarios::{build, Family, Library};
+use facegate_vision::Step;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 
@@ -57,7 +57,10 @@ async fn answer(a: &Agent, family: Family, seed: u64) -> Response {
     let lib = library().await;
     let (frames, times) = tokio::task::spawn_blocking(move || {
         let (imgs, times) = build(&lib, family, &steps, 3, seed);
-        let jpegs: Vec<Vec<u8>> = imgs.iter().map(facegate_vision::attacks::jpeg).collect();
+        let jpegs: Vec<Vec<u8>> = imgs
+            .iter()
+            .map(facegate_vision::eval::attacks::jpeg)
+            .collect();
         (jpegs, times)
     })
     .await
@@ -139,7 +142,10 @@ async fn challenges_are_single_use_bound_to_the_session_and_expire() {
     let lib = library().await;
     let (frames, times) = tokio::task::spawn_blocking(move || {
         let (imgs, times) = build(&lib, Family::Genuine, &[Step::Left, Step::Right], 3, 1);
-        let jpegs: Vec<Vec<u8>> = imgs.iter().map(facegate_vision::attacks::jpeg).collect();
+        let jpegs: Vec<Vec<u8>> = imgs
+            .iter()
+            .map(facegate_vision::eval::attacks::jpeg)
+            .collect();
         (jpegs, times)
     })
     .await

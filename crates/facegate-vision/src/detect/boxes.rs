@@ -1,9 +1,17 @@
-//! Boxes and their bookkeeping for the detector: the box type, candidates,
-//! non-maximum suppression and landmark voting over overlapping outputs.
+//! Boxes and their bookkeeping for the detector: the box and face types,
+//! candidates, non-maximum suppression and landmark voting over
+//! overlapping outputs.
 
 use serde::{Deserialize, Serialize};
 
-use super::DetectedFace;
+/// A detected face: box, confidence and five landmarks
+/// (left eye, right eye, nose, left and right mouth corner, as seen in the image).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DetectedFace {
+    pub bbox: BoundingBox,
+    pub score: f32,
+    pub landmarks: [[f32; 2]; 5],
+}
 
 /// An axis-aligned box in pixel coordinates.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -210,8 +210,8 @@ pub fn jpeg(img: &RgbImage) -> Vec<u8> {
 /// The (yaw, up) a face or picture passes through to answer `steps`
 /// (degrees; `left` is positive yaw as seen by the camera), three frames
 /// per pose, starting and resting level.
-pub fn path_for(steps: &[crate::challenge::Step], amplitude: f32) -> Vec<(f32, f32)> {
-    use crate::challenge::Step;
+pub fn path_for(steps: &[crate::liveness::challenge::Step], amplitude: f32) -> Vec<(f32, f32)> {
+    use crate::liveness::challenge::Step;
     let mut out = vec![(0.0, 0.0); 3];
     for s in steps {
         let target = match s {
@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn paths_rest_level_between_steps() {
-        use crate::challenge::Step;
+        use crate::liveness::challenge::Step;
         let p = path_for(&[Step::Left, Step::Up], 25.0);
         assert_eq!(p.len(), 3 + 4 + 4);
         assert_eq!(p[4], (25.0, 0.0));

@@ -5,7 +5,7 @@
 //! head poses, ordered to follow the challenge: level `obama_1`, left
 //! `obama_4` or `obama_2` mirrored, right `obama_2` or `obama_4` mirrored,
 //! up `obama_3`, each made into camera frames with small shifts, scale and
-//! noise ([`crate::attacks::camera_frame`]). These are real 3-D head poses
+//! noise ([`super::attacks::camera_frame`]). These are real 3-D head poses
 //! (a mirrored head is still a head), but they jump between poses instead
 //! of moving smoothly. Each pose photo is turned well past the thresholds
 //! (about 19° of yaw, 25° of pitch), so a genuine answer's margin does not
@@ -16,11 +16,11 @@ use std::path::Path;
 
 use image::RgbImage;
 
-use crate::attacks::{camera_frame, path_for, phone_screen, turned_print, Lcg};
-use crate::challenge::Step;
+use super::attacks::{camera_frame, path_for, phone_screen, turned_print, Lcg};
 use crate::detect::BoundingBox;
 use crate::engine::FaceEngine;
 use crate::error::VisionError;
+use crate::liveness::challenge::Step;
 
 /// What a sequence is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,7 +1,7 @@
 //! The instruction sets the vector kernels are written for, which of them
 //! this CPU has, and each one's kernels.
 
-use super::Kernels;
+use super::interface::Kernels;
 
 /// The instruction sets the vector kernels are written for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

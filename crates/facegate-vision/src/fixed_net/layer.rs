@@ -5,7 +5,12 @@
 
 use serde::Deserialize;
 
-use super::{CHUNK, LANES};
+/// Largest activation magnitude (the scripts' `A16`).
+pub(super) const A16: f32 = 2047.0;
+/// int16 values in a vector of the widest kernel.
+pub(super) const LANES: usize = 16;
+/// Output vectors computed together by one pass of the kernel.
+pub(super) const CHUNK: usize = 4;
 
 /// Widest layer supported.
 const MAX_CHANNELS: usize = 512;

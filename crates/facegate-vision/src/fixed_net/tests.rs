@@ -3,8 +3,9 @@
 //! inputs, and all against the fixtures `tools/quantize_mtcnn.py` and
 //! `tools/quantize_mobilefacenet.py` wrote.
 
-use super::layer::iproduct;
-use super::{check_pool, check_shapes, scratch, FixedNet, Isa, Kernels, Layer, Op, Out, A16};
+use super::interface::{check_pool, check_shapes, Kernels, Out};
+use super::layer::{iproduct, Layer, A16};
+use super::{scratch, FixedNet, Isa, Op};
 use crate::models::ModelDir;
 use crate::resample::{Integral, Region};
 
@@ -55,7 +56,11 @@ fn repo_root() -> std::path::PathBuf {
 
 fn load(net: &str) -> FixedNet {
     let dir = ModelDir::open(&repo_root().join("models")).expect("models");
-    FixedNet::load(&dir, &format!("{net}_fixed.json")).expect("parameters")
+    let bytes = dir
+        .read_verified(&format!("{net}_fixed.json"), None)
+        .expect("parameters");
+    // Each test picks the kernels it runs with (`run_with`).
+    FixedNet::from_json(&bytes, Isa::Avx2).expect("parameters")
 }
 
 /// A fixture of `models/reference`: its metadata, the input, the floats.
@@ -246,7 +251,7 @@ fn synthetic_net() -> FixedNet {
     ops[5]["alpha"] = serde_json::Value::Null;
     ops[5]["out_inv_scale"] = serde_json::Value::Null;
     let params = serde_json::json!({"format": "facegate-fixed-net/2", "ops": ops});
-    FixedNet::from_json(&serde_json::to_vec(&params).unwrap()).expect("a valid network")
+    FixedNet::from_json(&serde_json::to_vec(&params).unwrap(), Isa::Avx2).expect("a valid network")
 }
 
 #[test]
@@ -284,11 +289,11 @@ fn p_nets_first_layer_and_pool_run_fused() {
 #[test]
 fn malformed_parameters_are_refused() {
     let good = std::fs::read(repo_root().join("models/mtcnn_rnet_fixed.json")).unwrap();
-    assert!(FixedNet::from_json(&good).is_ok());
+    assert!(FixedNet::from_json(&good, Isa::Avx2).is_ok());
     let edit = |f: &dyn Fn(&mut serde_json::Value)| {
         let mut v: serde_json::Value = serde_json::from_slice(&good).unwrap();
         f(&mut v);
-        FixedNet::from_json(&serde_json::to_vec(&v).unwrap())
+        FixedNet::from_json(&serde_json::to_vec(&v).unwrap(), Isa::Avx2)
             .err()
             .expect("refused")
     };
@@ -303,5 +308,5 @@ fn malformed_parameters_are_refused() {
         ops.pop();
     });
     assert!(err.contains("last"), "{err}");
-    assert!(FixedNet::from_json(b"{\"format\":\"x\",\"ops\":[]}").is_err());
+    assert!(FixedNet::from_json(b"{\"format\":\"x\",\"ops\":[]}", Isa::Avx2).is_err());
 }

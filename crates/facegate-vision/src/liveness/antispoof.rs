@@ -11,11 +11,9 @@ use crate::runtime::{SessionOptions, SessionPool};
 
 /// Side of the network's square input.
 pub const INPUT_SIZE: u32 = 256;
-/// The score above which the network's authors call a face a spoof.
-pub const DEFAULT_SPOOF_THRESHOLD: f32 = 0.2;
 
 /// The anti-spoofing network.
-pub struct AntiSpoof {
+pub(crate) struct AntiSpoof {
     pool: SessionPool,
 }
 

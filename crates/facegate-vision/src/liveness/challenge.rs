@@ -8,7 +8,7 @@
 //! life; one face in every frame; the same identity throughout; no run of
 //! (near-)duplicate frames; the head pose following the steps in order with
 //! plausible timing; and motion that is three-dimensional, not that of a
-//! flat picture (see [`crate::homography`]). The first failing check gives
+//! flat picture (see `homography.rs`). The first failing check gives
 //! the [`Verdict`]; every measured score is returned in [`ActiveScores`].
 //!
 //! Directions are the user's own: `left` means the user turns their head to
@@ -448,5 +448,4 @@ fn median(v: &mut [f32]) -> Option<f32> {
 }
 
 #[cfg(test)]
-#[path = "challenge_tests.rs"]
 mod tests;

@@ -1,7 +1,7 @@
 //! Passive liveness cues on one frame, and the engine side of active
 //! liveness (reducing a frame to a [`FrameObservation`]).
 //!
-//! Cues: the FaceAntiSpoofing network's score ([`crate::liveness`]); the
+//! Cues: the FaceAntiSpoofing network's score ([`super::antispoof`]); the
 //! share of the face's spectral energy at high frequencies (a screen's pixel
 //! grid and a print's halftone leave moiré there); the fraction of
 //! near-white pixels on the face (glare on glass or glossy paper); and the
@@ -11,9 +11,9 @@
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-use crate::challenge::{thumbnail, FrameObservation};
+use super::challenge::{thumbnail, FrameObservation};
+use super::Pipeline;
 use crate::detect::{BoundingBox, DetectedFace};
-use crate::engine::FaceEngine;
 use crate::error::VisionError;
 
 /// Thresholds of the passive cues (defaults in docs/LIVENESS.md).
@@ -186,76 +186,70 @@ pub fn glare(img: &RgbImage, face: &DetectedFace) -> f32 {
     }
 }
 
-impl FaceEngine {
-    /// Every passive cue on one face.
-    pub fn passive_scores(
-        &self,
-        img: &RgbImage,
-        face: &DetectedFace,
-    ) -> Result<PassiveScores, VisionError> {
-        Ok(PassiveScores {
-            net: self.spoof_score(img, face)?,
-            hf_energy: hf_energy(&grey_face(img, face)),
-            glare: glare(img, face),
-            sharpness: self.quality(img, face).sharpness,
-        })
-    }
+/// Every passive cue on one face.
+pub(crate) fn passive_scores(
+    p: &(impl Pipeline + ?Sized),
+    img: &RgbImage,
+    face: &DetectedFace,
+) -> Result<PassiveScores, VisionError> {
+    Ok(PassiveScores {
+        net: p.spoof_score(img, face)?,
+        hf_energy: hf_energy(&grey_face(img, face)),
+        glare: glare(img, face),
+        sharpness: p.sharpness(img, face),
+    })
+}
 
-    /// Reduces one challenge frame to what [`crate::challenge::judge`]
-    /// needs, but for the embedding ([`crate::sequence`] embeds the frames
-    /// it picks); also returns the face when there is exactly one. Faces
-    /// smaller than `min_face_px` are not looked for: the frame is shrunk so
-    /// that they would fall below the detector's smallest size, which makes
-    /// detection several times cheaper; quality and landmarks are measured
-    /// on the full frame. `previous` is the face's box in the previous
-    /// frame, when it had one, which detection tracks.
-    pub fn observe_frame(
-        &self,
-        img: &RgbImage,
-        t_ms: f64,
-        min_face_px: f32,
-        previous: Option<&BoundingBox>,
-    ) -> Result<(FrameObservation, Option<DetectedFace>), VisionError> {
-        let detector_min = self.config().detector.min_face.max(12.0);
-        let factor = (detector_min / min_face_px.max(detector_min)).min(1.0);
-        let detect = |img: &RgbImage, scale: f32| match previous {
-            Some(b) => self.detect_tracked(img, &b.scaled(scale)),
-            None => self.detect(img),
-        };
-        let (detected, thumb) = if factor < 0.95 {
-            let (w, h) = (
-                ((img.width() as f32 * factor).round() as u32).max(1),
-                ((img.height() as f32 * factor).round() as u32).max(1),
-            );
-            let small = crate::resample::shrink(img, w, h);
-            let back = img.width() as f32 / w as f32;
-            let faces = detect(&small, 1.0 / back)?
-                .into_iter()
-                .map(|f| DetectedFace {
-                    bbox: f.bbox.scaled(back),
-                    score: f.score,
-                    landmarks: f.landmarks.map(|[x, y]| [x * back, y * back]),
-                })
-                .collect();
-            (faces, thumbnail(&small))
-        } else {
-            (detect(img, 1.0)?, thumbnail(img))
-        };
-        let limits = &self.config().quality;
-        let faces: Vec<DetectedFace> = detected
+/// Reduces one challenge frame to what [`super::challenge::judge`] needs,
+/// but for the embedding ([`super::sequence`] embeds the frames it picks);
+/// also returns the face when there is exactly one. Faces smaller than
+/// `min_face_px` are not looked for: the frame is shrunk so that they would
+/// fall below the detector's smallest size, which makes detection several
+/// times cheaper; quality and landmarks are measured on the full frame.
+/// `previous` is the face's box in the previous frame, when it had one,
+/// which detection tracks.
+pub(crate) fn observe_frame(
+    p: &(impl Pipeline + ?Sized),
+    img: &RgbImage,
+    t_ms: f64,
+    min_face_px: f32,
+    previous: Option<&BoundingBox>,
+) -> Result<(FrameObservation, Option<DetectedFace>), VisionError> {
+    let detector_min = p.min_face().max(12.0);
+    let factor = (detector_min / min_face_px.max(detector_min)).min(1.0);
+    let detect = |img: &RgbImage, scale: f32| match previous {
+        Some(b) => p.detect_tracked(img, &b.scaled(scale)),
+        None => p.detect(img),
+    };
+    let (detected, thumb) = if factor < 0.95 {
+        let (w, h) = (
+            ((img.width() as f32 * factor).round() as u32).max(1),
+            ((img.height() as f32 * factor).round() as u32).max(1),
+        );
+        let small = crate::resample::shrink(img, w, h);
+        let back = img.width() as f32 / w as f32;
+        let faces = detect(&small, 1.0 / back)?
             .into_iter()
-            .filter(|f| crate::quality::is_present(f, &self.quality(img, f), limits))
+            .map(|f| DetectedFace {
+                bbox: f.bbox.scaled(back),
+                score: f.score,
+                landmarks: f.landmarks.map(|[x, y]| [x * back, y * back]),
+            })
             .collect();
-        let single = (faces.len() == 1).then(|| faces[0]);
-        let obs = FrameObservation {
-            t_ms,
-            faces: faces.len(),
-            thumb,
-            landmarks: single.map(|f| f.landmarks),
-            embedding: None,
-        };
-        Ok((obs, single))
-    }
+        (faces, thumbnail(&small))
+    } else {
+        (detect(img, 1.0)?, thumbnail(img))
+    };
+    let faces: Vec<DetectedFace> = detected.into_iter().filter(|f| p.in_view(img, f)).collect();
+    let single = (faces.len() == 1).then(|| faces[0]);
+    let obs = FrameObservation {
+        t_ms,
+        faces: faces.len(),
+        thumb,
+        landmarks: single.map(|f| f.landmarks),
+        embedding: None,
+    };
+    Ok((obs, single))
 }
 
 #[cfg(test)]

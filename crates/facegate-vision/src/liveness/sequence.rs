@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 use serde::Serialize;
 
-use crate::challenge::{
-    judge, mean_embedding, step_frames, ChallengeConfig, FrameObservation, Judgement, Step, Verdict,
+use super::challenge::{
+    judge, mean_embedding, step_frames, ChallengeConfig, FrameObservation, Judgement, SpoofCheck,
+    Step, Verdict,
 };
+use super::passive::{observe_frame, passive_scores, PassiveConfig, PassiveScores};
+use super::Pipeline;
 use crate::detect::{BoundingBox, DetectedFace};
-use crate::engine::FaceEngine;
 use crate::error::VisionError;
-use crate::passive::{PassiveConfig, PassiveScores};
 
 /// The challenge being answered.
 #[derive(Debug, Clone)]
@@ -85,117 +86,95 @@ impl<'a> Frontmost<'a> {
     }
 }
 
-impl FaceEngine {
-    /// Runs the active checks on `frames` (decoded, in capture order, with
-    /// their timestamps) and, when `passive` is given and they pass, the
-    /// passive cues on the most frontal frames (`PassiveConfig::frames`,
-    /// at most [`MAX_PASSIVE_FRAMES`]).
-    pub fn check_sequence(
-        &self,
-        frames: &[RgbImage],
-        timestamps: &[f64],
-        spec: &ChallengeSpec,
-        active: &ChallengeConfig,
-        passive: Option<&PassiveConfig>,
-    ) -> Result<SequenceReport, VisionError> {
-        let frame = |i: usize| Ok(Cow::Borrowed(&frames[i]));
-        self.check_streamed(frames.len(), frame, timestamps, spec, active, passive)
+/// All checks on the `count` frames of a challenge answer, taken one at a
+/// time from `frame(i)` (see [`crate::FaceEngine::check_streamed`]).
+pub(crate) fn check_streamed<'a>(
+    p: &(impl Pipeline + ?Sized),
+    count: usize,
+    mut frame: impl FnMut(usize) -> Result<Cow<'a, RgbImage>, VisionError>,
+    timestamps: &[f64],
+    spec: &ChallengeSpec,
+    active: &ChallengeConfig,
+    passive: Option<&PassiveConfig>,
+) -> Result<SequenceReport, VisionError> {
+    let start = Instant::now();
+    let mut decode = Duration::ZERO;
+    let mut observations = Vec::with_capacity(count);
+    let mut aligned: Vec<Option<RgbImage>> = Vec::with_capacity(count);
+    let mut frontmost = Frontmost { kept: Vec::new() };
+    let mut previous: Option<BoundingBox> = None;
+    for (i, &t) in timestamps.iter().enumerate().take(count) {
+        let got = Instant::now();
+        let img = frame(i)?;
+        decode += got.elapsed();
+        let (obs, face) = observe_frame(p, &img, t, active.min_face_px, previous.as_ref())?;
+        previous = face.map(|f| f.bbox);
+        aligned.push(face.map(|f| p.align(&img, &f)));
+        if let Some(f) = face.filter(|_| obs.landmarks.is_some()) {
+            frontmost.offer(frontality(&obs), i, img, f);
+        }
+        observations.push(obs);
     }
-
-    /// Like [`FaceEngine::check_sequence`], but takes the `count` frames one
-    /// at a time from `frame(i)` (e.g. decoding each from its bytes), so
-    /// that at most [`MAX_PASSIVE_FRAMES`] + 1 whole frames are held at
-    /// once; of the others only what the checks need is kept (a thumbnail,
-    /// the landmarks and the aligned face). The first error of `frame`
-    /// ends the check.
-    pub fn check_streamed<'a>(
-        &self,
-        count: usize,
-        mut frame: impl FnMut(usize) -> Result<Cow<'a, RgbImage>, VisionError>,
-        timestamps: &[f64],
-        spec: &ChallengeSpec,
-        active: &ChallengeConfig,
-        passive: Option<&PassiveConfig>,
-    ) -> Result<SequenceReport, VisionError> {
+    // Frames with a face, most frontal first: the identity check always
+    // embeds the first, the passive cues run on the first one or two,
+    // and a login may keep the first as its probe.
+    let frontal = frontal_order(&observations);
+    for i in identity_picks(&observations, spec, active, frontal.first().copied()) {
+        if let Some(face) = &aligned[i] {
+            observations[i].embedding = Some(p.embed_aligned(face)?.vector);
+        }
+    }
+    drop(aligned);
+    let active_j = if count == timestamps.len() {
+        judge(
+            &observations,
+            spec.steps,
+            active,
+            spec.life_ms,
+            spec.elapsed_ms,
+        )
+    } else {
+        let mut j = judge(&[], spec.steps, active, spec.life_ms, spec.elapsed_ms);
+        j.verdict = Verdict::Spoof(SpoofCheck::Timing);
+        j
+    };
+    let observe_ms = (start.elapsed() - decode).as_secs_f64() * 1000.0;
+    let embs: Vec<&Vec<f32>> = observations
+        .iter()
+        .filter_map(|o| o.embedding.as_ref())
+        .collect();
+    let embedding = mean_embedding(&embs);
+    let mut report = SequenceReport {
+        active: active_j,
+        passive: Vec::new(),
+        passive_failure: None,
+        decode_ms: decode.as_secs_f64() * 1000.0,
+        observe_ms,
+        passive_ms: 0.0,
+        embedding,
+        frontal_frame: frontal.first().copied(),
+        frontal_image: None,
+    };
+    if let (Some(cfg), Verdict::Live) = (passive, report.active.verdict) {
         let start = Instant::now();
-        let mut decode = Duration::ZERO;
-        let mut observations = Vec::with_capacity(count);
-        let mut aligned: Vec<Option<RgbImage>> = Vec::with_capacity(count);
-        let mut frontmost = Frontmost { kept: Vec::new() };
-        let mut previous: Option<BoundingBox> = None;
-        for (i, &t) in timestamps.iter().enumerate().take(count) {
-            let got = Instant::now();
-            let img = frame(i)?;
-            decode += got.elapsed();
-            let (obs, face) = self.observe_frame(&img, t, active.min_face_px, previous.as_ref())?;
-            previous = face.map(|f| f.bbox);
-            aligned.push(face.map(|f| self.align(&img, &f)));
-            if let Some(f) = face.filter(|_| obs.landmarks.is_some()) {
-                frontmost.offer(frontality(&obs), i, img, f);
+        // The most frontal frames: the network was trained on frontal
+        // faces.
+        let n = cfg.frames.clamp(1, MAX_PASSIVE_FRAMES);
+        for (_, _, img, face) in frontmost.kept.iter().take(n) {
+            let s = passive_scores(p, img, face)?;
+            if report.passive_failure.is_none() {
+                report.passive_failure = s.failing(cfg);
             }
-            observations.push(obs);
+            report.passive.push(s);
         }
-        // Frames with a face, most frontal first: the identity check always
-        // embeds the first, the passive cues run on the first one or two,
-        // and a login may keep the first as its probe.
-        let frontal = frontal_order(&observations);
-        for i in identity_picks(&observations, spec, active, frontal.first().copied()) {
-            if let Some(face) = &aligned[i] {
-                observations[i].embedding = Some(self.embed_aligned(face)?.vector);
-            }
-        }
-        drop(aligned);
-        let active_j = if count == timestamps.len() {
-            judge(
-                &observations,
-                spec.steps,
-                active,
-                spec.life_ms,
-                spec.elapsed_ms,
-            )
-        } else {
-            let mut j = judge(&[], spec.steps, active, spec.life_ms, spec.elapsed_ms);
-            j.verdict = Verdict::Spoof(crate::challenge::SpoofCheck::Timing);
-            j
-        };
-        let observe_ms = (start.elapsed() - decode).as_secs_f64() * 1000.0;
-        let embs: Vec<&Vec<f32>> = observations
-            .iter()
-            .filter_map(|o| o.embedding.as_ref())
-            .collect();
-        let embedding = mean_embedding(&embs);
-        let mut report = SequenceReport {
-            active: active_j,
-            passive: Vec::new(),
-            passive_failure: None,
-            decode_ms: decode.as_secs_f64() * 1000.0,
-            observe_ms,
-            passive_ms: 0.0,
-            embedding,
-            frontal_frame: frontal.first().copied(),
-            frontal_image: None,
-        };
-        if let (Some(cfg), Verdict::Live) = (passive, report.active.verdict) {
-            let start = Instant::now();
-            // The most frontal frames: the network was trained on frontal
-            // faces.
-            let n = cfg.frames.clamp(1, MAX_PASSIVE_FRAMES);
-            for (_, _, img, face) in frontmost.kept.iter().take(n) {
-                let s = self.passive_scores(img, face)?;
-                if report.passive_failure.is_none() {
-                    report.passive_failure = s.failing(cfg);
-                }
-                report.passive.push(s);
-            }
-            report.passive_ms = start.elapsed().as_secs_f64() * 1000.0;
-        }
-        report.frontal_image = frontmost
-            .kept
-            .into_iter()
-            .next()
-            .map(|(_, _, img, _)| img.into_owned());
-        Ok(report)
+        report.passive_ms = start.elapsed().as_secs_f64() * 1000.0;
     }
+    report.frontal_image = frontmost
+        .kept
+        .into_iter()
+        .next()
+        .map(|(_, _, img, _)| img.into_owned());
+    Ok(report)
 }
 
 /// The frames whose face is embedded for the identity check (see

@@ -250,15 +250,17 @@ fn a_sampled_identity_check_always_embeds_the_frames_that_complete_steps() {
     // The first frame turned past 10° to the left (the 10° frame estimates
     // just under), then the first past 10° to the right.
     assert_eq!(step_frames(&frames, &steps, &cfg), vec![4, 8]);
-    let spec = |seed| crate::ChallengeSpec {
+    let spec = |seed| crate::liveness::sequence::ChallengeSpec {
         steps: &steps,
         life_ms: 15_000.0,
         elapsed_ms: 3_000.0,
         identity_seed: seed,
     };
-    let frontal = crate::sequence::frontal_order(&frames).first().copied();
+    let frontal = crate::liveness::sequence::frontal_order(&frames)
+        .first()
+        .copied();
     let picks: Vec<Vec<usize>> = (0..8)
-        .map(|seed| crate::sequence::identity_picks(&frames, &spec(seed), &cfg, frontal))
+        .map(|seed| crate::liveness::sequence::identity_picks(&frames, &spec(seed), &cfg, frontal))
         .collect();
     for p in &picks {
         assert_eq!(p.len(), cfg.identity_frames, "{p:?}");
@@ -269,7 +271,11 @@ fn a_sampled_identity_check_always_embeds_the_frames_that_complete_steps() {
     // The rest differs from answer to answer.
     assert!(picks.iter().any(|p| p != &picks[0]), "{picks:?}");
     // The default, 0, embeds every frame with a face.
-    let every =
-        crate::sequence::identity_picks(&frames, &spec(1), &ChallengeConfig::default(), frontal);
+    let every = crate::liveness::sequence::identity_picks(
+        &frames,
+        &spec(1),
+        &ChallengeConfig::default(),
+        frontal,
+    );
     assert_eq!(every, (0..frames.len()).collect::<Vec<_>>());
 }
