@@ -61,7 +61,7 @@ pub use image::RgbImage;
 pub use liveness::challenge::{
     ActiveScores, ChallengeConfig, Judgement, SpoofCheck, Step, Verdict,
 };
-pub use liveness::passive::{PassiveConfig, PassiveScores};
+pub use liveness::passive::{CueAction, PassiveConfig, PassiveDecision, PassiveScores};
 pub use liveness::sequence::{ChallengeSpec, SequenceReport};
 pub use models::{locate_dir as locate_models_dir, EmbeddingManifest};
 pub use quality::{Quality, QualityLimits};

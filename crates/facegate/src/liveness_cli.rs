@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+
+use crate::liveness_photos;
 use clap::{Args, Subcommand};
 use facegate_vision::eval::scenarios::{all_challenges, build, Family, Library};
 use facegate_vision::{
@@ -24,8 +26,9 @@ pub struct LivenessArgs {
 
 #[derive(Subcommand)]
 pub enum LivenessCommand {
-    /// APCER/BPCER per attack family over every 2- and 3-step challenge.
-    Eval(CommonArgs),
+    /// APCER/BPCER per attack family over every 2- and 3-step challenge;
+    /// with --bona-fide or --attack, the passive cues on those photos.
+    Eval(EvalArgs),
     /// Server cost of judging a 15-frame challenge answer on one core.
     Bench(BenchArgs),
 }
@@ -44,6 +47,21 @@ pub struct CommonArgs {
     /// Print the scores of every refused genuine answer and accepted attack.
     #[arg(long)]
     pub show: bool,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// A directory of photos of live people: prints each passive cue's
+    /// scores on them and how many the default policy refuses (BPCER).
+    /// May be repeated.
+    #[arg(long, value_name = "DIR")]
+    pub bona_fide: Vec<PathBuf>,
+    /// A directory of photos of presentation attacks (prints, screens),
+    /// measured the same way. May be repeated.
+    #[arg(long, value_name = "DIR")]
+    pub attack: Vec<PathBuf>,
 }
 
 #[derive(Args)]
@@ -106,7 +124,8 @@ fn reason(r: &SequenceReport) -> String {
 
 pub fn run(args: LivenessArgs) -> Result<()> {
     match args.command {
-        LivenessCommand::Eval(common) => eval(&common),
+        LivenessCommand::Eval(e) if !e.bona_fide.is_empty() || !e.attack.is_empty() => photos(&e),
+        LivenessCommand::Eval(e) => eval(&e.common),
         LivenessCommand::Bench(b) => bench(&b),
     }
 }
@@ -157,6 +176,33 @@ fn eval(common: &CommonArgs) -> Result<()> {
                 why.join(", ")
             }
         );
+    }
+    Ok(())
+}
+
+/// The passive cues on real photos (`--bona-fide`, `--attack`).
+fn photos(args: &EvalArgs) -> Result<()> {
+    let config = EngineConfig {
+        models_dir: args.common.models.clone(),
+        ..EngineConfig::default()
+    };
+    let engine = FaceEngine::load(config).context("loading the face engine")?;
+    let cfg = PassiveConfig::default();
+    println!("Passive cues, one frame per photo; defaults of PassiveConfig.");
+    let sets = args.bona_fide.iter().map(|d| (d, true));
+    for (dir, bona_fide) in sets.chain(args.attack.iter().map(|d| (d, false))) {
+        let (m, skipped) = liveness_photos::measure_dir(&engine, dir, &cfg)?;
+        let kind = if bona_fide { "bona fide" } else { "attacks" };
+        liveness_photos::report(
+            &format!("{} ({kind})", dir.display()),
+            bona_fide,
+            &m,
+            &skipped,
+            &cfg,
+        );
+        if args.common.show {
+            liveness_photos::show(&m);
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ mod bench;
 mod engine_cli;
 mod eval;
 mod liveness_cli;
+mod liveness_photos;
 mod progress;
 mod setup;
 

@@ -16,13 +16,28 @@ use super::Pipeline;
 use crate::detect::{BoundingBox, DetectedFace};
 use crate::error::VisionError;
 
+/// What a cue past its threshold does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CueAction {
+    /// The face is refused as a presentation attack.
+    Refuse,
+    /// The person is asked for a second step (another challenge, or the
+    /// password where the mode allows) instead of being refused.
+    StepUp,
+    /// The cue is measured and recorded but decides nothing.
+    Record,
+}
+
 /// Thresholds of the passive cues (defaults in docs/LIVENESS.md).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PassiveConfig {
-    /// Network score above which a face is a spoof (its authors use 0.2;
+    /// Network score above which a face is suspect (its authors use 0.2;
     /// see docs/LIVENESS.md for why the default is higher).
     pub max_net_score: f32,
+    /// What a network score above `max_net_score` does.
+    pub net_action: CueAction,
     /// Largest share of spectral energy beyond half the Nyquist frequency.
     pub max_hf_energy: f32,
     /// Largest fraction of near-white pixels on the face.
@@ -38,6 +53,7 @@ impl Default for PassiveConfig {
     fn default() -> Self {
         PassiveConfig {
             max_net_score: 0.5,
+            net_action: CueAction::Refuse,
             max_hf_energy: 0.2,
             max_glare: 0.06,
             min_sharpness: 0.0,
@@ -55,19 +71,69 @@ pub struct PassiveScores {
     pub sharpness: f32,
 }
 
+/// What the passive cues of one face decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "decision", content = "cue")]
+pub enum PassiveDecision {
+    Pass,
+    /// A cue whose action is [`CueAction::StepUp`] is past its threshold
+    /// (and none that refuses).
+    StepUp(&'static str),
+    /// A cue that refuses is past its threshold.
+    Refuse(&'static str),
+}
+
+impl PassiveDecision {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PassiveDecision::Pass => "pass",
+            PassiveDecision::StepUp(_) => "step_up",
+            PassiveDecision::Refuse(_) => "refuse",
+        }
+    }
+}
+
 impl PassiveScores {
-    /// The first cue past its threshold, if any.
-    pub fn failing(&self, cfg: &PassiveConfig) -> Option<&'static str> {
+    /// Every cue past its threshold, with what it does, in order.
+    fn crossed(&self, cfg: &PassiveConfig) -> Vec<(&'static str, CueAction)> {
+        let mut out = Vec::new();
         if self.net > cfg.max_net_score {
-            Some("net")
-        } else if self.hf_energy > cfg.max_hf_energy {
-            Some("moire")
-        } else if self.glare > cfg.max_glare {
-            Some("glare")
-        } else if self.sharpness < cfg.min_sharpness {
-            Some("blur")
-        } else {
-            None
+            out.push(("net", cfg.net_action));
+        }
+        if self.hf_energy > cfg.max_hf_energy {
+            out.push(("moire", CueAction::Refuse));
+        }
+        if self.glare > cfg.max_glare {
+            out.push(("glare", CueAction::Refuse));
+        }
+        if self.sharpness < cfg.min_sharpness {
+            out.push(("blur", CueAction::Refuse));
+        }
+        out
+    }
+
+    /// The first cue past its threshold that refuses, if any.
+    pub fn failing(&self, cfg: &PassiveConfig) -> Option<&'static str> {
+        self.crossed(cfg)
+            .into_iter()
+            .find(|c| c.1 == CueAction::Refuse)
+            .map(|c| c.0)
+    }
+
+    /// The first cue past its threshold that asks for a second step.
+    pub fn doubt(&self, cfg: &PassiveConfig) -> Option<&'static str> {
+        self.crossed(cfg)
+            .into_iter()
+            .find(|c| c.1 == CueAction::StepUp)
+            .map(|c| c.0)
+    }
+
+    /// Refuse, step up or pass.
+    pub fn decide(&self, cfg: &PassiveConfig) -> PassiveDecision {
+        match (self.failing(cfg), self.doubt(cfg)) {
+            (Some(cue), _) => PassiveDecision::Refuse(cue),
+            (None, Some(cue)) => PassiveDecision::StepUp(cue),
+            (None, None) => PassiveDecision::Pass,
         }
     }
 }

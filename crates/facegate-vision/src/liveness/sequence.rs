@@ -41,6 +41,9 @@ pub struct SequenceReport {
     pub passive: Vec<PassiveScores>,
     /// The first passive cue past its threshold.
     pub passive_failure: Option<&'static str>,
+    /// The first passive cue past its threshold that asks for a second
+    /// step rather than refusing ([`crate::CueAction::StepUp`]).
+    pub passive_doubt: Option<&'static str>,
     /// Milliseconds spent getting the frames (decoding them, when the
     /// caller streams encoded frames), observing and embedding them and
     /// judging them, and on the passive cues.
@@ -62,7 +65,17 @@ pub struct SequenceReport {
 impl SequenceReport {
     /// True when every check that ran passed.
     pub fn is_live(&self) -> bool {
-        self.active.verdict == Verdict::Live && self.passive_failure.is_none()
+        self.active.verdict == Verdict::Live
+            && self.passive_failure.is_none()
+            && self.passive_doubt.is_none()
+    }
+
+    /// True when nothing refused the answer but a cue asks for a second
+    /// step before it counts as live.
+    pub fn needs_step_up(&self) -> bool {
+        self.active.verdict == Verdict::Live
+            && self.passive_failure.is_none()
+            && self.passive_doubt.is_some()
     }
 }
 
@@ -148,6 +161,7 @@ pub(crate) fn check_streamed<'a>(
         active: active_j,
         passive: Vec::new(),
         passive_failure: None,
+        passive_doubt: None,
         decode_ms: decode.as_secs_f64() * 1000.0,
         observe_ms,
         passive_ms: 0.0,
@@ -164,6 +178,9 @@ pub(crate) fn check_streamed<'a>(
             let s = passive_scores(p, img, face)?;
             if report.passive_failure.is_none() {
                 report.passive_failure = s.failing(cfg);
+            }
+            if report.passive_doubt.is_none() {
+                report.passive_doubt = s.doubt(cfg);
             }
             report.passive.push(s);
         }
