@@ -11,9 +11,12 @@ use std::path::Path;
 use common::*;
 use facegate_vision::{PassiveConfig, PassiveDecision};
 
-/// Bona fide photos the default policy refuses, as documented: at most
-/// this many of the 40 single-face photos of the two folders.
-const DOCUMENTED_REFUSED: usize = 12;
+/// The share (%) of the 40 single-face photos of the two folders the
+/// default policy refuses, as documented (the network, which alone took 12
+/// of them, now asks for a second step instead; the goal is at most 5 %).
+const DOCUMENTED_REFUSED_PERCENT: f64 = 0.0;
+/// ... and the share it asks for a second step (12 of 40).
+const DOCUMENTED_STEP_UP_PERCENT: f64 = 30.0;
 
 /// The decision of the default policy on every photo of `dir` with exactly
 /// one face in view.
@@ -52,15 +55,24 @@ fn the_default_policy_refuses_no_more_real_people_than_documented() {
         .filter(|(_, d)| matches!(d, PassiveDecision::Refuse(_)))
         .map(|(f, _)| f.as_str())
         .collect();
+    let step_up = all
+        .iter()
+        .filter(|(_, d)| matches!(d, PassiveDecision::StepUp(_)))
+        .count();
     eprintln!(
-        "{} of {} bona fide photos refused: {refused:?}",
+        "{} of {} bona fide photos refused: {refused:?}; {step_up} asked for a second step",
         refused.len(),
         all.len()
     );
+    let percent = |n: usize| 100.0 * n as f64 / all.len() as f64;
+    assert!(
+        percent(step_up) <= DOCUMENTED_STEP_UP_PERCENT,
+        "{step_up} asked for a second step, docs/LIVENESS.md says at most {DOCUMENTED_STEP_UP_PERCENT} %"
+    );
     assert_eq!(all.len(), 40, "single-face photos measured");
     assert!(
-        refused.len() <= DOCUMENTED_REFUSED,
-        "{} refused, docs/LIVENESS.md says at most {DOCUMENTED_REFUSED}",
+        percent(refused.len()) <= DOCUMENTED_REFUSED_PERCENT,
+        "{} refused, docs/LIVENESS.md says at most {DOCUMENTED_REFUSED_PERCENT} %",
         refused.len()
     );
 }

@@ -138,10 +138,10 @@ fn eval(common: &CommonArgs) -> Result<()> {
         challenges.len(),
         common.seeds
     );
-    println!("| Family | Presentations | Accepted | Rate | Refused by |");
-    println!("|---|---|---|---|---|");
+    println!("| Family | Presentations | Accepted | Asked for a second step | Rate | Refused by |");
+    println!("|---|---|---|---|---|---|");
     for family in Family::ALL {
-        let (mut tried, mut accepted) = (0usize, 0usize);
+        let (mut tried, mut accepted, mut step_up) = (0usize, 0usize, 0usize);
         let mut why: BTreeMap<String, usize> = BTreeMap::new();
         for (i, steps) in challenges.iter().enumerate() {
             for seed in 0..common.seeds {
@@ -150,24 +150,30 @@ fn eval(common: &CommonArgs) -> Result<()> {
                 let r = check(&engine, &frames, &times, steps, seed)?;
                 tried += 1;
                 let odd = r.is_live() != (family == Family::Genuine);
-                if common.show && odd {
+                if common.show && (odd || r.needs_step_up()) {
                     println!("{family:?} {steps:?}: {}", serde_json::to_string(&r)?);
                 }
                 if r.is_live() {
                     accepted += 1;
+                } else if r.needs_step_up() {
+                    step_up += 1;
+                    *why.entry(format!("step_up:{}", r.passive_doubt.unwrap_or("?")))
+                        .or_default() += 1;
                 } else {
                     *why.entry(reason(&r)).or_default() += 1;
                 }
             }
         }
+        // A second step is not a refusal of a genuine answer, nor an
+        // attack's success.
         let (label, rate) = if family == Family::Genuine {
-            ("BPCER", (tried - accepted) as f64 / tried as f64)
+            ("BPCER", (tried - accepted - step_up) as f64 / tried as f64)
         } else {
             ("APCER", accepted as f64 / tried as f64)
         };
         let why: Vec<String> = why.iter().map(|(k, v)| format!("{k} {v}")).collect();
         println!(
-            "| {} | {tried} | {accepted} | {label} {:.1} % | {} |",
+            "| {} | {tried} | {accepted} | {step_up} | {label} {:.1} % | {} |",
             family.name(),
             100.0 * rate,
             if why.is_empty() {

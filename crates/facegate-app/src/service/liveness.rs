@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use super::attempt::{face_login_method, Stop};
 use super::error::{ServiceError, ServiceResult};
 use super::metrics::Stage;
-use super::probe::{Probe, PASSIVE_REFUSAL};
+use super::probe::{Probe, PASSIVE_REFUSAL, STEP_UP};
 use super::services::{Client, Services};
 use crate::domain::NewLoginAttempt;
 
@@ -220,6 +220,10 @@ impl Services {
         });
         *liveness = Some(doc.to_string());
         let (verdict, cue) = (report.active.verdict, report.passive_failure);
+        if let Some(doubt) = report.passive_doubt.filter(|_| report.needs_step_up()) {
+            self.metrics.observe_liveness(&format!("step_up_{doubt}"));
+            return Err(Stop::refused(format!("step_up_passive_{doubt}"), STEP_UP));
+        }
         if !report.is_live() {
             self.metrics.observe_liveness(&outcome_of(verdict, cue));
             return Err(Stop::refused(

@@ -28,6 +28,15 @@ pub(super) const PASSIVE_REFUSAL: ServiceError = ServiceError::FaceRejected {
     message: "This looks like a photo or a screen, not a live person.",
 };
 
+/// What a doubting passive cue (one that asks for a second step rather than
+/// refusing, `[liveness_passive] net_action = "step_up"`) tells the person:
+/// the next steps that can succeed.
+pub(super) const STEP_UP: ServiceError = ServiceError::FaceRejected {
+    code: "step_up",
+    message: "We could not be sure this was a live camera picture. Try once more, facing the \
+              camera in even light, or sign in with your password.",
+};
+
 /// The error a face login answers when the engine could not use a frame:
 /// no face or several are refusals of the login (401), the rest are
 /// errors about the image or ours.
@@ -82,16 +91,24 @@ impl Services {
             .await?;
         let (embedding, image, passive) = analysed.map_err(face_login_refusal)?;
         if let Some((scores, cfg)) = passive {
-            let failing = scores.failing(&cfg);
-            let outcome = failing.map_or("live".into(), |cue| format!("passive_{cue}"));
+            let (failing, doubt) = (scores.failing(&cfg), scores.doubt(&cfg));
+            let outcome = match (failing, doubt) {
+                (Some(cue), _) => format!("passive_{cue}"),
+                (None, Some(cue)) => format!("step_up_{cue}"),
+                (None, None) => "live".into(),
+            };
             self.metrics.observe_liveness(&outcome);
-            let doc = json!({"mode": "passive", "passive": [scores], "passive_failure": failing});
+            let doc = json!({"mode": "passive", "passive": [scores],
+                "passive_failure": failing, "passive_doubt": doubt});
             *liveness = Some(doc.to_string());
             if let Some(cue) = failing {
                 return Err(Stop::refused(
                     format!("spoof_passive_{cue}"),
                     PASSIVE_REFUSAL,
                 ));
+            }
+            if let Some(cue) = doubt {
+                return Err(Stop::refused(format!("step_up_passive_{cue}"), STEP_UP));
             }
         }
         Ok(Probe {

@@ -113,7 +113,7 @@ fn full_document() -> Value {
                 "requestBody": image_body(json!({"username": {"type": "string", "description": "verify mode only"}})),
                 "responses": {"200": ok("Logged in", json!({"allOf": [user_ref(), {"type": "object",
                         "properties": {"score": {"type": "number"}}}]})),
-                    "401": error_ref("no_face, multiple_faces, unknown, spoof (passive liveness) or challenge_required (active liveness: use the challenge)"), "403": error_ref("csrf"),
+                    "401": error_ref("no_face, multiple_faces, unknown, spoof (passive liveness), step_up (passive liveness unsure: try again or use the password) or challenge_required (active liveness: use the challenge)"), "403": error_ref("csrf"),
                     "413": error_ref("too_large"), "422": error_ref("invalid_image"),
                     "429": error_ref("locked or rate_limited")}}},
             "/api/face-login/challenge": {"post": {"summary": "Start a liveness challenge (single use, bound to the session)",
@@ -136,7 +136,7 @@ fn full_document() -> Value {
                 "responses": {"200": ok("Logged in", json!({"allOf": [user_ref(), {"type": "object",
                         "properties": {"score": {"type": "number"}}}]})),
                     "400": error_ref("invalid"),
-                    "401": error_ref("spoof, unknown, no_face, multiple_faces or expired"), "403": error_ref("csrf"),
+                    "401": error_ref("spoof, step_up (passive liveness unsure: try again or use the password), unknown, no_face, multiple_faces or expired"), "403": error_ref("csrf"),
                     "413": error_ref("too_large"), "422": error_ref("invalid_image"),
                     "429": error_ref("locked or rate_limited")}}}
         },

@@ -18,7 +18,7 @@ use facegate_vision::Step;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::{error_of, face, Agent, TestApp, ENGINE};
+use crate::helpers::{error_of, face, Agent, TestApp, ENGINE, PASSWORD};
 use facegate_testkit::faces_dir;
 
 static LIBRARY: LazyLock<Arc<Library>> =
@@ -134,6 +134,52 @@ async fn a_single_frame_does_not_log_in_when_a_challenge_is_required() {
     let a = app.agent().await;
     let r = a.face_login(&face("obama_2.jpg"), None).await;
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// An app whose anti-spoofing network doubts every face (its threshold
+/// below any score), with the network's default action: ask for a second
+/// step, not refuse.
+async fn doubting_app(liveness: Liveness) -> TestApp {
+    let app = TestApp::spawn_with(|c| {
+        c.liveness = liveness;
+        c.liveness_passive.max_net_score = -1.0;
+        c.rate_limit_per_address = 0;
+        c.rate_limit_per_account = 0;
+    })
+    .await;
+    app.user_with_faces("barack", &["obama_1.jpg"]).await;
+    app
+}
+
+/// The person is told what to do next, in plain words, and is not logged in.
+async fn assert_step_up(r: Response) {
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"], "step_up", "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("password"), "{body}");
+    assert!(!message.contains("photo or a screen"), "{body}");
+}
+
+#[tokio::test]
+async fn an_unsure_network_asks_for_a_next_step_and_the_password_logs_in() {
+    // A single frame (`passive`) and a challenge answer (`both`).
+    for mode in [Liveness::Passive, Liveness::Both] {
+        let app = doubting_app(mode).await;
+        let a = app.agent().await;
+        let r = if mode == Liveness::Passive {
+            a.face_login(&face("obama_2.jpg"), None).await
+        } else {
+            answer(&a, Family::Genuine, 0).await
+        };
+        assert_step_up(r).await;
+        assert_eq!(a.me().await, None, "{mode:?}");
+        // The step the message offers: the password.
+        let r = a.login("barack", PASSWORD).await;
+        assert_eq!(r.status(), StatusCode::OK, "{mode:?}");
+        assert_eq!(a.me().await.as_deref(), Some("barack"), "{mode:?}");
+    }
 }
 
 #[tokio::test]

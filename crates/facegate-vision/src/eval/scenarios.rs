@@ -35,15 +35,20 @@ pub enum Family {
     Screen,
     /// The person, with another person's face in the middle step.
     Swap,
+    /// A pose album: the person's photos in the asked poses, each a
+    /// hand-held print (even seeds) or shown on a phone (odd seeds),
+    /// swapped to follow the challenge.
+    Album,
 }
 
 impl Family {
-    pub const ALL: [Family; 5] = [
+    pub const ALL: [Family; 6] = [
         Family::Genuine,
         Family::Replay,
         Family::Print,
         Family::Screen,
         Family::Swap,
+        Family::Album,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -53,6 +58,7 @@ impl Family {
             Family::Print => "print, turned and tilted",
             Family::Screen => "phone screen with bezel and glare",
             Family::Swap => "another face mid-sequence",
+            Family::Album => "pose album (prints or phone, swapped)",
         }
     }
 }
@@ -143,7 +149,7 @@ pub fn build(
         k
     };
     match family {
-        Family::Genuine | Family::Swap => {
+        Family::Genuine | Family::Swap | Family::Album => {
             let swap_at = steps.len() / 2;
             let mut poses: Vec<Option<Step>> = vec![None; 3];
             for s in steps {
@@ -160,7 +166,18 @@ pub fn build(
                 let first = 3 + per_step * swap_at;
                 let in_swap = family == Family::Swap && i >= first && i < first + per_step;
                 let name = if in_swap { "biden_2.jpg" } else { name };
-                frames.push(lib.frame(name, next_seed()));
+                let frame = lib.frame(name, next_seed());
+                frames.push(if family != Family::Album {
+                    frame
+                } else {
+                    // Held by hand: a few degrees of wobble, no more.
+                    let (yaw, up) = (3.0 * rng.uniform(), 2.0 * rng.uniform());
+                    if seed.is_multiple_of(2) {
+                        turned_print(&frame, yaw, up, next_seed())
+                    } else {
+                        phone_screen(&frame, yaw, up, next_seed())
+                    }
+                });
             }
         }
         Family::Replay => {

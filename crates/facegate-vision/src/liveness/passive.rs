@@ -53,7 +53,7 @@ impl Default for PassiveConfig {
     fn default() -> Self {
         PassiveConfig {
             max_net_score: 0.5,
-            net_action: CueAction::Refuse,
+            net_action: CueAction::StepUp,
             max_hf_energy: 0.2,
             max_glare: 0.06,
             min_sharpness: 0.0,
@@ -333,5 +333,35 @@ mod tests {
             .collect();
         let (s, m) = (hf_energy(&smooth), hf_energy(&stripes));
         assert!(s < 0.05 && m > 0.3, "{s} {m}");
+    }
+
+    #[test]
+    fn the_network_asks_for_a_second_step_by_default_and_moire_refuses() {
+        let cfg = PassiveConfig::default();
+        let fine = PassiveScores {
+            net: 0.01,
+            hf_energy: 0.05,
+            glare: 0.0,
+            sharpness: 500.0,
+        };
+        assert_eq!(fine.decide(&cfg), PassiveDecision::Pass);
+        let doubted = PassiveScores { net: 0.99, ..fine };
+        assert_eq!(doubted.decide(&cfg), PassiveDecision::StepUp("net"));
+        assert_eq!(doubted.failing(&cfg), None);
+        let moire = PassiveScores {
+            hf_energy: 0.3,
+            ..doubted
+        };
+        assert_eq!(moire.decide(&cfg), PassiveDecision::Refuse("moire"));
+        let strict = PassiveConfig {
+            net_action: CueAction::Refuse,
+            ..cfg
+        };
+        assert_eq!(doubted.decide(&strict), PassiveDecision::Refuse("net"));
+        let record = PassiveConfig {
+            net_action: CueAction::Record,
+            ..strict
+        };
+        assert_eq!(doubted.decide(&record), PassiveDecision::Pass);
     }
 }
