@@ -10,7 +10,11 @@
 #   FACEGATE_E2E_NO_BUILD  1: use the server binary as it is, do not build
 #   FACEGATE_E2E_BIN       server binary (default target/release/facegate)
 #   FACEGATE_E2E_FACES     test photos (default ../shared/testdata/faces)
-# Screenshots and the server log go to target/e2e-artifacts/.
+#   FACEGATE_E2E_ARTIFACTS where screenshots and server logs go (default
+#                          target/; CI sets .ci/artifacts/ and keeps it)
+# Screenshots (every page on a desktop and a 390x844 phone viewport, plus
+# each scenario's steps) and the server logs go to one directory per test
+# file under it: e2e-pages/, e2e-artifacts/, e2e-artifacts-liveness/.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -50,12 +54,12 @@ if [ "${FACEGATE_E2E_NO_BUILD:-0}" != 1 ]; then
 fi
 BIN="${FACEGATE_E2E_BIN:-target/release/facegate}"
 [ -x "$BIN" ] || die "$BIN is missing (cargo build --release -p facegate)"
-if [ ! -d .facegate/runtime ] || [ ! -d web/node_modules ]; then
+if [ ! -d .facegate/runtime ] || [ ! -d web/node_modules/@fontsource/nunito ]; then
     "$BIN" setup
 fi
 
 start=$(date +%s)
 status=0
 node --test tests/e2e/ || status=$?
-echo "e2e: finished in $(( $(date +%s) - start )) s with status $status; screenshots in target/e2e-artifacts/"
+echo "e2e: finished in $(( $(date +%s) - start )) s with status $status; screenshots in ${FACEGATE_E2E_ARTIFACTS:-target}/e2e-*/"
 exit "$status"

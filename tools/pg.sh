@@ -5,6 +5,8 @@
 #                              DIR, start it on a free port of 127.0.0.1 and
 #                              print its URL (the only line on stdout)
 #   tools/pg.sh stop DIR       stop it and remove DIR
+#   tools/pg.sh pause DIR      stop it, keeping its data (fault tests)
+#   tools/pg.sh resume DIR     start it again on the same port
 #   tools/pg.sh watch DIR PID  stop it (and remove DIR) once process PID
 #                              has exited; returns at once
 #
@@ -68,11 +70,23 @@ start() {
     >"$dir/initdb.log" 2>&1 || die "initdb failed: $(tail -5 "$dir/initdb.log")"
   rm -f "$dir/pwfile"
   port=$(free_port)
-  as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=500 \
+  echo "$port" >"$dir/port"
+  run_server "$dir"
+  echo "postgres://postgres:$password@127.0.0.1:$port/postgres"
+}
+
+# Starts the initialised cluster in DIR on the port recorded in DIR/port.
+run_server() {
+  local dir=$1
+  as_pg "$(pg_bin)/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-p $(cat "$dir/port") -k $dir -c listen_addresses=127.0.0.1 -c max_connections=500 \
 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" start >/dev/null ||
     die "the server did not start: $(tail -5 "$dir/server.log")"
-  echo "postgres://postgres:$password@127.0.0.1:$port/postgres"
+}
+
+pause() {
+  as_pg "$(pg_bin)/pg_ctl" -D "$1/data" -m fast -w stop >/dev/null ||
+    die "the server did not stop"
 }
 
 stop() {
@@ -86,6 +100,8 @@ stop() {
 case "${1:-}" in
 start) start "${2:?DIR}" ;;
 stop) stop "${2:?DIR}" ;;
+pause) pause "${2:?DIR}" ;;
+resume) run_server "${2:?DIR}" ;;
 watch)
   dir=${2:?DIR}
   pid=${3:?PID}
@@ -93,5 +109,5 @@ watch)
   setsid bash -c "while kill -0 $pid 2>/dev/null; do sleep 1; done; '$0' stop '$dir'" \
     </dev/null >/dev/null 2>&1 &
   ;;
-*) die "usage: tools/pg.sh start DIR | stop DIR | watch DIR PID" ;;
+*) die "usage: tools/pg.sh start DIR | stop DIR | pause DIR | resume DIR | watch DIR PID" ;;
 esac

@@ -30,9 +30,9 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { REPO, BIN, FACES, CHROMIUM, startServer, makeClip, launchWithClip } from "./support.mjs";
+import { ARTIFACTS_ROOT, BIN, FACES, CHROMIUM, startServer, makeClip, launchWithClip } from "./support.mjs";
 
-const ARTIFACTS = path.join(REPO, "target", "e2e-artifacts");
+const ARTIFACTS = path.join(ARTIFACTS_ROOT, "e2e-artifacts");
 
 const INTERVAL_MS = 500;
 const USERNAME = "barack";
@@ -185,7 +185,7 @@ test("register, enrol a photo, log out, log in with the face", { timeout: 180_00
     await shot(page, "profile-empty");
     await page.setInputFiles("#face-file", photo("obama_1.jpg"));
     await Promise.all([
-      page.waitForResponse((r) => r.url().endsWith("/profile/faces") && r.request().method() === "POST"),
+      page.waitForResponse((r) => new URL(r.url()).pathname === "/profile/faces" && r.request().method() === "POST"),
       page.click("#face-upload-submit"),
     ]);
     await page.waitForLoadState("load");

@@ -18,9 +18,9 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { REPO, BIN, FACES, CHROMIUM, startServer, makeClip, launchWithClip } from "./support.mjs";
+import { ARTIFACTS_ROOT, BIN, FACES, CHROMIUM, startServer, makeClip, launchWithClip } from "./support.mjs";
 
-const ARTIFACTS = path.join(REPO, "target", "e2e-artifacts-liveness");
+const ARTIFACTS = path.join(ARTIFACTS_ROOT, "e2e-artifacts-liveness");
 
 let tmp;
 let server;
@@ -89,19 +89,48 @@ test("a still photo on the camera is refused by the challenge, in plain words", 
   });
 
   await page.goto("/face-login");
-  // An instruction with its progress ring appears while frames are taken.
-  await page.locator("#challenge-step").filter({ hasText: /Turn your head|Tilt your head|Look straight/ })
-    .waitFor({ timeout: 30_000 });
+  const card = page.locator(".card").first();
+  // The card's height once the camera shows its picture, before the ring.
+  await page.waitForFunction(() => document.getElementById("camera").videoHeight > 0
+    && document.getElementById("challenge-box").classList.contains("invisible"), null, { timeout: 30_000 });
+  const heightBefore = (await card.boundingBox()).height;
+  // Each step: its instruction once (the status line), "Step N of M" and
+  // an arrow for its direction, while the card keeps its size.
+  await page.locator("#challenge-count").filter({ hasText: /^Step 1 of \d$/ }).waitFor({ timeout: 30_000 });
+  const step = await page.evaluate(() => ({
+    status: document.getElementById("face-status").textContent,
+    count: document.getElementById("challenge-count").textContent,
+    arrow: document.getElementById("challenge-arrow").className,
+    copies: [...document.querySelectorAll("body *")].filter((e) => e.children.length === 0
+      && e.textContent.trim() === document.getElementById("face-status").textContent.trim()).length,
+  }));
+  assert.match(step.status, /Turn your head|Tilt your head|Look straight/, JSON.stringify(step));
+  assert.match(step.arrow, /fa-(arrow-left|arrow-right|arrow-up|dot-circle)/);
+  assert.equal(step.copies, 1, "the instruction is shown once");
+  const heightDuring = (await card.boundingBox()).height;
+  assert.ok(Math.abs(heightDuring - heightBefore) < 2, `card height ${heightBefore} -> ${heightDuring}`);
   await page.screenshot({ path: path.join(ARTIFACTS, "01-challenge-instruction.png"), fullPage: true });
+  // Every step looks different from the one before: its count changes.
+  await page.locator("#challenge-count").filter({ hasText: /^Step 2 of \d$/ }).waitFor({ timeout: 10_000 });
 
-  const status = page.locator("#face-status");
-  await status.filter({ hasText: /Not let in/ }).waitFor({ timeout: 60_000 });
-  const text = await status.innerText();
+  const refusal = page.locator("#challenge-refusal");
+  await refusal.waitFor({ state: "visible", timeout: 60_000 });
+  const text = await refusal.innerText();
   await page.screenshot({ path: path.join(ARTIFACTS, "02-challenge-refused.png"), fullPage: true });
 
   assert.deepEqual(answers.map((a) => [a.status, a.error]), [[401, "spoof"]]);
-  assert.match(text, /still photo|flat picture|photo or a screen|did not follow/i, text);
-  assert.ok(await page.locator("#challenge-retry").isVisible(), "a Try again button is offered");
+  // One calm sentence and what to do, styled as a refusal, no jargon.
+  assert.match(text, /did not look like a live person/i, text);
+  assert.match(text, /Follow the arrows and move your head slowly/, text);
+  assert.doesNotMatch(text, /Not let in|:.*:/, text);
+  assert.match(await refusal.getAttribute("class"), /alert-warning/);
+  assert.equal((await page.locator("#face-status").innerText()).trim(), "", "said once, in the refusal");
+  // The buttons come under the explanation.
+  const retry = page.locator("#challenge-retry");
+  assert.ok(await retry.isVisible(), "a Try again button is offered");
+  assert.ok(await page.locator("#challenge-password").isVisible(), "the password way is offered");
+  const below = (await retry.boundingBox()).y > (await refusal.boundingBox()).y + (await refusal.boundingBox()).height - 1;
+  assert.ok(below, "Try again is under the refusal");
   const me = await page.request.get("/api/me");
   assert.equal(me.status(), 401, "no session was opened");
   assert.equal(new URL(page.url()).pathname, "/face-login");

@@ -14,6 +14,9 @@ export const BIN = path.resolve(REPO, process.env.FACEGATE_E2E_BIN || "target/re
 export const FACES = path.resolve(REPO, process.env.FACEGATE_E2E_FACES || "../shared/testdata/faces");
 export const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 export const FFMPEG = process.env.FFMPEG || "ffmpeg";
+// Where screenshots and server logs go (one directory per test file):
+// FACEGATE_E2E_ARTIFACTS, default target/ (CI sets a directory it keeps).
+export const ARTIFACTS_ROOT = path.resolve(REPO, process.env.FACEGATE_E2E_ARTIFACTS || "target");
 
 // Starts `facegate serve` with a fresh data directory and the given
 // FACEGATE_* settings (the caller's own FACEGATE_* variables are dropped so
@@ -76,7 +79,7 @@ export function makeClip(photo, out) {
 
 // A fresh headless Chromium whose webcam shows `clip`, and a page of a new
 // context on `baseUrl` with the camera permission granted.
-export async function launchWithClip(clip, baseUrl) {
+export async function launchWithClip(clip, baseUrl, viewport = { width: 1280, height: 900 }) {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -87,7 +90,7 @@ export async function launchWithClip(clip, baseUrl) {
       `--use-file-for-fake-video-capture=${clip}`,
     ],
   });
-  const context = await browser.newContext({ baseURL: baseUrl, viewport: { width: 1280, height: 900 } });
+  const context = await browser.newContext({ baseURL: baseUrl, viewport });
   await context.grantPermissions(["camera"], { origin: baseUrl });
   const page = await context.newPage();
   return { browser, context, page };

@@ -10,6 +10,8 @@ use anyhow::Context;
 use facegate_vision::EngineConfig;
 use serde::{Deserialize, Serialize};
 
+pub use crate::config_oidc::OidcConfig;
+
 /// How a face logs a user in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -82,6 +84,9 @@ pub struct Config {
     pub web_dir: Option<PathBuf>,
     pub secure_cookies: bool,
     pub trusted_proxy: Option<IpAddr>,
+    /// Bearer token that opens `/metrics` to any client; unset: `/metrics`
+    /// answers only direct loopback clients. Never shown by `Debug`.
+    pub metrics_token: Option<crate::crypto::SecretString>,
     pub session_idle_minutes: i64,
     pub face_login: FaceLoginMode,
     pub match_margin: f32,
@@ -112,7 +117,15 @@ pub struct Config {
     /// Days the probe image a face login was matched on is kept (sealed,
     /// linked to its attempt); 0 stores none.
     pub probe_retention_days: u32,
+    /// How the 1:N gallery is searched (`[gallery]`).
+    pub gallery: GalleryConfig,
     pub engine: EngineConfig,
+    /// The address people and clients reach this server at, e.g.
+    /// `https://login.example.org`: the OpenID Connect issuer. Unset:
+    /// `http://` + `addr`.
+    pub public_url: Option<String>,
+    /// The OpenID Connect provider (`[oidc]`).
+    pub oidc: OidcConfig,
 }
 
 impl Default for Config {
@@ -124,6 +137,7 @@ impl Default for Config {
             web_dir: None,
             secure_cookies: false,
             trusted_proxy: None,
+            metrics_token: None,
             session_idle_minutes: 720,
             face_login: FaceLoginMode::Identify,
             match_margin: 0.05,
@@ -143,7 +157,31 @@ impl Default for Config {
             header_timeout_seconds: 10,
             login_attempt_retention_days: 90,
             probe_retention_days: 0,
+            gallery: GalleryConfig::default(),
             engine: EngineConfig::default(),
+            public_url: None,
+            oidc: OidcConfig::default(),
+        }
+    }
+}
+
+/// The 1:N search (`[gallery]`, docs/CONFIGURATION.md): exhaustive below
+/// `index_min_templates` templates; above, binary sketches pick
+/// `candidates` templates that are re-scored exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GalleryConfig {
+    /// Templates from which the sketches are used (0: always).
+    pub index_min_templates: usize,
+    /// Templates with the nearest sketches re-scored exactly per probe.
+    pub candidates: usize,
+}
+
+impl Default for GalleryConfig {
+    fn default() -> Self {
+        GalleryConfig {
+            index_min_templates: 20_000,
+            candidates: 4096,
         }
     }
 }
@@ -247,9 +285,21 @@ impl Config {
             "match_margin must not be negative"
         );
         anyhow::ensure!(
+            self.gallery.candidates >= 2,
+            "gallery.candidates must be at least 2"
+        );
+        anyhow::ensure!(
             self.max_upload_files >= 1,
             "max_upload_files must be at least 1"
         );
+        self.oidc.validate()?;
+        if let Some(url) = &self.public_url {
+            let parsed = url::Url::parse(url).context("public_url is not a URL")?;
+            anyhow::ensure!(
+                matches!(parsed.scheme(), "http" | "https") && parsed.query().is_none(),
+                "public_url must be an http(s) URL without a query"
+            );
+        }
         Ok(())
     }
 
@@ -259,6 +309,15 @@ impl Config {
             .as_ref()
             .map(|u| u.0.trim())
             .filter(|u| !u.is_empty())
+    }
+
+    /// The OpenID Connect issuer: `public_url` without a trailing slash,
+    /// else `http://` + `addr`.
+    pub fn issuer(&self) -> String {
+        match &self.public_url {
+            Some(url) if !url.trim().is_empty() => url.trim().trim_end_matches('/').to_string(),
+            _ => format!("http://{}", self.addr),
+        }
     }
 
     /// Whether anything is kept in `data_dir`: the SQLite database, or the
@@ -388,7 +447,14 @@ mod tests {
         // The settings a default serialises (unset options aside) and the
         // optional ones are all there.
         let defaults = toml::Table::try_from(Config::default()).unwrap();
-        let optional = ["web_dir", "database_url", "trusted_proxy", "master_key"];
+        let optional = [
+            "web_dir",
+            "database_url",
+            "trusted_proxy",
+            "metrics_token",
+            "master_key",
+            "public_url",
+        ];
         for key in defaults.keys().map(String::as_str).chain(optional) {
             assert!(keys.contains(&key), "{key} missing from {keys:?}");
         }
@@ -399,11 +465,18 @@ mod tests {
             env(&[
                 ("FACEGATE_WEB_DIR", "/srv/web"),
                 ("FACEGATE_PROBE_RETENTION_DAYS", "3"),
+                ("FACEGATE_PUBLIC_URL", "https://login.example.org/"),
+                ("FACEGATE_OIDC__ACCESS_TOKEN_SECONDS", "120"),
             ]),
         )
         .unwrap();
         assert_eq!(c.web_dir, Some(PathBuf::from("/srv/web")));
         assert_eq!(c.probe_retention_days, 3);
+        assert_eq!(c.issuer(), "https://login.example.org");
+        assert_eq!(c.oidc.access_token_seconds, 120);
+        assert_eq!(Config::default().issuer(), "http://127.0.0.1:8000");
+        let bad = Config::load_from(None, env(&[("FACEGATE_OIDC__CODE_SECONDS", "600")]));
+        assert!(bad.is_err(), "codes live at most 60 s");
     }
 
     #[test]

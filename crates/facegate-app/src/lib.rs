@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+mod config_oidc;
 pub mod crypto;
 pub mod domain;
 pub mod service;
@@ -19,7 +20,7 @@ use anyhow::Context;
 use axum::Router;
 use facegate_vision::{EngineConfig, FaceEngine};
 
-pub use config::{Config, FaceLoginMode, Liveness};
+pub use config::{Config, FaceLoginMode, GalleryConfig, Liveness};
 pub use web::AppState;
 
 use service::Services;
@@ -37,8 +38,15 @@ pub async fn build_app(
     tracing::info!(store = %store.describe(), "store opened");
     let sessions = store.session_store();
     let services = Arc::new(Services::new(store, engine, Arc::new(config)));
+    services.follow_changes();
     let views = Arc::new(Views::new().context("loading templates")?);
-    let state = AppState { services, views };
+    let state = AppState {
+        services,
+        views,
+        page_uploads: Arc::new(tokio::sync::Semaphore::new(
+            web::state::PAGE_UPLOADS_AT_ONCE,
+        )),
+    };
     Ok((web::router(state.clone(), sessions), state))
 }
 

@@ -13,8 +13,13 @@
   var canvas = document.getElementById("face-canvas");
   var status = document.getElementById("face-status");
   var box = document.getElementById("challenge-box");
-  var stepText = document.getElementById("challenge-step");
+  var arrow = document.getElementById("challenge-arrow");
+  var count = document.getElementById("challenge-count");
   var ring = document.getElementById("challenge-ring-fill");
+  var refusal = document.getElementById("challenge-refusal");
+  var refusalText = document.getElementById("challenge-refusal-text");
+  var refusalHint = document.getElementById("challenge-refusal-hint");
+  var actions = document.getElementById("challenge-actions");
   var retry = document.getElementById("challenge-retry");
   var usernameInput = document.getElementById("face-username");
   var CAPTURE_MS = 180;   // ≥ 5 frames per second
@@ -22,25 +27,71 @@
   var STEP_MS = 1600;     // time given to each step
   var RING = 276.5;       // circumference of the ring (r = 44)
 
-  var INSTRUCTIONS = {
-    left: "Turn your head to your left",
-    right: "Turn your head to your right",
-    up: "Tilt your head up",
-    center: "Look straight at the camera"
+  // Each direction: its words and its icon (the picture is mirrored, so
+  // the person's left is on the left of the screen).
+  var STEPS = {
+    left: { text: "Turn your head to your left", icon: "fa-arrow-left" },
+    right: { text: "Turn your head to your right", icon: "fa-arrow-right" },
+    up: { text: "Tilt your head up", icon: "fa-arrow-up" },
+    center: { text: "Look straight at the camera", icon: "fa-dot-circle" }
   };
-  var MESSAGES = {
-    unknown: "Not recognised.",
-    no_face: "Your face was not in view all the time. Stay in front of the camera.",
-    multiple_faces: "Several faces were in view; only you, please.",
-    expired: "The challenge expired. Please try again.",
-    locked: "Too many attempts, try again later.",
-    rate_limited: "Too many attempts, please wait a minute.",
-    not_authenticated: "Log in with your password first."
+  // Refusals: one calm sentence, then what to do. `retry`: whether trying
+  // again can help now.
+  var REFUSALS = {
+    spoof: ["That did not look like a live person in front of the camera.",
+      "Follow the arrows and move your head slowly, then try again.", true],
+    unknown: ["Your face was not recognised.",
+      "Try again in good light, facing the camera, or use your password instead.", true],
+    no_face: ["Your face was not in view the whole time.",
+      "Stay in front of the camera and follow the arrows.", true],
+    multiple_faces: ["More than one face was in view.",
+      "Make sure only you are in front of the camera, then try again.", true],
+    expired: ["The check took too long.", "Please try again.", true],
+    locked: ["Face login is paused for this account after too many tries.",
+      "Use your password instead, or try again later.", false],
+    rate_limited: ["There were too many tries in a short time.",
+      "Wait a minute, then try again.", true],
+    not_authenticated: ["Your password is needed first.",
+      "Log in with your password, then look at the camera.", false],
+    connection: ["The server could not be reached.",
+      "Check your connection, then try again.", true],
+    other: ["Something went wrong.", "Try again, or use your password instead.", true]
   };
 
   function say(text) { status.textContent = text; }
   function sleep(ms) { return new Promise(function (r) { window.setTimeout(r, ms); }); }
   function progress(fraction) { ring.style.strokeDashoffset = String(RING * (1 - fraction)); }
+
+  // Shows one phase: its words once (the status line), its arrow, and
+  // "Step N of M" (none for the get-ready phase).
+  function showPhase(p) {
+    say(p.text);
+    arrow.className = "challenge-arrow fas fa-fw " + p.icon;
+    count.textContent = p.n ? ("Step " + p.n + " of " + p.of) : "Get ready";
+    box.classList.remove("invisible");
+    // Restart the little pulse so that two equal steps still look different.
+    arrow.classList.remove("challenge-pulse");
+    void arrow.offsetWidth;
+    arrow.classList.add("challenge-pulse");
+  }
+
+  function refuse(code, serverMessage) {
+    var r = REFUSALS[code] || (serverMessage ? [serverMessage, REFUSALS.other[1], true] : REFUSALS.other);
+    // The refusal takes the ring's place (no gap above it).
+    box.classList.add("invisible", "d-none");
+    say("");
+    refusalText.textContent = r[0];
+    refusalHint.textContent = r[1];
+    refusal.classList.remove("d-none");
+    retry.classList.toggle("d-none", !r[2]);
+    actions.classList.remove("d-none");
+  }
+
+  function clearRefusal() {
+    box.classList.remove("d-none");
+    refusal.classList.add("d-none");
+    actions.classList.add("d-none");
+  }
 
   function post(url, body) {
     return fetch(url, {
@@ -70,29 +121,35 @@
   }
 
   function run() {
-    retry.classList.add("d-none");
+    clearRefusal();
     var username = usernameInput ? usernameInput.value.trim() : "";
-    if (mode === "verify" && !username) { say("Enter your username, then press Try again."); retry.classList.remove("d-none"); return; }
+    if (mode === "verify" && !username) {
+      say("Enter your username, then press Try again.");
+      retry.classList.remove("d-none");
+      actions.classList.remove("d-none");
+      return;
+    }
     say("Preparing a short check that you are a live person…");
     post("/api/face-login/challenge", null).then(function (res) {
-      if (!res.ok) { throw new Error(res.body.message || "could not start the check"); }
+      if (!res.ok) { return res; }
       var ch = res.body;
       var frames = [];
-      box.classList.remove("d-none");
-      var phases = [{ text: INSTRUCTIONS.center, ms: READY_MS }].concat(ch.steps.map(function (s) {
-        return { text: INSTRUCTIONS[s] || s, ms: STEP_MS };
-      }));
+      var of = ch.steps.length;
+      var phases = [{ text: "Get ready: " + STEPS.center.text.toLowerCase(), icon: STEPS.center.icon, ms: READY_MS }]
+        .concat(ch.steps.map(function (s, i) {
+          var step = STEPS[s] || { text: s, icon: "fa-circle" };
+          return { text: step.text, icon: step.icon, ms: STEP_MS, n: i + 1, of: of };
+        }));
       var chain = Promise.resolve();
       phases.forEach(function (p) {
         chain = chain.then(function () {
-          stepText.textContent = p.text;
-          say(p.text);
+          showPhase(p);
           var from = performance.now();
           return capturePhase(frames, from, from + p.ms);
         });
       });
       return chain.then(function () {
-        box.classList.add("d-none");
+        box.classList.add("invisible");
         say("Checking…");
         var form = new FormData();
         frames.forEach(function (f, i) { form.append("frame", f.blob, "frame" + i + ".jpg"); });
@@ -106,15 +163,9 @@
         window.setTimeout(function () { window.location.assign("/"); }, 800);
         return;
       }
-      var err = res.body.error;
-      var text = err === "spoof" ? ("Not let in: " + (res.body.message || "this does not look like a live person.")) :
-        (MESSAGES[err] || res.body.message || "Something went wrong.");
-      say(text);
-      if (err !== "locked" && err !== "not_authenticated") { retry.classList.remove("d-none"); }
-    }).catch(function (e) {
-      box.classList.add("d-none");
-      say("Connection problem: " + e.message);
-      retry.classList.remove("d-none");
+      refuse(res.body.error, res.body.message);
+    }).catch(function () {
+      refuse("connection");
     });
   }
 

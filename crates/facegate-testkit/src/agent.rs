@@ -181,12 +181,27 @@ impl Agent {
         let form = Form::new()
             .text("csrf_token", self.csrf.clone())
             .part("image", Part::bytes(bytes.to_vec()).file_name("face.jpg"));
+        // The page's form carries the token in its action URL too, so the
+        // server can refuse a forged upload before reading the body.
+        let url = self.url(&format!("/profile/faces?csrf_token={}", self.csrf));
+        self.client.post(url).multipart(form).send().await.unwrap()
+    }
+
+    /// Posts a page form with the session's CSRF token added.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let mut form: Vec<(&str, &str)> = vec![("csrf_token", self.csrf.as_str())];
+        form.extend_from_slice(fields);
         self.client
-            .post(self.url("/profile/faces"))
-            .multipart(form)
+            .post(self.url(path))
+            .form(&form)
             .send()
             .await
             .unwrap()
+    }
+
+    /// The body of the page at `path` (any status).
+    pub async fn page(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
     }
 
     /// The logged-in username, if any.

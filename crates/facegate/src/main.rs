@@ -2,6 +2,7 @@
 //! face engine's tools (detect, compare, eval, bench).
 
 mod bench;
+mod bench_index;
 mod engine_cli;
 mod eval;
 mod liveness_cli;
@@ -37,6 +38,10 @@ enum Command {
     RotateKey(facegate_app::cli::RotateKeyArgs),
     /// Write all of a user's data (decrypted templates, photos, attempts) to a directory.
     ExportUser(facegate_app::cli::ExportUserArgs),
+    /// Register, list or remove OpenID Connect clients (relying parties).
+    OidcClient(facegate_app::cli::OidcClientArgs),
+    /// Start signing ID tokens with a new key (the old one stays published).
+    RotateSigningKey(facegate_app::cli::RotateSigningKeyArgs),
     /// Fetch the ONNX Runtime library and the web assets now.
     Setup,
     /// Detect faces: boxes, landmarks, scores and quality.
@@ -47,6 +52,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Measure per-stage latency, throughput and memory.
     Bench(bench::BenchArgs),
+    /// Measure the 1:N search: the ANN index against exhaustive search.
+    BenchIndex(bench_index::BenchIndexArgs),
     /// Measure the liveness checks: error rates (eval) and cost (bench).
     Liveness(liveness_cli::LivenessArgs),
 }
@@ -98,6 +105,8 @@ fn run(command: Command) -> Result<()> {
         }
         Command::RotateKey(args) => facegate_app::cli::rotate_key(args),
         Command::ExportUser(args) => facegate_app::cli::export_user(args),
+        Command::OidcClient(args) => facegate_app::cli::oidc_client(args),
+        Command::RotateSigningKey(args) => facegate_app::cli::rotate_signing(args),
         Command::Setup => {
             setup::ensure_runtime()?;
             setup::ensure_web_assets(&PathBuf::from("web"))
@@ -117,6 +126,12 @@ fn run(command: Command) -> Result<()> {
         Command::Bench(args) => {
             setup::ensure_runtime()?;
             bench::run(args)
+        }
+        Command::BenchIndex(args) => {
+            if !args.photos.is_empty() {
+                setup::ensure_runtime()?;
+            }
+            bench_index::run(args)
         }
         Command::Liveness(args) => {
             setup::ensure_runtime()?;

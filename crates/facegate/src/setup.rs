@@ -95,14 +95,16 @@ fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string())
 }
 
-/// Installs the web front end's npm packages (SB Admin 2 and its vendors)
-/// into `<web_dir>/node_modules` when they are missing.
+/// The npm packages of the web front end (web/package.json).
+const WEB_PACKAGES: [&str; 2] = ["startbootstrap-sb-admin-2", "@fontsource/nunito"];
+
+/// Installs the web front end's npm packages (SB Admin 2 and its vendors,
+/// the Nunito font) into `<web_dir>/node_modules` when any is missing.
 pub fn ensure_web_assets(web_dir: &Path) -> Result<()> {
-    if web_dir
-        .join("node_modules/startbootstrap-sb-admin-2")
-        .is_dir()
-        || !web_dir.join("package.json").is_file()
-    {
+    let installed = WEB_PACKAGES
+        .iter()
+        .all(|p| web_dir.join("node_modules").join(p).is_dir());
+    if installed || !web_dir.join("package.json").is_file() {
         return Ok(());
     }
     let spinner = Spinner::start("Installing the web assets with npm");

@@ -43,7 +43,8 @@ pub struct ExportUserArgs {
 /// have the new key as an opening key). Only one rotation runs at a time
 /// on a data directory: it holds an exclusive lock on
 /// `<data-dir>/rotate-key.lock` from start to end, and a second one exits
-/// with an error instead of interleaving.
+/// with an error instead of interleaving; on PostgreSQL it also holds an
+/// advisory lock on the database, from wherever it runs.
 pub fn rotate_key(args: RotateKeyArgs) -> anyhow::Result<()> {
     let config = args.common.load()?;
     let dir = config.data_dir.clone();
@@ -92,6 +93,13 @@ pub fn rotate_key(args: RotateKeyArgs) -> anyhow::Result<()> {
     let vault = Vault::new(new.clone(), old_keys);
     runtime()?.block_on(async {
         let store = store::open_with_keys(&config, Keys::Vault(vault)).await?;
+        // On PostgreSQL the database is the place all rotations meet.
+        let _rotation = match config.database_url() {
+            Some(_) => Some(store.try_exclusive("rotate-key").await?.context(
+                "another key rotation is running on this database; wait for it to finish",
+            )?),
+            None => None,
+        };
         let report = rotate_keys(&store).await?;
         println!(
             "re-encrypted {} face record(s) and {} login probe(s) with key {} ({} already on it)",

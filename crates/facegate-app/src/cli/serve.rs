@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::common::{load_engine, prepare_data_dir, runtime, CommonArgs};
-use crate::service::Services;
+use crate::service::{LoadProgress, Services};
 use crate::store;
 use crate::web::server::{self, ServerLimits};
 
@@ -51,6 +51,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..Default::default()
         };
         let (router, state) = crate::build_app(config, engine).await?;
+        state.services.load_gallery(&show_gallery_load).await?;
         let cleanup = tokio::spawn(housekeeping(state.services.clone()));
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -63,19 +64,65 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-/// Housekeeping at start, then hourly: expired sessions, and login
-/// attempts and probes past their retention.
+/// Progress of loading the 1:N gallery at start (a million templates
+/// take a while to open and index).
+fn show_gallery_load(p: LoadProgress) {
+    match p {
+        LoadProgress::Reading => tracing::info!("gallery: reading the sealed templates"),
+        LoadProgress::Indexing { done, total } => {
+            tracing::info!("gallery: indexing templates {done}/{total}")
+        }
+        LoadProgress::Ready {
+            templates,
+            indexed,
+            seconds,
+        } => tracing::info!(
+            templates,
+            search = if indexed { "ann" } else { "exact" },
+            "gallery ready in {seconds:.1} s"
+        ),
+    }
+}
+
+/// How often housekeeping runs, on one instance of those sharing a store.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+
+/// Housekeeping at start, then hourly, once per hour whatever the number
+/// of instances (each checks every five minutes whether the hour's run is
+/// still to do, and the store lets one of them claim it): expired
+/// sessions, challenges and rate-limit counters, and login attempts and
+/// probes past their retention.
 async fn housekeeping(services: Arc<Services>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
     loop {
         tick.tick().await;
-        if let Err(e) = services.store.delete_expired_sessions().await {
-            tracing::warn!(error = %e, "could not delete expired sessions");
+        match services
+            .store
+            .claim_periodic("housekeeping", HOUSEKEEPING_EVERY)
+            .await
+        {
+            Ok(true) => housekeep(&services).await,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not claim the housekeeping run"),
         }
-        let now = time::OffsetDateTime::now_utc();
-        if let Err(e) = services.sweep_retention(now).await {
-            tracing::warn!(error = %e, "retention sweep failed");
-        }
+    }
+}
+
+async fn housekeep(services: &Services) {
+    let store = &services.store;
+    if let Err(e) = store.delete_expired_sessions().await {
+        tracing::warn!(error = %e, "could not delete expired sessions");
+    }
+    let now = time::OffsetDateTime::now_utc();
+    if let Err(e) = store.delete_expired_challenges(now).await {
+        tracing::warn!(error = %e, "could not delete expired challenges");
+    }
+    let stale = now - time::Duration::hours(1);
+    if let Err(e) = store.delete_rate_limits_before(stale).await {
+        tracing::warn!(error = %e, "could not delete old rate-limit counters");
+    }
+    if let Err(e) = services.sweep_retention(now).await {
+        tracing::warn!(error = %e, "retention sweep failed");
     }
 }
 

@@ -26,10 +26,17 @@ pub enum AuditKind {
     /// A stored biometric record was not sealed, or did not open with its
     /// key and binding: it was refused (never matched, never shown).
     Tampering,
+    /// An OpenID Connect client was registered or removed.
+    OidcClient,
+    /// An authorisation code or token was issued, refreshed, refused as
+    /// replayed, or revoked.
+    OidcToken,
+    /// A person consented to a client, or withdrew their consent.
+    OidcConsent,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 14] = [
+    pub const ALL: [AuditKind; 17] = [
         AuditKind::Registration,
         AuditKind::PasswordLogin,
         AuditKind::FaceLogin,
@@ -44,6 +51,9 @@ impl AuditKind {
         AuditKind::KeyRotated,
         AuditKind::RetentionPurge,
         AuditKind::Tampering,
+        AuditKind::OidcClient,
+        AuditKind::OidcToken,
+        AuditKind::OidcConsent,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -62,6 +72,9 @@ impl AuditKind {
             AuditKind::KeyRotated => "key_rotated",
             AuditKind::RetentionPurge => "retention_purge",
             AuditKind::Tampering => "tampering",
+            AuditKind::OidcClient => "oidc_client",
+            AuditKind::OidcToken => "oidc_token",
+            AuditKind::OidcConsent => "oidc_consent",
         }
     }
 }
@@ -164,7 +177,8 @@ pub struct AuditEvent {
 pub struct AuditFilter {
     pub kind: Option<String>,
     pub outcome: Option<String>,
-    /// Matches the username (case-insensitive) or, when numeric, a user id.
+    /// Matches the username given, the actor's or the subject's username
+    /// (case-insensitive) or, when numeric, a user id.
     pub user: Option<String>,
     pub since: Option<OffsetDateTime>,
     pub until: Option<OffsetDateTime>,

@@ -2,6 +2,7 @@
 //! newtypes ([`Username`], [`Email`], [`Password`]) that guard user input.
 
 mod audit;
+pub mod oidc;
 mod validated;
 
 pub use audit::{clip, AuditEvent, AuditFilter, AuditKind, NewAuditEvent, CLIPPED};

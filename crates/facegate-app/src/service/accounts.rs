@@ -1,6 +1,7 @@
 //! Accounts: registration, password login (with per-address and
 //! per-account limits), password and e-mail changes, admin actions.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::LazyLock;
 
 use argon2::password_hash::{
@@ -8,16 +9,15 @@ use argon2::password_hash::{
 };
 use argon2::Argon2;
 
-use super::attempt::{rate_limit_stop, Stop};
+use super::attempt::Stop;
 use super::error::{ServiceError, ServiceResult};
-use super::limits::Hit;
 use super::services::{Client, Services};
 use crate::config::FaceLoginMode;
 use crate::domain::{
     claimed_username, AuditKind, Email, LoginAttempt, LoginMethod, NewAuditEvent, NewLoginAttempt,
     NewUser, Password, User, UserSummary, Username, ValidationError,
 };
-use crate::store::DynStore;
+use crate::store::{DynStore, RateHit};
 
 /// Hashes a password with argon2id (the crate's default parameters).
 pub fn hash_password(password: &str) -> ServiceResult<String> {
@@ -72,6 +72,9 @@ pub async fn create_account(
     let username = Username::parse(username)?;
     let email = Email::parse(email)?;
     let password = Password::parse(password)?;
+    if store.user_by_email(email.as_str()).await?.is_some() {
+        return Err(email_taken());
+    }
     let password_hash = blocking_hash(password.expose().to_string()).await?;
     let new = NewUser {
         username,
@@ -86,6 +89,12 @@ pub async fn create_account(
         }
         other => other.into(),
     })
+}
+
+/// The refusal of an e-mail address another account already has (compared
+/// case-insensitively, as usernames are).
+fn email_taken() -> ServiceError {
+    ServiceError::Conflict("That e-mail address is already used by another account.".into())
 }
 
 /// Creates a staff superuser.
@@ -117,7 +126,7 @@ impl Services {
         password: &str,
         client: &Client,
     ) -> ServiceResult<User> {
-        if let Hit::Refused { report } = self.address_limiter.hit(&client.addr.to_string()) {
+        if let RateHit::Refused { report } = self.address_hit(client).await? {
             if let Some(n) = report {
                 let mut event = NewAuditEvent::new(AuditKind::Registration, "rate_limited")
                     .detail(format!("refused={n}"));
@@ -176,8 +185,8 @@ impl Services {
         client: &Client,
         attempt: &mut NewLoginAttempt,
     ) -> Result<PasswordLogin, Stop> {
-        self.limit_address(client)?;
-        rate_limit_stop(self.account_limiter.hit(&claimed.to_ascii_lowercase()))?;
+        self.limit_address(client).await?;
+        self.limit_account(claimed).await?;
         let user = self.store.user_by_username(claimed).await?;
         attempt.user_id = user.as_ref().map(|u| u.id);
         let ok = blocking_verify(
@@ -251,6 +260,11 @@ impl Services {
 
     pub async fn change_email(&self, user: &User, email: &str) -> ServiceResult<()> {
         let email = Email::parse(email)?;
+        if let Some(other) = self.store.user_by_email(email.as_str()).await? {
+            if other.id != user.id {
+                return Err(email_taken());
+            }
+        }
         self.store.set_email(user.id, &email).await?;
         Ok(())
     }
@@ -265,8 +279,23 @@ impl Services {
             .await?
             .ok_or(ServiceError::NotFound)?;
         self.store.set_active(user_id, active).await?;
-        self.invalidate_templates();
+        self.templates_changed(user_id).await;
         Ok(())
+    }
+
+    /// The usernames of the accounts `ids` that still exist (for the staff
+    /// pages, which show names, not ids).
+    pub async fn usernames(
+        &self,
+        ids: impl IntoIterator<Item = i64>,
+    ) -> ServiceResult<HashMap<i64, String>> {
+        let mut names = HashMap::new();
+        for id in ids.into_iter().collect::<BTreeSet<_>>() {
+            if let Some(u) = self.store.user_by_id(id).await? {
+                names.insert(id, u.username);
+            }
+        }
+        Ok(names)
     }
 
     pub async fn recent_attempts(&self, limit: i64) -> ServiceResult<Vec<LoginAttempt>> {

@@ -6,11 +6,13 @@
 use facegate_vision::VisionError;
 
 use super::error::{ServiceError, ServiceResult};
-use super::limits::Hit;
 use super::services::{Client, Services};
 use crate::config::FaceLoginMode;
 use crate::domain::{AuditKind, LoginMethod, NewAuditEvent, NewLoginAttempt, Outcome};
-use crate::store::StoreError;
+use crate::store::{RateHit, StoreError};
+
+/// The window of the per-address and per-account limits.
+const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Why a login attempt stopped before it succeeded.
 #[derive(Debug)]
@@ -78,9 +80,24 @@ impl Services {
     /// refusal is recorded only when the limiter reports it (once per
     /// minute, standing for all of that minute's refusals), so hammering a
     /// limit cannot fill the disk.
-    pub(super) fn limit_address(&self, client: &Client) -> Result<(), Stop> {
-        let hit = self.address_limiter.hit(&client.addr.to_string());
-        rate_limit_stop(hit)
+    pub(super) async fn limit_address(&self, client: &Client) -> Result<(), Stop> {
+        rate_limit_stop(self.address_hit(client).await?)
+    }
+
+    /// Counts a hit from `client` against the per-address limit (shared
+    /// by every instance on the store).
+    pub(super) async fn address_hit(&self, client: &Client) -> ServiceResult<RateHit> {
+        let key = format!("addr:{}", client.addr);
+        let limit = self.config.rate_limit_per_address;
+        Ok(self.store.rate_hit(&key, limit, RATE_WINDOW).await?)
+    }
+
+    /// Counts a login attempt for the claimed account against the
+    /// per-account limit.
+    pub(super) async fn limit_account(&self, claimed: &str) -> Result<(), Stop> {
+        let key = format!("user:{}", claimed.to_ascii_lowercase());
+        let limit = self.config.rate_limit_per_account;
+        rate_limit_stop(self.store.rate_hit(&key, limit, RATE_WINDOW).await?)
     }
 
     /// Writes a finished attempt: a success (with the reason the caller
@@ -127,12 +144,23 @@ impl Services {
             }
         };
         let user = attempt.user_id;
+        // A face login names no one: record the account's name it matched,
+        // so that staff can find it by name.
+        let username = match (&attempt.claimed_username, user) {
+            (Some(name), _) => Some(name.clone()),
+            (None, Some(id)) => self
+                .usernames([id])
+                .await
+                .ok()
+                .and_then(|mut m| m.remove(&id)),
+            (None, None) => None,
+        };
         self.record_event(NewAuditEvent {
             kind,
             outcome: attempt.outcome.as_str().to_string(),
             actor_user_id: user,
             subject_user_id: user,
-            username: attempt.claimed_username.clone(),
+            username,
             client_addr: Some(attempt.client_addr.clone()),
             score: attempt.best_score,
             detail: format!(
@@ -147,10 +175,10 @@ impl Services {
 
 /// The [`Stop`] of a limiter's answer: nothing when allowed; a recorded
 /// refusal when the limiter reports it; else a refusal without a record.
-pub(super) fn rate_limit_stop(hit: Hit) -> Result<(), Stop> {
+pub(super) fn rate_limit_stop(hit: RateHit) -> Result<(), Stop> {
     match hit {
-        Hit::Allowed => Ok(()),
-        Hit::Refused { report: Some(n) } => Err(Stop::Refused {
+        RateHit::Allowed => Ok(()),
+        RateHit::Refused { report: Some(n) } => Err(Stop::Refused {
             outcome: Outcome::RateLimited,
             reason: if n > 1 {
                 format!("rate_limited refused={n}")
@@ -159,6 +187,6 @@ pub(super) fn rate_limit_stop(hit: Hit) -> Result<(), Stop> {
             },
             error: ServiceError::RateLimited,
         }),
-        Hit::Refused { report: None } => Err(Stop::Failed(ServiceError::RateLimited)),
+        RateHit::Refused { report: None } => Err(Stop::Failed(ServiceError::RateLimited)),
     }
 }

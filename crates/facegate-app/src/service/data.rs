@@ -73,7 +73,7 @@ impl Services {
     ) -> ServiceResult<usize> {
         let probes = self.remove_user_probes(user.id).await?;
         let templates = self.store.delete_user(user.id).await?;
-        self.invalidate_templates();
+        self.templates_changed(user.id).await;
         let mut event = NewAuditEvent::new(AuditKind::AccountDeleted, "success")
             .detail(format!("faces={templates} probes={probes}"));
         event.actor_user_id = Some(actor.id);
@@ -175,6 +175,7 @@ pub async fn rotate_keys(store: &DynStore) -> ServiceResult<RotationReport> {
             Resealed::Refused => report.refused += 1,
         }
     }
+    store.reseal_signing_keys().await?;
     store.reseal_key_check().await?;
     let mut event = NewAuditEvent::new(AuditKind::KeyRotated, "success");
     event.detail = format!(

@@ -32,6 +32,14 @@ pub enum ServiceError {
         code: &'static str,
         message: &'static str,
     },
+    /// Enrolment refused a face that would weaken the account: not the
+    /// person already enrolled (`face_mismatch`), or a face that already
+    /// logs in to another account (`face_taken`, said without naming it).
+    #[error("{message}")]
+    EnrolmentRefused {
+        code: &'static str,
+        message: &'static str,
+    },
     #[error("Too many failed attempts. Try again later or log in with your password.")]
     Locked,
     #[error("Too many attempts. Please wait a minute and try again.")]

@@ -22,7 +22,7 @@ use time::{Duration, OffsetDateTime};
 use super::attempt::{face_login_method, Stop};
 use super::error::{ServiceError, ServiceResult};
 use super::liveness::{ChallengeAnswer, IssuedChallenge};
-use super::matching::{decide, rank, Decision};
+use super::matching::{decide, Decision};
 use super::metrics::Stage;
 use super::probe::Probe;
 use super::services::{Client, Services};
@@ -30,6 +30,7 @@ use crate::config::FaceLoginMode;
 use crate::domain::{
     claimed_username, AuditKind, NewAuditEvent, NewLoginAttempt, User, ValidationError,
 };
+use crate::store::FaceFailure;
 
 /// One face login attempt.
 #[derive(Debug, Clone)]
@@ -99,7 +100,7 @@ impl Services {
         client: &Client,
         attempt: &mut NewLoginAttempt,
     ) -> Result<FaceLoginOk, Stop> {
-        self.admit(&req.input, client)?;
+        self.admit(&req.input, client).await?;
         let target = self.target(claimed.as_deref(), req.pending_user).await?;
         if let Some(Some(user)) = &target {
             attempt.user_id = Some(user.id);
@@ -125,11 +126,11 @@ impl Services {
     /// A single frame must respect the address limit, and never logs in
     /// when the policy requires a challenge (a challenge answer was
     /// admitted when its body arrived).
-    fn admit(&self, input: &ProbeInput, client: &Client) -> Result<(), Stop> {
+    async fn admit(&self, input: &ProbeInput, client: &Client) -> Result<(), Stop> {
         if matches!(input, ProbeInput::Challenge(..)) {
             return Ok(());
         }
-        self.limit_address(client)?;
+        self.limit_address(client).await?;
         if self.config.liveness.active() {
             let e = ServiceError::FaceRejected {
                 code: "challenge_required",
@@ -170,11 +171,11 @@ impl Services {
         attempt: &mut NewLoginAttempt,
     ) -> Result<(User, f32), Stop> {
         let started = Instant::now();
-        let templates = self
-            .cache
+        let gallery = self
+            .gallery
             .get(&self.store, &probe.embedding.model_id)
             .await?;
-        let ranked = rank(&templates, &probe.embedding.vector);
+        let ranked = gallery.rank(&probe.embedding.vector);
         let threshold = self.engine.threshold();
         let (margin, band) = (self.config.match_margin, self.config.lockout_score_band);
         let decision = decide(&ranked, threshold, margin, band);
@@ -213,16 +214,12 @@ impl Services {
     ) -> Result<(User, f32), Stop> {
         // The same work for an unknown username as for a known one.
         let started = Instant::now();
-        let templates = self
-            .cache
+        let gallery = self
+            .gallery
             .get(&self.store, &probe.embedding.model_id)
             .await?;
         let id = target.as_ref().map(|u| u.id);
-        let best = templates
-            .iter()
-            .filter(|t| Some(t.user_id) == id)
-            .map(|t| facegate_vision::cosine_similarity(&t.embedding, &probe.embedding.vector))
-            .reduce(f32::max);
+        let best = gallery.user_best(id, &probe.embedding.vector);
         self.metrics.observe_stage(Stage::Match, started.elapsed());
         let Some(user) = target else {
             return Err(self.reject("no_match", None, attempt).await);
@@ -235,19 +232,21 @@ impl Services {
         }
     }
 
-    /// Lets `user` in unless their face login got locked meanwhile; the
-    /// check and the reset happen under the account's gate.
+    /// Lets `user` in unless their face login got locked meanwhile (on
+    /// any instance): the store resets the count only when not locked.
     async fn accept(
         &self,
         user: User,
         score: f32,
         attempt: &mut NewLoginAttempt,
     ) -> Result<FaceLoginOk, Stop> {
-        let _gate = self.gate.enter(user.id).await;
+        let now = OffsetDateTime::now_utc();
         match self.active_user(user.id).await? {
-            Some(u) if u.face_locked(OffsetDateTime::now_utc()) => Err(Stop::locked()),
+            Some(u) if u.face_locked(now) => Err(Stop::locked()),
             Some(u) => {
-                self.store.reset_face_failures(u.id).await?;
+                if !self.store.reset_face_failures(u.id, now).await? {
+                    return Err(Stop::locked());
+                }
                 attempt.reason = "ok".into();
                 Ok(FaceLoginOk { user: u, score })
             }
@@ -256,8 +255,9 @@ impl Services {
     }
 
     /// A refusal answering `unknown` that charges `charge` a failure. The
-    /// charge happens under the account's gate: once the account is
-    /// locked, further attempts get `locked` and are not counted.
+    /// charge is one atomic step in the store: once the account is locked
+    /// (by any instance), further attempts get `locked` and are not
+    /// counted.
     async fn reject(&self, reason: &str, charge: Option<i64>, attempt: &NewLoginAttempt) -> Stop {
         let Some(id) = charge else {
             return Stop::refused(reason, unknown());
@@ -272,16 +272,17 @@ impl Services {
     /// Counts a failed face attempt against `id`; true when the account was
     /// already locked (the attempt is then answered `locked`, uncounted).
     async fn charge_failure(&self, id: i64, client_addr: &str) -> Result<bool, Stop> {
-        let _gate = self.gate.enter(id).await;
         let now = OffsetDateTime::now_utc();
-        if let Some(u) = self.store.user_by_id(id).await? {
-            if u.face_locked(now) {
-                return Ok(true);
-            }
-        }
         let until = now + Duration::seconds(self.config.lockout_seconds.max(1));
         let threshold = self.config.lockout_threshold;
-        if self.store.record_face_failure(id, threshold, until).await? {
+        let counted = self
+            .store
+            .record_face_failure(id, threshold, until, now)
+            .await?;
+        if counted == FaceFailure::AlreadyLocked {
+            return Ok(true);
+        }
+        if counted == FaceFailure::Locked {
             tracing::warn!(user_id = id, "face login locked after repeated failures");
             self.metrics.observe_lockout();
             let mut event = NewAuditEvent::new(AuditKind::Lockout, "locked")

@@ -21,8 +21,10 @@ use super::metrics::Stage;
 use super::probe::{Probe, PASSIVE_REFUSAL, STEP_UP};
 use super::services::{Client, Services};
 use crate::domain::NewLoginAttempt;
+use crate::store::StoredChallenge;
 
-/// A challenge as issued (kept in the server-side session).
+/// A challenge as issued, kept in the store until it is answered (its id
+/// also in the session it was issued to).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IssuedChallenge {
     pub id: String,
@@ -119,8 +121,37 @@ fn millis(ms: f64) -> Duration {
 }
 
 impl Services {
-    /// A new challenge: two or three steps, no step twice in a row.
-    pub fn issue_challenge(&self) -> IssuedChallenge {
+    /// A new challenge, kept in the store (shared by every instance) until
+    /// it is taken to be answered or expires.
+    pub async fn issue_challenge(&self) -> ServiceResult<IssuedChallenge> {
+        let ch = self.new_challenge();
+        let payload = serde_json::to_string(&ch)
+            .map_err(|e| ServiceError::Internal(format!("challenge: {e}")))?;
+        let expires_at =
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(ch.expires_ms) * 1_000_000)
+                .map_err(|e| ServiceError::Internal(format!("challenge expiry: {e}")))?;
+        let stored = StoredChallenge {
+            id: ch.id.clone(),
+            payload,
+            expires_at,
+        };
+        self.store.put_challenge(&stored).await?;
+        Ok(ch)
+    }
+
+    /// Takes challenge `id` out of the store to be answered: of concurrent
+    /// answers (on any instance) one gets it, the others `None`.
+    pub async fn take_challenge(&self, id: &str) -> ServiceResult<Option<IssuedChallenge>> {
+        let Some(stored) = self.store.take_challenge(id).await? else {
+            return Ok(None);
+        };
+        let ch = serde_json::from_str(&stored.payload)
+            .map_err(|e| ServiceError::Internal(format!("stored challenge: {e}")))?;
+        Ok(Some(ch))
+    }
+
+    /// Two or three steps, no step twice in a row.
+    fn new_challenge(&self) -> IssuedChallenge {
         let mut rng = rand::thread_rng();
         let n = rng.gen_range(2..=3);
         let mut steps: Vec<Step> = Vec::with_capacity(n);
@@ -154,14 +185,13 @@ impl Services {
             client.addr.to_string(),
             face_login_method(self.config.face_login),
         );
-        let admitted = self.limit_address(client).and_then(|()| {
-            if now_ms() > challenge.expires_ms {
+        let admitted = match self.limit_address(client).await {
+            Ok(()) if now_ms() > challenge.expires_ms => {
                 self.metrics.observe_liveness("expired");
                 Err(Stop::refused("expired", rejection(Verdict::Expired, None)))
-            } else {
-                Ok(())
             }
-        });
+            other => other,
+        };
         match admitted {
             Ok(()) => Ok(()),
             Err(stop) => self.finish(attempt, Err(stop)).await,

@@ -1,51 +1,13 @@
-//! 1:N matching: the in-memory cache of active users' templates and the
+//! 1:N matching: the exhaustive ranking of a gallery's users and the
 //! decision rule (best user at or above the threshold wins, unless the
-//! runner-up is within the margin).
+//! runner-up is within the margin). The gallery itself, and its index for
+//! large sizes, live in the gallery module.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 
 use facegate_vision::cosine_similarity;
 
 use crate::domain::MatchTemplate;
-use crate::store::{DynStore, StoreResult};
-
-/// Templates of the current model for all active users, loaded once and
-/// kept until [`TemplateCache::invalidate`].
-#[derive(Default)]
-pub struct TemplateCache {
-    generation: AtomicU64,
-    slot: RwLock<Option<(String, Arc<Vec<MatchTemplate>>)>>,
-}
-
-impl TemplateCache {
-    /// The cached templates of `model_id`, loading them when needed.
-    pub async fn get(
-        &self,
-        store: &DynStore,
-        model_id: &str,
-    ) -> StoreResult<Arc<Vec<MatchTemplate>>> {
-        if let Some((m, t)) = self.slot.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            if m == model_id {
-                return Ok(t.clone());
-            }
-        }
-        let generation = self.generation.load(Ordering::SeqCst);
-        let loaded = Arc::new(store.active_templates(model_id).await?);
-        let mut slot = self.slot.write().unwrap_or_else(|p| p.into_inner());
-        // Only keep what we loaded if nothing changed while loading.
-        if self.generation.load(Ordering::SeqCst) == generation {
-            *slot = Some((model_id.to_string(), loaded.clone()));
-        }
-        Ok(loaded)
-    }
-
-    pub fn invalidate(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        *self.slot.write().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-}
 
 /// Each user's best similarity to `probe`, best first.
 pub fn rank(templates: &[MatchTemplate], probe: &[f32]) -> Vec<(i64, f32)> {

@@ -1,5 +1,5 @@
 //! Application services shared by the pages and the JSON API: accounts,
-//! face enrolment, face login, rate limits and lockout, the audit of
+//! face enrolment, face login, rate limits (kept by the store) and lockout, the audit of
 //! login attempts and their retention. Nothing here knows about HTTP or
 //! about SQLite.
 
@@ -9,12 +9,12 @@ mod data;
 mod enrolment;
 mod error;
 mod face_login;
-mod gate;
+mod gallery;
 mod jpeg;
-mod limits;
 mod liveness;
 mod matching;
 mod metrics;
+pub mod oidc;
 mod probe;
 mod retention;
 mod services;
@@ -25,9 +25,9 @@ pub use accounts::{
 pub use data::{export_with, rotate_keys, ExportedFace, ExportedProbe, RotationReport, UserExport};
 pub use error::{ServiceError, ServiceResult};
 pub use face_login::{FaceLoginOk, FaceLoginRequest, ProbeInput};
-pub use limits::{Hit, RateLimiter};
+pub use gallery::{Gallery, LoadProgress, Loaded, SketchIndex};
 pub use liveness::{ChallengeAnswer, IssuedChallenge, MAX_FRAME_BYTES, MAX_FRAME_SIDE};
-pub use matching::{decide, rank, Decision, TemplateCache};
+pub use matching::{decide, rank, Decision};
 pub use metrics::{Metrics, Stage};
 pub use probe::Probe;
 pub use retention::RetentionSweep;

@@ -83,7 +83,8 @@ impl Services {
     /// `probe_retention_days` (all of them when it is 0, i.e. probes kept
     /// under an earlier setting) and login attempts older than
     /// `login_attempt_retention_days` (unless 0) with their probes.
-    /// Anything purged is recorded in the audit trail, which itself is
+    /// Also deletes OpenID Connect codes and tokens a day past their
+    /// expiry. Anything purged is recorded in the audit trail, which itself is
     /// never purged.
     pub async fn sweep_retention(&self, now: OffsetDateTime) -> ServiceResult<RetentionSweep> {
         let probes_before = now - days(self.config.probe_retention_days);
@@ -99,6 +100,12 @@ impl Services {
                 .await?;
             report.login_attempts = n;
             report.probes += probes;
+        }
+        // OpenID Connect codes and tokens a day past their expiry (kept
+        // that long so a late replay is still recognised as one).
+        let expired = self.store.delete_expired_oidc(now - days(1)).await?;
+        if expired > 0 {
+            tracing::info!(expired, "deleted expired OpenID Connect codes and tokens");
         }
         if report != RetentionSweep::default() {
             tracing::info!(

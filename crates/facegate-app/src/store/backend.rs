@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::error::StoreResult;
+use super::oidc::{OidcRecords, SigningKeyRecords};
 use super::records::{Attempts, Audit, Health, Lockouts, Sessions, Users};
+use super::shared::{Challenges, Coordination, RateLimits};
 use crate::domain::NewLoginAttempt;
 
 /// The time a record is written, to the second (what both backends keep).
@@ -197,6 +199,11 @@ pub trait Backend:
     + TemplateRecords
     + ProbeRecords
     + KeyRecords
+    + Challenges
+    + RateLimits
+    + Coordination
+    + OidcRecords
+    + SigningKeyRecords
     + 'static
 {
 }
@@ -211,6 +218,11 @@ impl<T> Backend for T where
         + TemplateRecords
         + ProbeRecords
         + KeyRecords
+        + Challenges
+        + RateLimits
+        + Coordination
+        + OidcRecords
+        + SigningKeyRecords
         + 'static
 {
 }

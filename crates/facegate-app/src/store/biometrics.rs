@@ -9,7 +9,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::error::StoreResult;
+use super::oidc::{OidcRecords, SigningKeys};
 use super::records::{Attempts, Audit, Health, Lockouts, Sessions, Users};
+use super::shared::{Challenges, Coordination, RateLimits};
 use crate::domain::{Jpeg, MatchTemplate, NewLoginAttempt, NewTemplate, Template};
 
 /// Face templates and their photos. A stored record that is not sealed,
@@ -73,7 +75,21 @@ pub trait KeyRotation: Send + Sync {
 
 /// Everything the application persists, behind one handle.
 pub trait Store:
-    Users + Lockouts + Attempts + Audit + Sessions + Health + Templates + Probes + KeyRotation + 'static
+    Users
+    + Lockouts
+    + Attempts
+    + Audit
+    + Sessions
+    + Health
+    + Templates
+    + Probes
+    + KeyRotation
+    + Challenges
+    + RateLimits
+    + Coordination
+    + OidcRecords
+    + SigningKeys
+    + 'static
 {
 }
 
@@ -87,6 +103,11 @@ impl<T> Store for T where
         + Templates
         + Probes
         + KeyRotation
+        + Challenges
+        + RateLimits
+        + Coordination
+        + OidcRecords
+        + SigningKeys
         + 'static
 {
 }

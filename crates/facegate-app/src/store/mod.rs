@@ -21,10 +21,14 @@ pub mod biometrics;
 mod data_dir;
 pub mod error;
 pub mod fault;
+pub mod oidc;
+pub(crate) mod oidc_sql;
 pub mod postgres;
 pub mod records;
 pub mod sealing;
 mod sessions;
+pub mod shared;
+pub(crate) mod signing_sql;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -34,9 +38,13 @@ use crate::config::Config;
 pub use biometrics::{DynStore, KeyRotation, Probes, Resealed, Store, Templates};
 pub use data_dir::{prepare_data_dir, DataDirError};
 pub use error::{StoreError, StoreResult};
-pub use records::{Attempts, Audit, Health, Lockouts, Sessions, Users};
+pub use oidc::{OidcRecords, SigningKeys};
+pub use records::{Attempts, Audit, FaceFailure, Health, Lockouts, Sessions, Users};
 pub use sealing::{Keys, SealingStore};
 pub use sessions::SessionBackend;
+pub use shared::{
+    Challenges, Change, Coordination, ExclusiveLock, RateHit, RateLimits, StoredChallenge,
+};
 
 /// The database file inside the data directory (the SQLite backend).
 pub const DB_FILE: &str = "facegate.sqlite3";

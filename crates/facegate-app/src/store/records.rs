@@ -3,9 +3,8 @@
 //! ([`Attempts`]), the audit trail ([`Audit`]), server-side sessions
 //! ([`Sessions`]) and liveness of the database ([`Health`]). Every backend
 //! implements them as they are, and the sealing layer passes them through
-//! untouched. Shared state that more instances will need (liveness
-//! challenges, rate-limit counters) is meant to join as further traits of
-//! this kind.
+//! untouched. What instances share beyond records (challenges, rate
+//! limits, coordination) is in [`super::shared`].
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -26,6 +25,8 @@ pub trait Users: Send + Sync {
     async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>>;
     /// Case-insensitive lookup.
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+    /// The account with this e-mail address, compared case-insensitively.
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     async fn list_users(&self) -> StoreResult<Vec<UserSummary>>;
     async fn count_users(&self) -> StoreResult<i64>;
     async fn set_active(&self, id: i64, active: bool) -> StoreResult<()>;
@@ -39,21 +40,38 @@ pub trait Users: Send + Sync {
     async fn delete_user(&self, id: i64) -> StoreResult<usize>;
 }
 
-/// Consecutive failed face logins and the lock they lead to.
+/// What counting a failed face attempt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaceFailure {
+    /// Counted; the account is not locked.
+    Counted,
+    /// Counted, and this failure locked the account.
+    Locked,
+    /// Not counted: the account was locked already (or is gone).
+    AlreadyLocked,
+}
+
+/// Consecutive failed face logins and the lock they lead to. Each call is
+/// one atomic step in the database, so the lock is exact however many
+/// instances count failures at once.
 #[async_trait]
 pub trait Lockouts: Send + Sync {
-    /// Counts one more consecutive failed face attempt; when the count
-    /// reaches `threshold` the account is locked until `lock_until` and the
-    /// count restarts. Returns true when this call locked the account. One
-    /// atomic step: concurrent failures are neither lost nor lock twice.
+    /// Counts one more consecutive failed face attempt unless the account
+    /// is locked at `now`; when the count reaches `threshold` the account
+    /// is locked until `lock_until` and the count restarts. Concurrent
+    /// failures are neither lost nor lock twice, and none is counted once
+    /// the account is locked.
     async fn record_face_failure(
         &self,
         id: i64,
         threshold: u32,
         lock_until: OffsetDateTime,
-    ) -> StoreResult<bool>;
-    /// Clears the failure count and any lock (after a successful face login).
-    async fn reset_face_failures(&self, id: i64) -> StoreResult<()>;
+        now: OffsetDateTime,
+    ) -> StoreResult<FaceFailure>;
+    /// Clears the failure count and any lock that ended by `now` (after a
+    /// successful face login); false, changing nothing, when the account is
+    /// locked at `now` (or gone).
+    async fn reset_face_failures(&self, id: i64, now: OffsetDateTime) -> StoreResult<bool>;
 }
 
 /// Login attempts (recorded through [`super::Probes::record_attempt`],

@@ -1,12 +1,14 @@
 //! [`SessionBackend`]: a type-erased server-side session store, so that the
-//! web layer does not depend on which database keeps the sessions, and so
-//! that how sessions are kept (e.g. only a hash of their ids) can change
-//! behind it.
+//! web layer does not depend on which database keeps the sessions, which
+//! keeps only a hash of each session id: the ids in the database are not
+//! the ones in the cookies, so a copy of the database (a backup, a stolen
+//! file) holds no usable session (issue 16, finding 5).
 
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use sha2::{Digest, Sha256};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Result, SessionStore};
 use tower_sessions::ExpiredDeletion;
@@ -47,22 +49,46 @@ impl fmt::Debug for SessionBackend {
     }
 }
 
+/// The id a session is kept under: the first 128 bits of the SHA-256 of
+/// its (random, 128-bit) id. One-way, so the stored id cannot be turned
+/// back into a cookie.
+fn stored_id(id: &Id) -> Id {
+    let digest = Sha256::digest(id.0.to_le_bytes());
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    Id(i128::from_le_bytes(first))
+}
+
+/// `record` as kept: under its stored id.
+fn stored(record: &Record) -> Record {
+    Record {
+        id: stored_id(&record.id),
+        ..record.clone()
+    }
+}
+
 #[async_trait]
 impl SessionStore for SessionBackend {
     async fn create(&self, record: &mut Record) -> Result<()> {
-        self.sessions.create(record).await
+        // A new id while the one drawn is taken (as the stores themselves
+        // do; with 128 random bits it does not happen).
+        while self.sessions.load(&stored_id(&record.id)).await?.is_some() {
+            record.id = Id::default();
+        }
+        self.sessions.save(&stored(record)).await
     }
 
     async fn save(&self, record: &Record) -> Result<()> {
-        self.sessions.save(record).await
+        self.sessions.save(&stored(record)).await
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        self.sessions.load(id).await
+        let found = self.sessions.load(&stored_id(id)).await?;
+        Ok(found.map(|r| Record { id: *id, ..r }))
     }
 
     async fn delete(&self, id: &Id) -> Result<()> {
-        self.sessions.delete(id).await
+        self.sessions.delete(&stored_id(id)).await
     }
 }
 

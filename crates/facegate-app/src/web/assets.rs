@@ -1,6 +1,8 @@
 //! Static files: the app's own JS/CSS and icon embedded in the binary at
 //! `/static/app/…` (the icon also at `/favicon.ico`), and SB Admin 2 (with Bootstrap, jQuery and Font Awesome)
-//! from the web directory's `node_modules` at `/static/sb-admin-2/…`.
+//! from the web directory's `node_modules` at `/static/sb-admin-2/…`, and
+//! its Nunito font (the npm package `@fontsource/nunito`) at
+//! `/static/fonts/nunito/…`: no third-party font host.
 
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
@@ -82,6 +84,11 @@ pub fn router(config: &Config) -> Router<AppState> {
                     ServeDir::new(sb.join(sub)),
                 );
             }
+            let nunito = web.join("node_modules/@fontsource/nunito");
+            if !nunito.is_dir() {
+                tracing::warn!(path = %nunito.display(), "the Nunito font is not installed; run `npm install --prefix web`");
+            }
+            r = r.nest_service("/static/fonts/nunito", ServeDir::new(nunito));
         }
         None => tracing::warn!("web directory not found; pages will be unstyled"),
     }

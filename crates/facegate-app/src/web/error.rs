@@ -54,6 +54,7 @@ pub fn classify(e: &ServiceError) -> (StatusCode, &'static str) {
         }
         ServiceError::Vision(v) => (StatusCode::UNPROCESSABLE_ENTITY, v.code()),
         ServiceError::FaceRejected { code, .. } => (StatusCode::UNAUTHORIZED, code),
+        ServiceError::EnrolmentRefused { code, .. } => (StatusCode::CONFLICT, code),
         ServiceError::Locked => (StatusCode::TOO_MANY_REQUESTS, "locked"),
         ServiceError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         ServiceError::StorageFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),

@@ -91,14 +91,18 @@ impl CsrfToken for CsrfForm {
 /// Checks a submitted CSRF token against the session's; the error page
 /// when it is wrong or missing.
 pub async fn check_csrf(st: &AppState, session: &Session, token: &str) -> Result<(), Response> {
-    if sess::csrf_ok(session, Some(token)).await {
-        Ok(())
-    } else {
-        Err(error_page(
+    match sess::csrf_ok(session, Some(token)).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(error_page(
             st,
             StatusCode::FORBIDDEN,
             "The form expired or was not sent from this site. Go back, reload and try again.",
-        ))
+        )),
+        Err(e) => Err(error_page(
+            st,
+            StatusCode::SERVICE_UNAVAILABLE,
+            &e.to_string(),
+        )),
     }
 }
 

@@ -5,12 +5,14 @@
 //! Where things live: handlers in `routes/` (one file per group of URLs);
 //! the shared state in `state.rs`; extractors (logged-in user, staff,
 //! CSRF-checked form, API multipart) in `extract.rs`; page rendering and
-//! the error page in `render.rs`; session keys in `session.rs`; JSON
+//! the error page in `render.rs` (and for answers without a body,
+//! `error_pages.rs`); session keys in `session.rs`; JSON
 //! errors in `error.rs`; multipart reading in `upload.rs`.
 
 pub mod assets;
 pub mod client;
 pub mod error;
+pub mod error_pages;
 pub mod extract;
 pub mod openapi;
 pub mod ops;
@@ -49,6 +51,9 @@ pub fn router(state: AppState, sessions: SessionBackend) -> Router {
         .merge(routes::profile::router(&config))
         .merge(routes::admin::router())
         .merge(routes::audit::router())
+        .merge(routes::oidc::router())
+        .merge(routes::oidc_api::router())
+        .merge(routes::oidc_pages::router())
         .merge(assets::router(&config))
         .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
         .layer(sessions)
@@ -56,6 +61,10 @@ pub fn router(state: AppState, sessions: SessionBackend) -> Router {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             std::time::Duration::from_secs(config.request_timeout_seconds.max(1)),
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            error_pages::fill,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

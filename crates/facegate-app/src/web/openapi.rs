@@ -60,7 +60,7 @@ fn full_document() -> Value {
                 "requestBody": json_body(json!({"type": "object", "required": ["username", "email", "password"],
                     "properties": {"username": {"type": "string"}, "email": {"type": "string"}, "password": {"type": "string"}}})),
                 "responses": {"201": ok("Created", user_ref()), "400": error_ref("invalid"),
-                    "403": error_ref("csrf"), "409": error_ref("conflict"),
+                    "403": error_ref("csrf"), "409": error_ref("conflict (username or e-mail address taken)"),
                     "503": error_ref("storage_unavailable"), "507": error_ref("storage_full")}}},
             "/api/login": {"post": {"summary": "Log in with a password", "parameters": csrf,
                 "requestBody": json_body(json!({"type": "object", "required": ["username", "password"],
@@ -102,6 +102,7 @@ fn full_document() -> Value {
                     "responses": {"201": ok("Enrolled", json!({"type": "object", "properties": {
                             "id": {"type": "integer"}, "quality": {"type": "number"}}})),
                         "401": error_ref("not_authenticated"), "403": error_ref("csrf"), "413": error_ref("too_large"),
+                        "409": error_ref("face_mismatch (not the person already enrolled) or face_taken (identify mode: the face logs in to another account)"),
                         "422": error_ref("no_face, multiple_faces, low_quality or invalid_image"),
                         "503": error_ref("storage_unavailable"), "507": error_ref("storage_full")}}},
             "/api/me/faces/{id}": {"delete": {"summary": "Delete one enrolled face", "parameters": [

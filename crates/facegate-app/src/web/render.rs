@@ -1,6 +1,8 @@
 //! Page rendering: a template with the common context (user, CSRF token,
 //! flash message, face-login mode), the styled error page, and the small
-//! formatters the page templates share.
+//! formatters the page templates share (times, counts, quality in words).
+
+use std::collections::HashMap;
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -77,4 +79,45 @@ pub fn server_error_page(st: &AppState, e: &ServiceError) -> Response {
 pub fn fmt_time(t: OffsetDateTime) -> String {
     let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     t.format(&f).unwrap_or_default()
+}
+
+/// An account as staff read it: its name and id, or only the id of an
+/// account deleted since.
+pub fn account_label(names: &HashMap<i64, String>, id: i64) -> String {
+    match names.get(&id) {
+        Some(name) => format!("{name} (#{id})"),
+        None => format!("#{id} (deleted)"),
+    }
+}
+
+/// "1 photo", "3 photos": a count with its noun in the right number.
+pub fn count_of(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// A face photo's quality score in words, and whether it is a good one.
+pub fn quality_words(quality: f32) -> (&'static str, bool) {
+    if quality >= 0.6 {
+        ("good photo", true)
+    } else {
+        ("blurry or small, consider another", false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_words() {
+        assert_eq!(count_of(1, "photo"), "1 photo");
+        assert_eq!(count_of(0, "photo"), "0 photos");
+        assert_eq!(count_of(2, "photo"), "2 photos");
+        assert_eq!(quality_words(0.81), ("good photo", true));
+        assert!(!quality_words(0.3).1);
+    }
 }

@@ -1,10 +1,12 @@
-//! Session keys and helpers: the logged-in user, the pending second-factor
-//! user, the CSRF token and one-shot flash messages.
+//! Session keys and helpers: the logged-in user and how they proved who
+//! they are ([`Authn`], for OpenID Connect's `acr`/`amr`/`auth_time`), the
+//! pending second-factor user, the CSRF token and one-shot flash messages.
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
+use crate::domain::oidc::Authn;
 use crate::domain::User;
 use crate::service::{ServiceError, ServiceResult, Services};
 
@@ -12,14 +14,77 @@ const USER_ID: &str = "user_id";
 const PENDING_USER_ID: &str = "pending_user_id";
 const CSRF: &str = "csrf_token";
 const FLASH: &str = "flash";
+const AUTHN: &str = "authn";
 
+/// A session that cannot be read or written: the store behind it is
+/// unreachable (a session that does not decode is dropped by
+/// tower-sessions, not reported).
 fn internal(e: tower_sessions::session::Error) -> ServiceError {
-    ServiceError::Internal(format!("session: {e}"))
+    ServiceError::StorageUnavailable(format!("session: {e}"))
 }
 
-/// Logs `user_id` in: a new session id (no fixation), then the user.
-pub async fn log_in(session: &Session, user_id: i64) -> ServiceResult<()> {
+/// How a login step proved who the person is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Password,
+    /// A face match; `liveness`: while passing an active challenge.
+    Face {
+        liveness: bool,
+    },
+}
+
+/// What the session knows of how `user_id` authenticated, with this step
+/// added: steps of the same person in one session add up (a password,
+/// then a face, is both); a face after the second-factor password step
+/// counts the password.
+async fn add_step(session: &Session, user_id: i64, method: Method) -> Authn {
+    let prior: Option<(i64, Authn)> = session.get(AUTHN).await.ok().flatten();
+    let mut authn = match prior {
+        Some((id, a)) if id == user_id => a,
+        _ => Authn {
+            auth_time: 0,
+            password: false,
+            face: false,
+            liveness: false,
+        },
+    };
+    authn.auth_time = time::OffsetDateTime::now_utc().unix_timestamp();
+    match method {
+        Method::Password => authn.password = true,
+        Method::Face { liveness } => {
+            authn.face = true;
+            authn.liveness = liveness;
+            if pending(session).await == Some(user_id) {
+                authn.password = true;
+            }
+        }
+    }
+    authn
+}
+
+/// How the logged-in `user_id` authenticated (a session from before this
+/// was recorded counts as a password login at an unknown time).
+pub async fn authn(session: &Session, user_id: i64) -> Authn {
+    match session.get::<(i64, Authn)>(AUTHN).await.ok().flatten() {
+        Some((id, a)) if id == user_id => a,
+        _ => Authn {
+            auth_time: 0,
+            password: true,
+            face: false,
+            liveness: false,
+        },
+    }
+}
+
+/// Logs `user_id` in by `method`: a new session id (no fixation), then
+/// the user and how they authenticated.
+pub async fn log_in(session: &Session, user_id: i64, method: Method) -> ServiceResult<()> {
+    let authn = add_step(session, user_id, method).await;
     session.cycle_id().await.map_err(internal)?;
+    session
+        .insert(AUTHN, (user_id, authn))
+        .await
+        .map_err(internal)?;
     session
         .remove::<i64>(PENDING_USER_ID)
         .await
@@ -73,22 +138,23 @@ pub async fn csrf_token(session: &Session) -> ServiceResult<String> {
     Ok(token)
 }
 
-/// True when `provided` equals the session's token (constant time).
-pub async fn csrf_ok(session: &Session, provided: Option<&str>) -> bool {
-    let Ok(Some(expected)) = session.get::<String>(CSRF).await else {
-        return false;
+/// True when `provided` equals the session's token (constant time); an
+/// error when the session cannot be read (the store is unreachable).
+pub async fn csrf_ok(session: &Session, provided: Option<&str>) -> ServiceResult<bool> {
+    let Some(expected) = session.get::<String>(CSRF).await.map_err(internal)? else {
+        return Ok(false);
     };
     let Some(provided) = provided else {
-        return false;
+        return Ok(false);
     };
     let (a, b) = (expected.as_bytes(), provided.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    Ok(a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0)
 }
 
 /// A message shown once on the next page.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Flash {
-    /// `success` or `danger` (Bootstrap alert classes).
+    /// `success`, `info`, `warning` or `danger` (Bootstrap alert classes).
     pub kind: String,
     pub text: String,
 }

@@ -11,7 +11,13 @@ use crate::service::Services;
 pub struct AppState {
     pub services: Arc<Services>,
     pub views: Arc<Views>,
+    /// Profile uploads being read at once (each may buffer up to
+    /// `max_upload_files` images): further ones wait, their bodies unread.
+    pub page_uploads: Arc<tokio::sync::Semaphore>,
 }
+
+/// How many profile uploads are read at once.
+pub const PAGE_UPLOADS_AT_ONCE: usize = 2;
 
 /// Multipart framing allowance on top of the image bytes.
 pub const MULTIPART_OVERHEAD: usize = 64 * 1024;

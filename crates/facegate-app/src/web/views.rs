@@ -34,6 +34,26 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/admin_audit.html"),
     ),
     ("error.html", include_str!("../../templates/error.html")),
+    (
+        "oidc_consent.html",
+        include_str!("../../templates/oidc_consent.html"),
+    ),
+    (
+        "oidc_continue.html",
+        include_str!("../../templates/oidc_continue.html"),
+    ),
+    (
+        "oidc_applications.html",
+        include_str!("../../templates/oidc_applications.html"),
+    ),
+    (
+        "admin_oidc_clients.html",
+        include_str!("../../templates/admin_oidc_clients.html"),
+    ),
+    (
+        "oidc_logout.html",
+        include_str!("../../templates/oidc_logout.html"),
+    ),
 ];
 
 /// The template environment.

@@ -284,3 +284,130 @@ async fn health_readiness_and_metrics() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn metrics_are_not_public_by_default() {
+    // No token: a direct loopback client may read them; a request a proxy
+    // on this host forwarded may not.
+    let app = crate::helpers::TestApp::spawn().await;
+    let a = app.agent().await;
+    assert_eq!(a.get("/metrics").await.status(), StatusCode::OK);
+    let r = a
+        .client
+        .get(a.url("/metrics"))
+        .header("X-Forwarded-For", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(!r
+        .text()
+        .await
+        .unwrap()
+        .contains("facegate_http_requests_total"));
+
+    // With a token: only a request that carries it.
+    let app = crate::helpers::TestApp::spawn_with(|c| {
+        c.metrics_token = Some("s3cret-token".into());
+    })
+    .await;
+    let a = app.agent().await;
+    let r = a.get("/metrics").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    let wrong = a
+        .client
+        .get(a.url("/metrics"))
+        .bearer_auth("s3cret-tokex")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let r = a
+        .client
+        .get(a.url("/metrics"))
+        .bearer_auth("s3cret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("facegate_http_requests_total"));
+    // The health endpoints stay open.
+    assert_eq!(a.get("/healthz").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn staff_find_people_by_name_and_act_with_confirmation() {
+    let app = crate::helpers::TestApp::spawn().await;
+    let store = app.state.services.store.clone();
+    let root = facegate_app::service::create_superuser(store, "root", "root@example.com", PASSWORD)
+        .await
+        .unwrap();
+    let carol = app.user_with_faces("carol", &["obama_1.jpg"]).await;
+    let a = app.agent().await;
+    assert_eq!(
+        a.face_login(&face("obama_2.jpg"), None).await.status(),
+        StatusCode::OK
+    );
+    let mut staff = app.agent().await;
+    staff.login("root", PASSWORD).await;
+    staff.refresh_csrf().await;
+
+    // The users page: a confirmed deactivation, never on one's own row.
+    let users = staff.page("/admin/users").await;
+    assert!(
+        users.contains("data-confirm=\"Deactivate carol?"),
+        "{users}"
+    );
+    assert!(!users.contains(&format!("/admin/users/{}/deactivate", root.id)));
+    let r = staff
+        .post_form(&format!("/admin/users/{}/deactivate", root.id), &[])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(
+        app.state
+            .services
+            .store
+            .user_by_id(root.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active
+    );
+    let r = staff
+        .post_form(&format!("/admin/users/{carol}/deactivate"), &[])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+
+    // The audit filter finds carol's face login and the action about her
+    // by her name; both actor and subject are shown by name.
+    let page = staff.page("/admin/audit?user=carol").await;
+    assert!(page.contains("class=\"audit-face_login\""), "{page}");
+    assert!(page.contains("class=\"audit-admin_action\""));
+    assert!(page.contains(&format!("root (#{})", root.id)));
+    assert!(page.contains(&format!("carol (#{carol})")));
+    let events = app
+        .state
+        .services
+        .store
+        .audit_events(&Default::default())
+        .await
+        .unwrap();
+    let face = events.iter().find(|e| e.kind == "face_login").unwrap();
+    assert_eq!(face.username.as_deref(), Some("carol"), "recorded by name");
+    let action = events.iter().find(|e| e.kind == "admin_action").unwrap();
+    assert!(action.detail.contains("subject=carol"), "{}", action.detail);
+
+    // Login attempts name the account.
+    let attempts = staff.page("/admin/attempts").await;
+    assert!(
+        attempts.contains(&format!(
+            "<td class=\"attempt-account\">carol (#{carol})</td>"
+        )),
+        "{attempts}"
+    );
+}

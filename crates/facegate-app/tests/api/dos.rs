@@ -305,3 +305,123 @@ async fn registration_counts_against_the_address_limit() {
     let store = &app.state.services.store;
     assert_eq!(store.count_users().await.unwrap(), 0);
 }
+
+/// The session cookie (`name=value`) of a newly registered, logged-in
+/// user, read from the answers' `Set-Cookie` headers.
+async fn logged_in_cookie(base: &str, username: &str) -> (String, String) {
+    let c = reqwest::Client::new();
+    let r = c.get(format!("{base}/api/csrf")).send().await.unwrap();
+    let cookie_of = |r: &reqwest::Response| {
+        r.headers().get("set-cookie").map(|v| {
+            let v = v.to_str().unwrap();
+            v.split(';').next().unwrap().to_string()
+        })
+    };
+    let cookie = cookie_of(&r).unwrap();
+    let token = r.json::<Value>().await.unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = json!({"username": username, "email": format!("{username}@example.com"),
+        "password": crate::helpers::PASSWORD});
+    let r = c
+        .post(format!("{base}/api/register"))
+        .header("Cookie", &cookie)
+        .header("X-CSRF-Token", &token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    (cookie_of(&r).unwrap_or(cookie), token)
+}
+
+#[tokio::test]
+async fn a_profile_upload_without_its_token_is_refused_before_the_body_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Issue 16, finding 12: the page upload buffered its whole body (up to
+    // ~100 MB) before it checked the CSRF token. Now the token travels in
+    // the form's URL and is checked first: a request that announces 90 MB
+    // and sends none of it is answered 403 at once.
+    let app = TestApp::spawn().await;
+    let (cookie, token) = logged_in_cookie(&app.base, "mallory").await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let send = |path: String, cookie: String| {
+        let addr = addr.clone();
+        async move {
+            let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\
+             Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 90000000\r\n\r\n--XyZ\r\n"
+        );
+            s.write_all(head.as_bytes()).await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or(0);
+            String::from_utf8_lossy(&buf[..n]).to_string()
+        }
+    };
+    let started = Instant::now();
+    let answer = send("/profile/faces".into(), cookie.clone()).await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer:?}");
+    let answer = send("/profile/faces?csrf_token=wrong".into(), cookie.clone()).await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // With the right token the server waits for the body it was promised.
+    let answer = send(format!("/profile/faces?csrf_token={token}"), cookie).await;
+    assert!(answer.is_empty(), "{answer:?}");
+}
+
+#[tokio::test]
+async fn profile_uploads_are_read_two_at_a_time() {
+    use tokio::io::AsyncWriteExt;
+    // Issue 16, finding 12: any number of uploads were buffered at once.
+    // Two uploads that never finish their bodies hold both reading slots;
+    // a third waits, its body unread, until one of them goes away.
+    let app = TestApp::spawn().await;
+    let (cookie, token) = logged_in_cookie(&app.base, "mallory").await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut stalled = Vec::new();
+    for _ in 0..facegate_app::web::state::PAGE_UPLOADS_AT_ONCE {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /profile/faces?csrf_token={token} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\
+             Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 9000000\r\n\r\n--XyZ\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        stalled.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let url = format!("{}/profile/faces?csrf_token={token}", app.base);
+    let third = tokio::spawn(async move {
+        let form = reqwest::multipart::Form::new().part(
+            "image",
+            reqwest::multipart::Part::bytes(crate::helpers::landscape()).file_name("x.jpg"),
+        );
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(url)
+            .header("Cookie", cookie)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !third.is_finished(),
+        "a third upload was read alongside two others"
+    );
+    drop(stalled.pop());
+    let status = tokio::time::timeout(Duration::from_secs(10), third)
+        .await
+        .expect("the third upload got a slot once one was free")
+        .unwrap();
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}

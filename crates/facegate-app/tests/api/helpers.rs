@@ -50,13 +50,15 @@ impl TestApp {
             let url = facegate_testkit::postgres::fresh_database().await;
             config.database_url = Some(url.as_str().into());
         }
+        // Bound first so the OpenID Connect issuer is the real address.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        config.public_url = Some(base.clone());
         tweak(&mut config);
         let engine = tokio::task::spawn_blocking(|| ENGINE.clone())
             .await
             .unwrap();
         let (router, state) = build_app(config, engine).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(run_server(listener, router, std::future::pending()));
         TestApp {
             base,

@@ -166,7 +166,7 @@ async fn malformed_images_get_4xx_codes_on_every_image_endpoint() {
             .part("image", Part::bytes(bytes.clone()).file_name("x.jpg"));
         let r = a
             .client
-            .post(a.url("/profile/faces"))
+            .post(a.url(&format!("/profile/faces?csrf_token={}", a.csrf)))
             .multipart(form)
             .send()
             .await

@@ -121,10 +121,11 @@ async fn identify_mode_locks_the_account_that_matched_on_postgres() {
 async fn identify_mode_locks_the_account_that_matched_on(backend: Backend) {
     let app = TestApp::spawn_on(backend, |_| {}).await;
     let id = app.user_with_faces("barack", &["obama_1.jpg"]).await;
-    let until = time::OffsetDateTime::now_utc() + time::Duration::minutes(10);
+    let now = time::OffsetDateTime::now_utc();
+    let until = now + time::Duration::minutes(10);
     let store = &app.state.services.store;
     for _ in 0..5 {
-        store.record_face_failure(id, 5, until).await.unwrap();
+        store.record_face_failure(id, 5, until, now).await.unwrap();
     }
     let a = app.agent().await;
     let (status, code) = error_of(a.face_login(&face("obama_2.jpg"), None).await).await;
@@ -132,7 +133,8 @@ async fn identify_mode_locks_the_account_that_matched_on(backend: Backend) {
         (status, code.as_str()),
         (StatusCode::TOO_MANY_REQUESTS, "locked")
     );
-    store.reset_face_failures(id).await.unwrap();
+    // As a success after the lock ended would.
+    assert!(store.reset_face_failures(id, until).await.unwrap());
     assert_eq!(
         a.face_login(&face("obama_2.jpg"), None).await.status(),
         StatusCode::OK

@@ -216,10 +216,11 @@ async fn pages_need_login_and_show_the_user() {
         "face-upload-submit",
         "face-capture",
         "face-list",
-        "delete-all-faces",
     ] {
         assert!(profile.contains(&format!("id=\"{id}\"")), "{id}");
     }
+    // No face data yet: nothing to delete is offered.
+    assert!(!profile.contains("id=\"delete-all-faces\""));
     // Not staff: no admin pages.
     assert_eq!(a.get("/admin/users").await.status(), StatusCode::FORBIDDEN);
 }
@@ -239,8 +240,23 @@ async fn staff_pages_list_users_and_attempts_and_deactivate() {
     assert!(users.contains("barack") && users.contains("id=\"users-table\""));
     let attempts = admin.get("/admin/attempts").await.text().await.unwrap();
     assert!(attempts.contains("password") && attempts.contains("success"));
-    // Staff may see a user's photo.
+    // Staff may see a user's photo, and each such view is audited (issue
+    // 16, finding 11); the owner's own thumbnails are not.
     let faces = app.state.services.faces(victim).await.unwrap();
+    let views = || async {
+        let events = app
+            .state
+            .services
+            .store
+            .audit_events(&Default::default())
+            .await
+            .unwrap();
+        events
+            .into_iter()
+            .filter(|e| e.detail.contains("action=view_face_photo"))
+            .collect::<Vec<_>>()
+    };
+    assert!(views().await.is_empty());
     assert_eq!(
         admin
             .get(&format!("/media/faces/{}", faces[0].id))
@@ -248,6 +264,10 @@ async fn staff_pages_list_users_and_attempts_and_deactivate() {
             .status(),
         StatusCode::OK
     );
+    let seen = views().await;
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].subject_user_id, Some(victim));
+    assert_eq!(seen[0].username.as_deref(), Some("root"));
 
     let r = admin
         .client

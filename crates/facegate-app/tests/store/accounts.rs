@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use facegate_app::domain::{AuditFilter, AuditKind, Email, NewAuditEvent};
-use facegate_app::store::StoreError;
+use facegate_app::store::{FaceFailure, StoreError};
 use time::{Duration, OffsetDateTime};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::{ExpiredDeletion, SessionStore};
@@ -28,6 +28,14 @@ pub async fn users_are_created_found_and_changed(s: Subject) {
     assert_eq!(found.id, ann.id);
     assert!(st.user_by_username("nobody").await.unwrap().is_none());
     assert!(st.user_by_id(9999).await.unwrap().is_none());
+    // E-mail addresses too are found ignoring case (one per account).
+    let by_mail = st.user_by_email(" ann@EXAMPLE.org").await.unwrap().unwrap();
+    assert_eq!(by_mail.id, ann.id);
+    assert!(st
+        .user_by_email("nobody@example.org")
+        .await
+        .unwrap()
+        .is_none());
 
     st.set_active(ann.id, false).await.unwrap();
     st.set_password_hash(ann.id, "new-hash").await.unwrap();
@@ -84,41 +92,56 @@ pub async fn a_batch_of_users_is_all_or_nothing(s: Subject) {
 pub async fn face_failures_lock_exactly_at_the_threshold(s: Subject) {
     let st = s.store.clone();
     let dan = st.create_user(&new_user("dan")).await.unwrap();
-    let until = OffsetDateTime::now_utc() + Duration::minutes(15);
+    let now = OffsetDateTime::now_utc;
+    let until = now() + Duration::minutes(15);
     for _ in 0..2 {
-        assert!(!st.record_face_failure(dan.id, 3, until).await.unwrap());
+        let counted = st.record_face_failure(dan.id, 3, until, now()).await;
+        assert_eq!(counted.unwrap(), FaceFailure::Counted);
     }
     assert_eq!(
         st.user_by_id(dan.id).await.unwrap().unwrap().face_failures,
         2
     );
-    assert!(
-        st.record_face_failure(dan.id, 3, until).await.unwrap(),
-        "the third locks"
-    );
+    let third = st.record_face_failure(dan.id, 3, until, now()).await;
+    assert_eq!(third.unwrap(), FaceFailure::Locked, "the third locks");
     let locked = st.user_by_id(dan.id).await.unwrap().unwrap();
-    assert!(locked.face_locked(OffsetDateTime::now_utc()));
+    assert!(locked.face_locked(now()));
     assert_eq!(locked.face_failures, 0, "the count restarts");
-    st.reset_face_failures(dan.id).await.unwrap();
+    let fourth = st.record_face_failure(dan.id, 3, until, now()).await;
+    assert_eq!(fourth.unwrap(), FaceFailure::AlreadyLocked, "not counted");
+    assert!(!st.reset_face_failures(dan.id, now()).await.unwrap());
+    assert!(st
+        .user_by_id(dan.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .face_locked(now()));
+    // Once the lock has ended, a success resets.
+    assert!(st.reset_face_failures(dan.id, until).await.unwrap());
     let reset = st.user_by_id(dan.id).await.unwrap().unwrap();
-    assert!(!reset.face_locked(OffsetDateTime::now_utc()));
+    assert!(!reset.face_locked(now()));
 
-    // 20 failures at once, threshold 5: exactly 4 of them lock, none is lost.
+    // 20 failures at once on two instances, threshold 5: exactly 5 are
+    // counted, the fifth locks, the other 15 find the account locked.
+    let peer = s.peer().await;
     let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let st = Arc::clone(&st);
-            tokio::spawn(async move { st.record_face_failure(dan.id, 5, until).await.unwrap() })
+        .map(|i| {
+            let st = if i % 2 == 0 {
+                Arc::clone(&st)
+            } else {
+                peer.clone()
+            };
+            tokio::spawn(async move { st.record_face_failure(dan.id, 5, until, now()).await })
         })
         .collect();
-    let mut locks = 0;
+    let mut seen = Vec::new();
     for t in tasks {
-        locks += usize::from(t.await.unwrap());
+        seen.push(t.await.unwrap().unwrap());
     }
-    assert_eq!(locks, 4);
-    assert_eq!(
-        st.user_by_id(dan.id).await.unwrap().unwrap().face_failures,
-        0
-    );
+    let count = |f: FaceFailure| seen.iter().filter(|s| **s == f).count();
+    assert_eq!(count(FaceFailure::Counted), 4);
+    assert_eq!(count(FaceFailure::Locked), 1);
+    assert_eq!(count(FaceFailure::AlreadyLocked), 15);
 }
 
 pub async fn the_audit_trail_filters_and_refuses_changes(s: Subject) {
@@ -163,7 +186,11 @@ pub async fn the_audit_trail_filters_and_refuses_changes(s: Subject) {
         user: Some("EVE".into()),
         ..Default::default()
     };
-    assert_eq!(filter(by_name).await, 2, "username ignoring case");
+    assert_eq!(
+        filter(by_name).await,
+        3,
+        "the name given, or the account as actor or subject, ignoring case"
+    );
     let by_id = AuditFilter {
         user: Some(eve.id.to_string()),
         ..Default::default()
@@ -217,6 +244,13 @@ pub async fn sessions_are_kept_and_expire(s: Subject) {
     // Another handle on the same store (another instance) sees it.
     let other = s.reopen().await.unwrap().session_store();
     assert!(other.load(&live.id).await.unwrap().is_some());
+
+    // Only a hash of the id is kept: the database holds no usable cookie.
+    let kept = s.raw_texts("SELECT id FROM tower_sessions").await;
+    assert_eq!(kept.len(), 1);
+    assert_ne!(kept[0], live.id.to_string());
+    let planted = Id(kept[0].parse::<Id>().unwrap().0);
+    assert!(sessions.load(&planted).await.unwrap().is_none());
 
     let mut old = Record {
         id: Id::default(),

@@ -6,6 +6,8 @@
 mod accounts;
 mod attempts;
 mod keys;
+mod oidc;
+mod shared;
 mod subject;
 mod templates;
 
@@ -52,4 +54,11 @@ conformance!(
     keys::a_wrong_key_is_refused_before_anything_is_written,
     keys::keys_rotate_record_by_record,
     keys::unsealed_or_moved_records_are_refused_and_audited,
+    shared::a_challenge_is_taken_once,
+    shared::rate_limits_hold_across_instances,
+    shared::a_periodic_job_runs_once_per_period,
+    shared::an_exclusive_lock_has_one_holder,
+    shared::changes_are_announced_to_every_instance,
+    oidc::clients_codes_and_tokens_round_trip,
+    oidc::signing_keys_are_sealed_and_rotate_with_the_master_key,
 );

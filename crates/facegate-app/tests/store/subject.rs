@@ -53,6 +53,16 @@ impl Subject {
         store::open(&self.config).await
     }
 
+    /// Another instance on the same store, as far as the backend lets
+    /// instances share one: PostgreSQL, another handle; SQLite (owned by
+    /// one process, whose in-process state it keeps), this one.
+    pub async fn peer(&self) -> DynStore {
+        match self.kind {
+            Kind::Sqlite => self.store.clone(),
+            Kind::Postgres => self.reopen().await.expect("opening a second instance"),
+        }
+    }
+
     pub async fn reopen_with(&self, keys: Keys) -> StoreResult<DynStore> {
         store::open_with_keys(&self.config, keys).await
     }

@@ -239,9 +239,16 @@ impl Audit for PostgresBackend {
             q.push(" AND outcome = ").push_bind(outcome.to_string());
         }
         if let Some(user) = f.user.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            // The name given, or the actor or subject account by its name.
             q.push(" AND (lower(username) = lower(")
                 .push_bind(user.to_string())
-                .push(")");
+                .push(") OR actor_user_id IN (SELECT id FROM users WHERE lower(username) = lower(")
+                .push_bind(user.to_string())
+                .push(
+                    ")) OR subject_user_id IN (SELECT id FROM users WHERE lower(username) = lower(",
+                )
+                .push_bind(user.to_string())
+                .push("))");
             if let Ok(id) = user.parse::<i64>() {
                 q.push(" OR subject_user_id = ")
                     .push_bind(id)

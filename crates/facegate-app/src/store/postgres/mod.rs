@@ -6,17 +6,24 @@
 
 mod attempts;
 mod connect;
+mod oidc;
+mod shared;
+mod signing_keys;
 mod templates;
 mod users;
 
+use std::sync::{Arc, OnceLock};
+
 use async_trait::async_trait;
 use sqlx::PgPool;
+use tokio::sync::broadcast;
 
 use crate::store::backend::{KeyRecords, SealedBlob, StoredBlob};
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::fault::from_sqlx;
 use crate::store::records::{Health, Sessions};
 use crate::store::sessions::SessionBackend;
+use crate::store::shared::Change;
 
 pub use connect::MIN_SERVER_VERSION;
 
@@ -28,6 +35,8 @@ pub struct PostgresBackend {
     schema: String,
     /// Where the server is, without credentials.
     target: String,
+    /// The change feed, started by the first subscriber.
+    changes: Arc<OnceLock<broadcast::Sender<Change>>>,
 }
 
 impl PostgresBackend {
@@ -39,6 +48,7 @@ impl PostgresBackend {
             pool: opened.pool,
             schema: opened.schema,
             target: opened.target,
+            changes: Arc::default(),
         })
     }
 
@@ -90,7 +100,8 @@ impl KeyRecords for PostgresBackend {
     async fn key_ids_in_use(&self) -> StoreResult<Vec<String>> {
         sqlx::query_scalar(
             "SELECT key_id FROM face_templates UNION SELECT key_id FROM face_photos \
-             UNION SELECT key_id FROM login_probes UNION SELECT key_id FROM key_check",
+             UNION SELECT key_id FROM login_probes UNION SELECT key_id FROM key_check \
+             UNION SELECT key_id FROM oidc_signing_keys",
         )
         .fetch_all(&self.pool)
         .await

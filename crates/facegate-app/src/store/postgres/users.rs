@@ -10,7 +10,7 @@ use crate::domain::{Email, NewUser, User, UserSummary};
 use crate::store::backend::stamp_now;
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::fault::from_sqlx;
-use crate::store::records::{Lockouts, Users};
+use crate::store::records::{FaceFailure, Lockouts, Users};
 
 const USER_COLUMNS: &str =
     "id, username, email, password_hash, is_active, is_staff, is_superuser, \
@@ -117,6 +117,11 @@ impl Users for PostgresBackend {
             .await
     }
 
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        self.user_where("lower(email) = lower($1) ORDER BY id LIMIT 1", email.trim())
+            .await
+    }
+
     async fn list_users(&self) -> StoreResult<Vec<UserSummary>> {
         let sql = format!(
             "SELECT {USER_COLUMNS}, (SELECT COUNT(*) FROM face_templates f WHERE f.user_id = users.id) AS faces \
@@ -190,31 +195,43 @@ impl Lockouts for PostgresBackend {
         id: i64,
         threshold: u32,
         lock_until: OffsetDateTime,
-    ) -> StoreResult<bool> {
-        // One statement under the row's lock: the count and the lock change
-        // together, so concurrent failures (from any instance) can neither
-        // be lost nor lock twice.
+        now: OffsetDateTime,
+    ) -> StoreResult<FaceFailure> {
+        // One statement under the row's lock: the lock check, the count and
+        // the lock change together, so concurrent failures (from any
+        // instance) can neither be lost, nor lock twice, nor be counted
+        // once the account is locked.
         let locked: Option<bool> = sqlx::query_scalar(
             "UPDATE users SET \
                face_locked_until = CASE WHEN face_failures + 1 >= $1 THEN $2 ELSE face_locked_until END, \
                face_failures = CASE WHEN face_failures + 1 >= $1 THEN 0 ELSE face_failures + 1 END \
-             WHERE id = $3 RETURNING face_failures = 0",
+             WHERE id = $3 AND (face_locked_until IS NULL OR face_locked_until <= $4) \
+             RETURNING face_failures = 0",
         )
         .bind(i32::try_from(threshold.max(1)).unwrap_or(i32::MAX))
         .bind(lock_until)
         .bind(id)
+        .bind(now)
         .fetch_optional(&self.pool)
         .await
         .map_err(from_sqlx)?;
-        Ok(locked.unwrap_or(false))
+        Ok(match locked {
+            Some(true) => FaceFailure::Locked,
+            Some(false) => FaceFailure::Counted,
+            None => FaceFailure::AlreadyLocked,
+        })
     }
 
-    async fn reset_face_failures(&self, id: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET face_failures = 0, face_locked_until = NULL WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(from_sqlx)?;
-        Ok(())
+    async fn reset_face_failures(&self, id: i64, now: OffsetDateTime) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET face_failures = 0, face_locked_until = NULL \
+             WHERE id = $1 AND (face_locked_until IS NULL OR face_locked_until <= $2)",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        Ok(done.rows_affected() > 0)
     }
 }

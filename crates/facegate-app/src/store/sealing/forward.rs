@@ -1,16 +1,22 @@
 //! The concerns without biometric data pass through the sealing layer to
 //! the backend unchanged.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
+use tokio::sync::broadcast;
 
 use super::layer::SealingStore;
 use crate::domain::{
     AuditEvent, AuditFilter, Email, LoginAttempt, NewAuditEvent, NewUser, User, UserSummary,
 };
 use crate::store::error::StoreResult;
-use crate::store::records::{Attempts, Audit, Health, Lockouts, Sessions, Users};
+use crate::store::records::{Attempts, Audit, FaceFailure, Health, Lockouts, Sessions, Users};
 use crate::store::sessions::SessionBackend;
+use crate::store::shared::{
+    Challenges, Change, Coordination, ExclusiveLock, RateHit, RateLimits, StoredChallenge,
+};
 
 #[async_trait]
 impl Users for SealingStore {
@@ -25,6 +31,9 @@ impl Users for SealingStore {
     }
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
         self.backend.user_by_username(username).await
+    }
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        self.backend.user_by_email(email).await
     }
     async fn list_users(&self) -> StoreResult<Vec<UserSummary>> {
         self.backend.list_users().await
@@ -53,13 +62,14 @@ impl Lockouts for SealingStore {
         id: i64,
         threshold: u32,
         lock_until: OffsetDateTime,
-    ) -> StoreResult<bool> {
+        now: OffsetDateTime,
+    ) -> StoreResult<FaceFailure> {
         self.backend
-            .record_face_failure(id, threshold, lock_until)
+            .record_face_failure(id, threshold, lock_until, now)
             .await
     }
-    async fn reset_face_failures(&self, id: i64) -> StoreResult<()> {
-        self.backend.reset_face_failures(id).await
+    async fn reset_face_failures(&self, id: i64, now: OffsetDateTime) -> StoreResult<bool> {
+        self.backend.reset_face_failures(id, now).await
     }
 }
 
@@ -112,5 +122,41 @@ impl Health for SealingStore {
     }
     fn describe(&self) -> String {
         self.backend.describe()
+    }
+}
+
+#[async_trait]
+impl Challenges for SealingStore {
+    async fn put_challenge(&self, challenge: &StoredChallenge) -> StoreResult<()> {
+        self.backend.put_challenge(challenge).await
+    }
+    async fn take_challenge(&self, id: &str) -> StoreResult<Option<StoredChallenge>> {
+        self.backend.take_challenge(id).await
+    }
+    async fn delete_expired_challenges(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        self.backend.delete_expired_challenges(now).await
+    }
+}
+
+#[async_trait]
+impl RateLimits for SealingStore {
+    async fn rate_hit(&self, key: &str, limit: u32, window: Duration) -> StoreResult<RateHit> {
+        self.backend.rate_hit(key, limit, window).await
+    }
+    async fn delete_rate_limits_before(&self, before: OffsetDateTime) -> StoreResult<()> {
+        self.backend.delete_rate_limits_before(before).await
+    }
+}
+
+#[async_trait]
+impl Coordination for SealingStore {
+    async fn claim_periodic(&self, job: &str, every: Duration) -> StoreResult<bool> {
+        self.backend.claim_periodic(job, every).await
+    }
+    async fn try_exclusive(&self, name: &str) -> StoreResult<Option<ExclusiveLock>> {
+        self.backend.try_exclusive(name).await
+    }
+    fn changes(&self) -> Option<broadcast::Receiver<Change>> {
+        self.backend.changes()
     }
 }

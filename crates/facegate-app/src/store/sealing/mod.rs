@@ -13,6 +13,7 @@
 mod forward;
 mod layer;
 pub mod legacy;
+mod oidc;
 mod rotation;
 mod templates;
 mod unlock;

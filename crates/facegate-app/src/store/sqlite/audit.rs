@@ -41,9 +41,14 @@ impl Audit for SqliteBackend {
             q.push(" AND outcome = ").push_bind(outcome.to_string());
         }
         if let Some(user) = f.user.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            // The name given, or the actor or subject account by its name.
             q.push(" AND (username = ")
                 .push_bind(user.to_string())
-                .push(" COLLATE NOCASE");
+                .push(" COLLATE NOCASE OR actor_user_id IN (SELECT id FROM users WHERE username = ")
+                .push_bind(user.to_string())
+                .push(" COLLATE NOCASE) OR subject_user_id IN (SELECT id FROM users WHERE username = ")
+                .push_bind(user.to_string())
+                .push(" COLLATE NOCASE)");
             if let Ok(id) = user.parse::<i64>() {
                 q.push(" OR subject_user_id = ")
                     .push_bind(id)

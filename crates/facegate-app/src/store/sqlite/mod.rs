@@ -6,11 +6,16 @@
 mod attempts;
 mod audit;
 mod legacy;
+mod limits;
+mod oidc;
+mod shared;
+mod signing_keys;
 mod templates;
 mod users;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
@@ -31,6 +36,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteBackend {
     pool: SqlitePool,
     path: PathBuf,
+    /// Rate limits and periodic jobs, in this process.
+    local: Arc<limits::Local>,
 }
 
 // returning_all: a statement with RETURNING outside a transaction hands
@@ -113,6 +120,7 @@ impl SqliteBackend {
         Ok(SqliteBackend {
             pool,
             path: path.to_path_buf(),
+            local: Arc::default(),
         })
     }
 
@@ -209,7 +217,8 @@ impl KeyRecords for SqliteBackend {
              UNION SELECT key_id FROM face_photos \
              UNION SELECT key_id FROM login_probes \
              UNION SELECT probe_key_id FROM login_attempts WHERE probe_key_id IS NOT NULL \
-             UNION SELECT key_id FROM key_check",
+             UNION SELECT key_id FROM key_check \
+             UNION SELECT key_id FROM oidc_signing_keys",
         )
         .fetch_all(&self.pool)
         .await

@@ -9,7 +9,7 @@ use super::{from_ts, now, ts, SqliteBackend, WriteTx};
 use crate::domain::{Email, NewUser, User, UserSummary};
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::fault::from_sqlx;
-use crate::store::records::{Lockouts, Users};
+use crate::store::records::{FaceFailure, Lockouts, Users};
 
 const USER_COLUMNS: &str =
     "id, username, email, password_hash, is_active, is_staff, is_superuser, \
@@ -127,6 +127,20 @@ impl Users for SqliteBackend {
             .map_err(from_sqlx)
     }
 
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        // lower() rather than NOCASE: the same rule as PostgreSQL's.
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE lower(email) = lower(?) LIMIT 1");
+        let row = sqlx::query(&sql)
+            .bind(email.trim())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        row.as_ref()
+            .map(user_from_row)
+            .transpose()
+            .map_err(from_sqlx)
+    }
+
     async fn list_users(&self) -> StoreResult<Vec<UserSummary>> {
         let sql = format!(
             "SELECT {USER_COLUMNS}, (SELECT COUNT(*) FROM face_templates f WHERE f.user_id = users.id) AS faces \
@@ -201,30 +215,42 @@ impl Lockouts for SqliteBackend {
         id: i64,
         threshold: u32,
         lock_until: OffsetDateTime,
-    ) -> StoreResult<bool> {
-        // One statement: the count and the lock change together, so
-        // concurrent failures can neither be lost nor lock twice.
+        now: OffsetDateTime,
+    ) -> StoreResult<FaceFailure> {
+        // One statement: the lock check, the count and the lock change
+        // together, so concurrent failures can neither be lost, nor lock
+        // twice, nor be counted once the account is locked.
         let locked: Vec<bool> = sqlx::query_scalar(
             "UPDATE users SET \
                face_locked_until = CASE WHEN face_failures + 1 >= ?1 THEN ?2 ELSE face_locked_until END, \
                face_failures = CASE WHEN face_failures + 1 >= ?1 THEN 0 ELSE face_failures + 1 END \
-             WHERE id = ?3 RETURNING face_failures = 0",
+             WHERE id = ?3 AND (face_locked_until IS NULL OR face_locked_until <= ?4) \
+             RETURNING face_failures = 0",
         )
         .bind(i64::from(threshold.max(1)))
         .bind(ts(lock_until))
         .bind(id)
+        .bind(ts(now))
         .fetch_all(&self.pool) // to the end: see `returning_all`
         .await
         .map_err(from_sqlx)?;
-        Ok(locked.first().copied().unwrap_or(false))
+        Ok(match locked.first() {
+            Some(true) => FaceFailure::Locked,
+            Some(false) => FaceFailure::Counted,
+            None => FaceFailure::AlreadyLocked,
+        })
     }
 
-    async fn reset_face_failures(&self, id: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET face_failures = 0, face_locked_until = NULL WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(from_sqlx)?;
-        Ok(())
+    async fn reset_face_failures(&self, id: i64, now: OffsetDateTime) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET face_failures = 0, face_locked_until = NULL \
+             WHERE id = ? AND (face_locked_until IS NULL OR face_locked_until <= ?)",
+        )
+        .bind(id)
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        Ok(done.rows_affected() > 0)
     }
 }

@@ -15,7 +15,9 @@ use crate::domain::{AuditKind, NewAuditEvent, User};
 use crate::service::{ServiceError, ServiceResult};
 use crate::web::error::user_message;
 use crate::web::extract::{CheckedForm, CsrfForm, StaffUser};
-use crate::web::render::{error_page, fmt_time, render, server_error_page, PageResult};
+use crate::web::render::{
+    account_label, count_of, error_page, fmt_time, render, server_error_page, PageResult,
+};
 use crate::web::session::{self as sess};
 use crate::web::state::AppState;
 
@@ -82,7 +84,7 @@ async fn user_action(
             .services
             .delete_all_faces(id)
             .await
-            .map(|n| format!("Deleted {n} face photos of the user.")),
+            .map(|n| format!("Deleted {} of the user.", count_of(n, "face photo"))),
         _ => return error_page(&st, StatusCode::NOT_FOUND, "No such action."),
     };
     audit_action(&st, &me, id, &action, &result).await;
@@ -105,6 +107,12 @@ async fn audit_action(
         if result.is_ok() { "success" } else { "failure" },
     )
     .detail(format!("action={action}"));
+    // The subject by name too, readable after the account is gone.
+    if let Ok(mut names) = st.services.usernames([subject]).await {
+        if let Some(name) = names.remove(&subject) {
+            event.detail = format!("action={action} subject={name}");
+        }
+    }
     event.actor_user_id = Some(me.id);
     event.username = Some(me.username.clone());
     event.subject_user_id = Some(subject);
@@ -121,10 +129,16 @@ async fn attempts(
         .recent_attempts(200)
         .await
         .map_err(|e| server_error_page(&st, &e))?;
+    let names = st
+        .services
+        .usernames(list.iter().filter_map(|a| a.user_id).collect::<Vec<_>>())
+        .await
+        .map_err(|e| server_error_page(&st, &e))?;
     let rows: Vec<_> = list
         .iter()
         .map(|a| {
-            context! { id => a.id, at => fmt_time(a.at), claimed_username => a.claimed_username, user_id => a.user_id,
+            let account = a.user_id.map(|id| account_label(&names, id));
+            context! { id => a.id, at => fmt_time(a.at), claimed_username => a.claimed_username, account => account,
                 client_addr => a.client_addr, method => a.method, outcome => a.outcome,
                 best_score => a.best_score.map(|s| format!("{s:.3}")), reason => a.reason,
                 has_probe => a.has_probe() }

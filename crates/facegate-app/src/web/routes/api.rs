@@ -82,8 +82,10 @@ async fn csrf_guard(session: Session, req: Request, next: Next) -> Response {
             .headers()
             .get("x-csrf-token")
             .and_then(|v| v.to_str().ok());
-        if !sess::csrf_ok(&session, provided).await {
-            return ApiError::csrf().into_response();
+        match sess::csrf_ok(&session, provided).await {
+            Ok(true) => {}
+            Ok(false) => return ApiError::csrf().into_response(),
+            Err(e) => return ApiError::from(e).into_response(),
         }
     }
     next.run(req).await
@@ -115,7 +117,7 @@ async fn register(
         .services
         .register(&body.username, &body.email, &body.password, &client)
         .await?;
-    sess::log_in(&session, user.id).await?;
+    sess::log_in(&session, user.id, sess::Method::Password).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": user.id, "username": user.username})),
@@ -141,7 +143,7 @@ async fn login(
     if ok.face_required {
         sess::set_pending(&session, ok.user.id).await?;
     } else {
-        sess::log_in(&session, ok.user.id).await?;
+        sess::log_in(&session, ok.user.id, sess::Method::Password).await?;
     }
     Ok(Json(json!({
         "id": ok.user.id,
@@ -275,7 +277,8 @@ async fn face_login(
         input: ProbeInput::Frame(image),
     };
     let ok = st.services.face_login(req, &client).await?;
-    sess::log_in(&session, ok.user.id).await?;
+    let face = sess::Method::Face { liveness: false };
+    sess::log_in(&session, ok.user.id, face).await?;
     Ok(Json(
         json!({"id": ok.user.id, "username": ok.user.username, "score": ok.score}),
     ))

@@ -13,7 +13,7 @@ use tower_sessions::Session;
 
 use crate::domain::{AuditEvent, AuditFilter, AuditKind};
 use crate::web::extract::StaffUser;
-use crate::web::render::{fmt_time, render, server_error_page, PageResult};
+use crate::web::render::{account_label, fmt_time, render, server_error_page, PageResult};
 use crate::web::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -68,11 +68,23 @@ async fn page(
         .audit_events(&q.filter(500))
         .await
         .map_err(|e| server_error_page(&st, &e.into()))?;
+    let ids: Vec<i64> = events
+        .iter()
+        .flat_map(|e| [e.actor_user_id, e.subject_user_id])
+        .flatten()
+        .collect();
+    let names = st
+        .services
+        .usernames(ids)
+        .await
+        .map_err(|e| server_error_page(&st, &e))?;
     let rows: Vec<_> = events
         .iter()
         .map(|e| {
+            let actor = e.actor_user_id.map(|id| account_label(&names, id));
+            let subject = e.subject_user_id.map(|id| account_label(&names, id));
             context! { id => e.id, at => fmt_time(e.at), kind => e.kind, outcome => e.outcome,
-                actor => e.actor_user_id, subject => e.subject_user_id, username => e.username,
+                actor => actor, subject => subject, username => e.username,
                 client_addr => e.client_addr, score => e.score.map(|s| format!("{s:.3}")), detail => e.detail }
         })
         .collect();

@@ -1,5 +1,6 @@
 //! Liveness challenge endpoints of the JSON API:
-//! `POST /api/face-login/challenge` issues a challenge bound to the session;
+//! `POST /api/face-login/challenge` issues a challenge bound to the session
+//! (kept in the store, its id in the session);
 //! `POST /api/face-login/challenge/{id}/frames` takes the answer (multipart:
 //! repeated `frame` JPEG parts in capture order, one `timestamps` part with a
 //! JSON array of milliseconds, `username` in verify mode).
@@ -22,7 +23,7 @@ use crate::web::session as sess;
 use crate::web::state::AppState;
 use crate::web::upload::multipart_error;
 
-const CHALLENGE: &str = "liveness_challenge";
+const CHALLENGE: &str = "liveness_challenge_id";
 
 pub fn issue_route() -> MethodRouter<AppState> {
     post(issue)
@@ -40,8 +41,8 @@ fn internal(e: tower_sessions::session::Error) -> ApiError {
 }
 
 async fn issue(State(st): State<AppState>, session: Session) -> ApiResult<Json<Value>> {
-    let ch = st.services.issue_challenge();
-    session.insert(CHALLENGE, &ch).await.map_err(internal)?;
+    let ch = st.services.issue_challenge().await?;
+    session.insert(CHALLENGE, &ch.id).await.map_err(internal)?;
     let cfg = &st.services.config;
     Ok(Json(json!({
         "challenge_id": ch.id,
@@ -62,7 +63,7 @@ async fn frames(
     Path(id): Path<String>,
     ApiMultipart(mp): ApiMultipart,
 ) -> ApiResult<Json<Value>> {
-    let ch = take_challenge(&session, &id).await?;
+    let ch = take_challenge(&st, &session, &id).await?;
     st.services.admit_answer(&ch, &client).await?;
     let (answer, username) = read_answer(&st, mp).await?;
     let req = FaceLoginRequest {
@@ -71,17 +72,28 @@ async fn frames(
         input: ProbeInput::Challenge(ch, answer),
     };
     let ok = st.services.face_login(req, &client).await?;
-    sess::log_in(&session, ok.user.id).await?;
+    sess::log_in(&session, ok.user.id, sess::Method::Face { liveness: true }).await?;
     Ok(Json(
         json!({"id": ok.user.id, "username": ok.user.username, "score": ok.score}),
     ))
 }
 
 /// The session's challenge if it is the one answered. Single use: the
-/// challenge leaves the session whatever happens next.
-async fn take_challenge(session: &Session, id: &str) -> ApiResult<IssuedChallenge> {
-    let issued: Option<IssuedChallenge> = session.remove(CHALLENGE).await.map_err(internal)?;
-    issued.filter(|c| c.id == id).ok_or_else(|| {
+/// challenge leaves the store in one atomic step whatever happens next, so
+/// of concurrent answers (on any instance) only one is judged.
+async fn take_challenge(st: &AppState, session: &Session, id: &str) -> ApiResult<IssuedChallenge> {
+    let issued: Option<String> = session.get(CHALLENGE).await.map_err(internal)?;
+    let taken = match issued {
+        Some(issued) if issued == id => st.services.take_challenge(id).await?,
+        _ => None,
+    };
+    if taken.is_some() {
+        session
+            .remove::<String>(CHALLENGE)
+            .await
+            .map_err(internal)?;
+    }
+    taken.ok_or_else(|| {
         ServiceError::FaceRejected {
             code: "expired",
             message: "This challenge is unknown, used or expired. Please start again.",

@@ -8,5 +8,8 @@ pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod liveness;
+pub mod oidc;
+pub mod oidc_api;
+pub mod oidc_pages;
 pub mod pages;
 pub mod profile;

@@ -33,6 +33,10 @@ async fn dashboard(
     session: Session,
     PageUser(user): PageUser,
 ) -> Response {
+    // A login an OpenID Connect client started goes back to it.
+    if let Some(page) = crate::web::routes::oidc::resume(&st, &session).await {
+        return page;
+    }
     let faces = st
         .services
         .faces(user.id)
@@ -95,7 +99,17 @@ async fn register_submit(
         .register(&f.username, &f.email, &f.password, &client)
         .await
     {
-        Ok(user) => redirect_after(&st, sess::log_in(&session, user.id).await, "/"),
+        Ok(user) => {
+            let written = sess::log_in(&session, user.id, sess::Method::Password).await;
+            if written.is_ok() {
+                let text = format!(
+                    "Welcome, {}! Your account was created. Add a photo of your face on the profile page to log in with your face.",
+                    user.username
+                );
+                sess::flash(&session, "success", text).await;
+            }
+            redirect_after(&st, written, "/")
+        }
         Err(e) => {
             // A full disk is the server's fault (5xx: the session is not
             // written either), not the form's; a rate limit is a 429.
@@ -158,7 +172,10 @@ async fn login_submit(
             let written = sess::set_pending(&session, ok.user.id).await;
             redirect_after(&st, written, "/face-login")
         }
-        Ok(ok) => redirect_after(&st, sess::log_in(&session, ok.user.id).await, "/"),
+        Ok(ok) => {
+            let written = sess::log_in(&session, ok.user.id, sess::Method::Password).await;
+            redirect_after(&st, written, "/")
+        }
         Err(e) => {
             let status = match e {
                 ServiceError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -195,5 +212,9 @@ async fn logout(
     session: Session,
     CheckedForm(_): CheckedForm<CsrfForm>,
 ) -> Response {
-    redirect_after(&st, sess::log_out(&session).await, "/login")
+    let written = sess::log_out(&session).await;
+    if written.is_ok() {
+        sess::flash(&session, "success", "You are logged out. See you soon!").await;
+    }
+    redirect_after(&st, written, "/login")
 }

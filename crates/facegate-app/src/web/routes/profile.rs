@@ -2,7 +2,7 @@
 //! (several at once; a full disk answers with the error page), listing,
 //! deletion, and the protected photo route.
 
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -15,7 +15,9 @@ use crate::config::Config;
 use crate::domain::User;
 use crate::web::error::{classify, user_message};
 use crate::web::extract::{check_csrf, CheckedForm, CsrfForm, CsrfToken, PageUser};
-use crate::web::render::{error_page, render, server_error_page, PageResult};
+use crate::web::render::{
+    count_of, error_page, quality_words, render, server_error_page, PageResult,
+};
 use crate::web::session::{self as sess};
 use crate::web::state::{AppState, MULTIPART_OVERHEAD};
 use crate::web::upload::read_upload;
@@ -50,7 +52,10 @@ async fn profile(
         .await
         .map_err(|e| server_error_page(&st, &e))?
         .iter()
-        .map(|t| context! { id => t.id, quality => format!("{:.2}", t.quality) })
+        .map(|t| {
+            let (words, good) = quality_words(t.quality);
+            context! { id => t.id, quality => format!("{:.2}", t.quality), quality_words => words, good => good }
+        })
         .collect();
     let extra = context! { title => "Profile", active => "profile", faces => faces };
     Ok(render(&st, &session, Some(&user), "profile.html", extra).await)
@@ -118,12 +123,34 @@ async fn change_password(
     back()
 }
 
+/// The CSRF token of the upload form, sent in its URL so that it is
+/// checked before the (large) body is read.
+#[derive(Deserialize)]
+struct UploadQuery {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// A photo upload from the profile page. The CSRF token (in the form's
+/// URL) is checked and a reading slot taken before any of the body is
+/// read: a forged or excess upload costs no buffering.
 async fn upload(
     State(st): State<AppState>,
     session: Session,
     PageUser(user): PageUser,
+    Query(q): Query<UploadQuery>,
     mp: Multipart,
 ) -> Response {
+    if let Err(r) = check_csrf(&st, &session, &q.csrf_token).await {
+        return r;
+    }
+    let Ok(_slot) = st.page_uploads.clone().acquire_owned().await else {
+        return error_page(
+            &st,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server is shutting down.",
+        );
+    };
     let cfg = &st.services.config;
     let up = match read_upload(mp, cfg.engine.decode.max_bytes, cfg.max_upload_files).await {
         Ok(u) => u,
@@ -132,9 +159,6 @@ async fn upload(
             return back();
         }
     };
-    if let Err(r) = check_csrf(&st, &session, up.field("csrf_token").unwrap_or_default()).await {
-        return r;
-    }
     if up.images.is_empty() {
         sess::flash(&session, "danger", "Choose at least one photo.").await;
         return back();
@@ -146,9 +170,11 @@ async fn upload(
         return error_page(&st, status, &done.summary());
     }
     if done.errors.is_empty() {
-        let s = if done.added == 1 { "" } else { "s" };
-        let text = format!("Added {} face photo{s}.", done.added);
+        let text = format!("Added {}.", count_of(done.added, "face photo"));
         sess::flash(&session, "success", text).await;
+    } else if done.added > 0 {
+        // Some were added: a warning, not a failure.
+        sess::flash(&session, "warning", done.summary()).await;
     } else {
         sess::flash(&session, "danger", done.summary()).await;
     }
@@ -224,13 +250,10 @@ async fn delete_all(
     CheckedForm(_): CheckedForm<CsrfForm>,
 ) -> Response {
     match st.services.delete_all_faces(user.id).await {
+        Ok(0) => sess::flash(&session, "info", "You had no face data to delete.").await,
         Ok(n) => {
-            sess::flash(
-                &session,
-                "success",
-                format!("All your face data was deleted ({n} photos)."),
-            )
-            .await
+            let text = format!("All your face data was deleted ({}).", count_of(n, "photo"));
+            sess::flash(&session, "success", text).await
         }
         Err(e) => sess::flash(&session, "danger", user_message(&e)).await,
     }
