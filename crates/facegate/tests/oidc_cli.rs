@@ -69,7 +69,12 @@ fn clients_are_added_listed_and_removed() {
     let list = json(&data, &["oidc-client", "list", "--json"]);
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 2);
-    assert_eq!(list[1]["redirect_uris"].as_array().unwrap().len(), 2);
+    // Listed oldest first; two added in the same second in either order.
+    let spa_listed = list
+        .iter()
+        .find(|c| c["client_id"] == spa["client_id"])
+        .unwrap_or_else(|| panic!("{list:?}"));
+    assert_eq!(spa_listed["redirect_uris"].as_array().unwrap().len(), 2);
     let text = serde_json::to_string(list).unwrap();
     assert!(
         !text.contains(&secret) && !text.contains("argon2"),
