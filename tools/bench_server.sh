@@ -5,41 +5,75 @@
 # with a 640-px JPEG on loopback, driven by wrk.
 #
 #   tools/bench_server.sh [CONNECTIONS] [SECONDS]
+#
+# FACEGATE_BENCH_STORE=postgres runs it on a throwaway PostgreSQL
+# (tools/pg.sh) instead of the embedded SQLite; FACEGATE_BENCH_INSTANCES=2
+# (PostgreSQL only) on two instances behind HAProxy (tools/cluster.sh),
+# requests spread round robin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 conns="${1:-4}"
 secs="${2:-30}"
 users="${FACEGATE_BENCH_USERS:-999}"
+store="${FACEGATE_BENCH_STORE:-sqlite}"
+instances="${FACEGATE_BENCH_INSTANCES:-1}"
 faces="${FACEGATE_FACES:-../shared/testdata/faces}"
 command -v wrk >/dev/null || { echo "wrk is missing (Debian: apt-get install wrk)" >&2; exit 1; }
+case "$store/$instances" in
+sqlite/1 | postgres/1 | postgres/2) ;;
+*) echo "FACEGATE_BENCH_STORE=sqlite|postgres, FACEGATE_BENCH_INSTANCES=1 (or 2 with postgres)" >&2; exit 1 ;;
+esac
 
 cargo build --release -p facegate -p facegate-app --example seed_users >/dev/null
 target/release/facegate setup
 work="$(mktemp -d)"
-trap 'kill "${server:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+chmod 711 "$work"
+cleanup() {
+  kill "${server:-0}" 2>/dev/null || true
+  [ ! -d "$work/cluster" ] || tools/cluster.sh stop "$work/cluster"
+  [ ! -f "$work/pg/port" ] || tools/pg.sh stop "$work/pg"
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
+# The benchmark measures the single-frame path (liveness off) with no rate
+# limit; everything else as configured by default.
+export FACEGATE_LIVENESS=off FACEGATE_RATE_LIMIT_PER_ADDRESS=0 FACEGATE_RATE_LIMIT_PER_ACCOUNT=0
+if [ "$store" = postgres ]; then
+  mkdir -p "$work/pg"
+  FACEGATE_DATABASE_URL="$(tools/pg.sh start "$work/pg")"
+  FACEGATE_MASTER_KEY="$(head -c 32 /dev/urandom | base64)"
+  export FACEGATE_DATABASE_URL FACEGATE_MASTER_KEY
+fi
 if [ "$users" -gt 0 ]; then
   target/release/examples/seed_users --data-dir "$work/data" --users "$users"
 fi
-# The benchmark measures the single-frame path (liveness off) with no rate
-# limit; everything else as configured by default.
-FACEGATE_LIVENESS=off FACEGATE_RATE_LIMIT_PER_ADDRESS=0 FACEGATE_RATE_LIMIT_PER_ACCOUNT=0 \
+pids=()
+if [ "$instances" = 2 ]; then
+  base="$(tools/cluster.sh start "$work/cluster" 8765)"
+  pids=("$(cat "$work/cluster/a.pid")" "$(cat "$work/cluster/b.pid")")
+else
   target/release/facegate serve --addr 127.0.0.1:8765 --data-dir "$work/data" >"$work/server.log" 2>&1 &
-server=$!
-# A large gallery is loaded (and indexed) before the server listens.
-for _ in $(seq 1500); do curl -sf -o /dev/null http://127.0.0.1:8765/login && break; sleep 0.2; done
-grep -h "gallery ready" "$work/server.log" || true
+  server=$!
+  pids=("$server")
+  base=http://127.0.0.1:8765
+  # A large gallery is loaded (and indexed) before the server listens.
+  for _ in $(seq 1500); do curl -sf -o /dev/null "$base/login" && break; sleep 0.2; done
+fi
+grep -h "gallery ready" "$work/server.log" "$work"/cluster/*.log 2>/dev/null || true
 
 jar="$work/cookies"
-csrf() { curl -sf -b "$jar" -c "$jar" http://127.0.0.1:8765/api/csrf | sed 's/.*"csrf_token":"\([^"]*\)".*/\1/'; }
+csrf() { curl -sf -b "$jar" -c "$jar" "$base/api/csrf" | sed 's/.*"csrf_token":"\([^"]*\)".*/\1/'; }
 token=$(csrf)
 curl -sf -b "$jar" -c "$jar" -H "X-CSRF-Token: $token" -H 'Content-Type: application/json' \
   -d '{"username":"benchuser","email":"bench@example.org","password":"correct horse battery"}' \
-  http://127.0.0.1:8765/api/register >/dev/null
+  "$base/api/register" >/dev/null
 token=$(csrf)
 curl -sf -b "$jar" -c "$jar" -H "X-CSRF-Token: $token" -F "image=@$faces/obama_1.jpg" \
-  http://127.0.0.1:8765/api/me/faces >/dev/null
+  "$base/api/me/faces" >/dev/null
 token=$(csrf)
+# Two instances: the other one learns of the enrolment from the change feed.
+sleep 1
 
 # The probe: another photo of the same person, scaled to 640 px like a webcam frame.
 if command -v ffmpeg >/dev/null; then
@@ -47,13 +81,17 @@ if command -v ffmpeg >/dev/null; then
 else
   "${CONVERT:-convert}" "$faces/obama_2.jpg" -resize 640x640 -quality 85 "$work/frame.jpg"
 fi
-check=$(curl -s -o /dev/null -w '%{http_code}' -b "$jar" -c "$jar" -H "X-CSRF-Token: $token" -F "image=@$work/frame.jpg" \
-  http://127.0.0.1:8765/api/face-login)
-[ "$check" = 200 ] || { echo "face login check failed: HTTP $check" >&2; cat "$work/server.log" >&2; exit 1; }
+for _ in "${pids[@]}"; do
+  check=$(curl -s -o /dev/null -w '%{http_code}' -b "$jar" -c "$jar" -H "X-CSRF-Token: $token" -F "image=@$work/frame.jpg" \
+    "$base/api/face-login")
+  [ "$check" = 200 ] || { echo "face login check failed: HTTP $check" >&2; cat "$work/server.log" "$work"/cluster/*.log >&2 2>/dev/null; exit 1; }
+done
 # The login rotated the session id: take the newest cookie from the jar.
 cookie="$(awk 'NF >= 7 {c = $6 "=" $7} END {print c}' "$jar")"
 
-echo "users: $(sqlite3 "$work/data/facegate.sqlite3" 'select count(*) from users') enrolled, frame $(identify -format '%wx%h' "$work/frame.jpg" 2>/dev/null || echo 640px)"
+echo "store: $store, instances: $instances, users: $((users + 1)) enrolled, frame $(identify -format '%wx%h' "$work/frame.jpg" 2>/dev/null || echo 640px)"
 FRAME="$work/frame.jpg" COOKIE="$cookie" CSRF="$token" \
-  wrk -t "$conns" -c "$conns" -d "${secs}s" --latency -s tools/bench_face_login.lua http://127.0.0.1:8765 | tail -n 4
-echo "server RSS: $(awk '/VmRSS/ {print $2/1024 " MiB"}' /proc/$server/status), peak $(awk '/VmHWM/ {print $2/1024 " MiB"}' /proc/$server/status)"
+  wrk -t "$conns" -c "$conns" -d "${secs}s" --latency -s tools/bench_face_login.lua "$base" | tail -n 4
+for pid in "${pids[@]}"; do
+  echo "server $pid RSS: $(awk '/VmRSS/ {print $2/1024 " MiB"}' /proc/"$pid"/status), peak $(awk '/VmHWM/ {print $2/1024 " MiB"}' /proc/"$pid"/status)"
+done

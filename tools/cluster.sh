@@ -14,6 +14,8 @@
 # repository (models/). Settings of the instances come from the environment
 # as usual (FACEGATE_LIVENESS, FACEGATE_FACE_LOGIN, …); the master key is
 # generated once into DIR/master.key and given to both as FACEGATE_MASTER_KEY.
+# With FACEGATE_DATABASE_URL (and FACEGATE_MASTER_KEY) set, the instances
+# use that database (and key) instead of a new PostgreSQL.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,10 +50,16 @@ start() {
   dir=$(cd "$dir" && pwd)
   # PostgreSQL may run as another user (tools/pg.sh): let it through.
   chmod 711 "$dir"
-  mkdir -p "$dir/pg"
-  url=$("$ROOT/tools/pg.sh" start "$dir/pg")
+  # FACEGATE_DATABASE_URL and FACEGATE_MASTER_KEY given: the instances
+  # use that database and key (e.g. one seeded beforehand); otherwise a
+  # fresh PostgreSQL in DIR/pg and a new key.
+  url=${FACEGATE_DATABASE_URL:-}
+  if [ -z "$url" ]; then
+    mkdir -p "$dir/pg"
+    url=$("$ROOT/tools/pg.sh" start "$dir/pg")
+  fi
   echo "$url" >"$dir/database_url"
-  key=$(head -c 32 /dev/urandom | base64)
+  key=${FACEGATE_MASTER_KEY:-$(head -c 32 /dev/urandom | base64)}
   (umask 077 && echo "$key" >"$dir/master.key")
   for name in a b; do
     p=$(free_port)
