@@ -47,6 +47,8 @@
     multiple_faces: ["More than one face was in view.",
       "Make sure only you are in front of the camera, then try again.", true],
     expired: ["The check took too long.", "Please try again.", true],
+    step_up: ["Almost there: we need one more, slightly longer check to be sure it is you.",
+      "Press Try again and follow the arrows, or use your password instead.", true],
     locked: ["Face login is paused for this account after too many tries.",
       "Use your password instead, or try again later.", false],
     rate_limited: ["There were too many tries in a short time.",
@@ -135,7 +137,8 @@
       var ch = res.body;
       var frames = [];
       var of = ch.steps.length;
-      var phases = [{ text: "Get ready: " + STEPS.center.text.toLowerCase(), icon: STEPS.center.icon, ms: READY_MS }]
+      var ready = ch.second_chance ? "One more check, a little longer: " : "Get ready: ";
+      var phases = [{ text: ready + STEPS.center.text.toLowerCase(), icon: STEPS.center.icon, ms: READY_MS }]
         .concat(ch.steps.map(function (s, i) {
           var step = STEPS[s] || { text: s, icon: "fa-circle" };
           return { text: step.text, icon: step.icon, ms: STEP_MS, n: i + 1, of: of };

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use super::attempt::{face_login_method, Stop};
 use super::error::{ServiceError, ServiceResult};
 use super::metrics::Stage;
-use super::probe::{Probe, PASSIVE_REFUSAL, STEP_UP};
+use super::probe::{Probe, PASSIVE_REFUSAL};
 use super::services::{Client, Services};
 use crate::domain::NewLoginAttempt;
 use crate::store::StoredChallenge;
@@ -32,6 +32,11 @@ pub struct IssuedChallenge {
     /// Unix milliseconds.
     pub issued_ms: i64,
     pub expires_ms: i64,
+    /// A second chance after a step-up: more steps, and a doubt of the
+    /// passive network no longer stops it (its active checks and the
+    /// passive cues that refuse still do).
+    #[serde(default)]
+    pub second: bool,
 }
 
 /// The frames answering a challenge.
@@ -116,6 +121,18 @@ fn outcome_of(verdict: Verdict, passive_cue: Option<&str>) -> String {
     }
 }
 
+/// What a challenge answer that left the passive network unsure says:
+/// the next steps that can succeed (a second, longer challenge, which the
+/// page starts, or the password).
+const STEP_UP_CHALLENGE: ServiceError = ServiceError::FaceRejected {
+    code: "step_up",
+    message: "Almost there: we need one more, slightly longer head movement to be sure it is \
+              you. Try once more, or sign in with your password.",
+};
+
+/// Steps of a second-chance challenge (a first one has two or three).
+const SECOND_CHANCE_STEPS: usize = 4;
+
 fn millis(ms: f64) -> Duration {
     Duration::from_secs_f64(ms.max(0.0) / 1000.0)
 }
@@ -123,8 +140,10 @@ fn millis(ms: f64) -> Duration {
 impl Services {
     /// A new challenge, kept in the store (shared by every instance) until
     /// it is taken to be answered or expires.
-    pub async fn issue_challenge(&self) -> ServiceResult<IssuedChallenge> {
-        let ch = self.new_challenge();
+    /// `second`: the session's previous answer was stepped up (see
+    /// [`IssuedChallenge::second`]).
+    pub async fn issue_challenge(&self, second: bool) -> ServiceResult<IssuedChallenge> {
+        let ch = self.new_challenge(second);
         let payload = serde_json::to_string(&ch)
             .map_err(|e| ServiceError::Internal(format!("challenge: {e}")))?;
         let expires_at =
@@ -150,10 +169,14 @@ impl Services {
         Ok(Some(ch))
     }
 
-    /// Two or three steps, no step twice in a row.
-    fn new_challenge(&self) -> IssuedChallenge {
+    /// Two or three steps (a second chance: four), no step twice in a row.
+    fn new_challenge(&self, second: bool) -> IssuedChallenge {
         let mut rng = rand::thread_rng();
-        let n = rng.gen_range(2..=3);
+        let n = if second {
+            SECOND_CHANCE_STEPS
+        } else {
+            rng.gen_range(2..=3)
+        };
         let mut steps: Vec<Step> = Vec::with_capacity(n);
         while steps.len() < n {
             let s = *Step::ALL.choose(&mut rng).unwrap_or(&Step::Left);
@@ -169,6 +192,7 @@ impl Services {
             steps,
             issued_ms,
             expires_ms: issued_ms + self.config.challenge_ttl_ms as i64,
+            second,
         }
     }
 
@@ -246,15 +270,23 @@ impl Services {
         let doc = json!({
             "mode": self.config.liveness.as_str(),
             "challenge": challenge.steps,
+            "second_chance": challenge.second,
             "report": report,
         });
         *liveness = Some(doc.to_string());
         let (verdict, cue) = (report.active.verdict, report.passive_failure);
-        if let Some(doubt) = report.passive_doubt.filter(|_| report.needs_step_up()) {
-            self.metrics.observe_liveness(&format!("step_up_{doubt}"));
-            return Err(Stop::refused(format!("step_up_passive_{doubt}"), STEP_UP));
+        let doubted = report.needs_step_up();
+        if let Some(doubt) = report.passive_doubt.filter(|_| doubted) {
+            if !challenge.second {
+                self.metrics.observe_liveness(&format!("step_up_{doubt}"));
+                let reason = format!("step_up_passive_{doubt}");
+                return Err(Stop::refused(reason, STEP_UP_CHALLENGE));
+            }
+            // The second, longer challenge: the doubt is kept in the
+            // attempt's scores and counted below, and no longer stops it.
         }
-        if !report.is_live() {
+        // A doubt passed on the second chance counts as live.
+        if !report.is_live() && !doubted {
             self.metrics.observe_liveness(&outcome_of(verdict, cue));
             return Err(Stop::refused(
                 reason_of(verdict, cue),
@@ -266,7 +298,11 @@ impl Services {
             let e = rejection(Verdict::NoFace, None);
             return Err(Stop::refused("no_face", e));
         };
-        self.metrics.observe_liveness("live");
+        self.metrics.observe_liveness(if doubted {
+            "live_after_step_up"
+        } else {
+            "live"
+        });
         let keep_frame = self.config.probe_retention_days > 0;
         Ok(Probe {
             embedding: Embedding {

@@ -40,7 +40,13 @@ async fn challenge(a: &Agent) -> (String, Vec<Step>) {
     assert!(v["expires_in_ms"].as_u64().unwrap() > 0, "{v}");
     assert!(v["min_frames"].as_u64().unwrap() >= 2, "{v}");
     let steps: Vec<Step> = serde_json::from_value(v["steps"].clone()).unwrap();
-    assert!((2..=3).contains(&steps.len()), "{v}");
+    // A second chance after a step-up is longer.
+    let lengths = if v["second_chance"] == true {
+        4..=4
+    } else {
+        2..=3
+    };
+    assert!(lengths.contains(&steps.len()), "{v}");
     assert!(steps.windows(2).all(|w| w[0] != w[1]), "{v}");
     (v["challenge_id"].as_str().unwrap().to_string(), steps)
 }
@@ -54,6 +60,11 @@ async fn send(a: &Agent, id: &str, frames: &[Vec<u8>], times: &[f64]) -> Respons
 /// long as the capture would have taken.
 async fn answer(a: &Agent, family: Family, seed: u64) -> Response {
     let (id, steps) = challenge(a).await;
+    answer_to(a, &id, steps, family, seed).await
+}
+
+/// Answers challenge `id` of `steps` with a sequence of `family`.
+async fn answer_to(a: &Agent, id: &str, steps: Vec<Step>, family: Family, seed: u64) -> Response {
     let lib = library().await;
     let (frames, times) = tokio::task::spawn_blocking(move || {
         let (imgs, times) = build(&lib, family, &steps, 3, seed);
@@ -67,7 +78,7 @@ async fn answer(a: &Agent, family: Family, seed: u64) -> Response {
     .unwrap();
     let span = times.last().unwrap() - times.first().unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(span as u64 + 50)).await;
-    send(a, &id, &frames, &times).await
+    send(a, id, &frames, &times).await
 }
 
 async fn app_with(liveness: Liveness) -> TestApp {
@@ -180,6 +191,35 @@ async fn an_unsure_network_asks_for_a_next_step_and_the_password_logs_in() {
         assert_eq!(r.status(), StatusCode::OK, "{mode:?}");
         assert_eq!(a.me().await.as_deref(), Some("barack"), "{mode:?}");
     }
+}
+
+#[tokio::test]
+async fn an_unsure_network_gives_a_second_longer_challenge_that_logs_in() {
+    let app = doubting_app(Liveness::Both).await;
+    let a = app.agent().await;
+    assert_step_up(answer(&a, Family::Genuine, 0).await).await;
+    // The next challenge of this session is the second chance: four steps,
+    // and a live answer to it logs in though the network still doubts.
+    let (id, steps) = challenge(&a).await;
+    assert_eq!(steps.len(), 4, "a second chance has four steps");
+    let r = answer_to(&a, &id, steps, Family::Genuine, 1).await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    assert_eq!(a.me().await.as_deref(), Some("barack"));
+    let attempts = app.state.services.store.recent_attempts(5).await.unwrap();
+    let last = attempts.first().unwrap();
+    let scores = last.liveness.as_deref().unwrap_or_default();
+    assert!(scores.contains("\"second_chance\":true"), "{scores}");
+
+    // A second chance is used once: still no way round the active checks.
+    let b = app.agent().await;
+    assert_step_up(answer(&b, Family::Genuine, 2).await).await;
+    let (status, code) = error_of(answer(&b, Family::Print, 3).await).await;
+    assert_eq!((status, code.as_str()), (StatusCode::UNAUTHORIZED, "spoof"));
+    let r = b
+        .post_json("/api/face-login/challenge", serde_json::json!({}))
+        .await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["second_chance"], false, "{v}");
 }
 
 #[tokio::test]

@@ -24,6 +24,9 @@ use crate::web::state::AppState;
 use crate::web::upload::multipart_error;
 
 const CHALLENGE: &str = "liveness_challenge_id";
+/// Set when the session's last answer was stepped up: its next challenge
+/// is the second chance.
+const SECOND_CHANCE: &str = "liveness_second_chance";
 
 pub fn issue_route() -> MethodRouter<AppState> {
     post(issue)
@@ -41,7 +44,12 @@ fn internal(e: tower_sessions::session::Error) -> ApiError {
 }
 
 async fn issue(State(st): State<AppState>, session: Session) -> ApiResult<Json<Value>> {
-    let ch = st.services.issue_challenge().await?;
+    let second = session
+        .remove::<bool>(SECOND_CHANCE)
+        .await
+        .map_err(internal)?
+        .unwrap_or(false);
+    let ch = st.services.issue_challenge(second).await?;
     session.insert(CHALLENGE, &ch.id).await.map_err(internal)?;
     let cfg = &st.services.config;
     Ok(Json(json!({
@@ -49,6 +57,7 @@ async fn issue(State(st): State<AppState>, session: Session) -> ApiResult<Json<V
         "steps": ch.steps,
         "expires_in_ms": cfg.challenge_ttl_ms,
         "min_frames": cfg.liveness_challenge.min_frames,
+        "second_chance": ch.second,
     })))
 }
 
@@ -71,7 +80,24 @@ async fn frames(
         pending_user: sess::pending(&session).await,
         input: ProbeInput::Challenge(ch, answer),
     };
-    let ok = st.services.face_login(req, &client).await?;
+    let ok = match st.services.face_login(req, &client).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            if matches!(
+                e,
+                ServiceError::FaceRejected {
+                    code: "step_up",
+                    ..
+                }
+            ) {
+                session
+                    .insert(SECOND_CHANCE, true)
+                    .await
+                    .map_err(internal)?;
+            }
+            return Err(e.into());
+        }
+    };
     sess::log_in(&session, ok.user.id, sess::Method::Face { liveness: true }).await?;
     Ok(Json(
         json!({"id": ok.user.id, "username": ok.user.username, "score": ok.score}),
