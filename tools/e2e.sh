@@ -9,12 +9,15 @@
 #   CHROMIUM               Chromium binary (default /usr/bin/chromium)
 #   FACEGATE_E2E_NO_BUILD  1: use the server binary as it is, do not build
 #   FACEGATE_E2E_BIN       server binary (default target/release/facegate)
+#   FACEGATE_E2E_DEMO_RP_BIN  the demo relying party of the OpenID Connect
+#                          test (default target/release/facegate-demo-rp)
 #   FACEGATE_E2E_FACES     test photos (default ../shared/testdata/faces)
 #   FACEGATE_E2E_ARTIFACTS where screenshots and server logs go (default
 #                          target/; CI sets .ci/artifacts/ and keeps it)
 # Screenshots (every page on a desktop and a 390x844 phone viewport, plus
 # each scenario's steps) and the server logs go to one directory per test
-# file under it: e2e-pages/, e2e-artifacts/, e2e-artifacts-liveness/.
+# file under it: e2e-pages/, e2e-artifacts/, e2e-artifacts-liveness/,
+# e2e-oidc/.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -47,13 +50,16 @@ fi
 # npm dependencies of the test (playwright-core only, exact version, lockfile).
 npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
 
-# The server: build (a no-op when up to date), then fetch the runtime and
-# web assets once so that the first start does not have to.
+# The server and the demo relying party (tests/e2e/oidc.test.mjs): build
+# (a no-op when up to date), then fetch the runtime and web assets once so
+# that the first start does not have to.
 if [ "${FACEGATE_E2E_NO_BUILD:-0}" != 1 ]; then
-    cargo build --release -p facegate
+    cargo build --release -p facegate -p facegate-demo-rp
 fi
 BIN="${FACEGATE_E2E_BIN:-target/release/facegate}"
 [ -x "$BIN" ] || die "$BIN is missing (cargo build --release -p facegate)"
+DEMO_RP_BIN="${FACEGATE_E2E_DEMO_RP_BIN:-target/release/facegate-demo-rp}"
+[ -x "$DEMO_RP_BIN" ] || die "$DEMO_RP_BIN is missing (cargo build --release -p facegate-demo-rp)"
 if [ ! -d .facegate/runtime ] || [ ! -d web/node_modules/@fontsource/nunito ]; then
     "$BIN" setup
 fi

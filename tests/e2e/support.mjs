@@ -18,30 +18,38 @@ export const FFMPEG = process.env.FFMPEG || "ffmpeg";
 // FACEGATE_E2E_ARTIFACTS, default target/ (CI sets a directory it keeps).
 export const ARTIFACTS_ROOT = path.resolve(REPO, process.env.FACEGATE_E2E_ARTIFACTS || "target");
 
-// Starts `facegate serve` with a fresh data directory and the given
-// FACEGATE_* settings (the caller's own FACEGATE_* variables are dropped so
-// that they cannot change a test). Its output goes to `logFile`.
-export function startServer(dataDir, logFile, settings) {
+// The environment of a facegate command: the caller's own FACEGATE_*
+// variables are dropped so that they cannot change a test.
+export function cleanEnv(settings = {}) {
+  return {
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("FACEGATE_"))),
+    ...settings,
+  };
+}
+
+// Starts `facegate serve` on `addr` (default: a free loopback port) with a
+// fresh data directory and the given FACEGATE_* settings. Its output goes
+// to `logFile`.
+export function startServer(dataDir, logFile, settings, addr = "127.0.0.1:0") {
   const log = fs.createWriteStream(logFile);
   // Where util-linux's setpriv exists, the kernel ends the server when this
   // process dies, however it dies (setpriv execs, so the pid stays the same).
   let cmd = BIN;
-  let args = ["serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir];
+  let args = ["serve", "--addr", addr, "--data-dir", dataDir];
   if (fs.existsSync("/usr/bin/setpriv")) {
     args = ["--pdeathsig", "SIGKILL", "--", cmd, ...args];
     cmd = "/usr/bin/setpriv";
   }
   const child = spawn(cmd, args, {
     cwd: REPO,
-    env: {
-      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("FACEGATE_"))),
+    env: cleanEnv({
       FACEGATE_FACE_LOGIN: "identify",
       FACEGATE_RATE_LIMIT_PER_ADDRESS: "0",
       FACEGATE_RATE_LIMIT_PER_ACCOUNT: "0",
       RUST_LOG: process.env.RUST_LOG || "info",
       NO_COLOR: "1",
       ...settings,
-    },
+    }),
     stdio: ["ignore", "pipe", "pipe"],
   });
   const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
