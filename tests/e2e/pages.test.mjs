@@ -1,7 +1,7 @@
 // Real-browser tour of every page, on a desktop (1280×900) and a phone
 // (390×844) viewport, keeping a screenshot of each: the login (start)
 // page, registration, face login, an unknown URL, the dashboard, the
-// profile, and the staff pages. On each page: no script error, no broken
+// profile, and the staff pages (registering an OpenID Connect client). On each page: no script error, no broken
 // same-origin resource, the Nunito font loaded from the server itself, and
 // on the phone nothing wider than the screen. Also: the audit filter's date
 // fields stay on one line at 1280 px, and "Deactivate" asks first and is
@@ -168,6 +168,17 @@ for (const viewport of VIEWPORTS) {
       assert.equal(new URL(page.url()).pathname, "/admin/users");
       await visit("/admin/attempts", "admin-attempts");
       assert.match(await page.locator("#attempts-table").innerText(), /carol \(#2\)/);
+      // Registering an application: its secret is shown once, and even
+      // that long word fits a phone's width.
+      await visit("/admin/oidc-clients", "admin-oidc-clients");
+      await page.fill("#client-name", `Wiki on a ${viewport.name}`);
+      await page.fill("#client-redirect-uris", "https://wiki.example.org/login/generic_oauth");
+      await Promise.all([page.waitForURL((u) => u.pathname === "/admin/oidc-clients"), page.click("#client-submit")]);
+      await page.locator("#client-created").waitFor();
+      assert.match(await page.locator("#created-client-secret").innerText(), /^[\w-]{40,}$/);
+      assert.equal(await page.locator("#clients-table tr", { hasText: `Wiki on a ${viewport.name}` }).count(), 1);
+      await checkPage(page, viewport, problems);
+      await shot("admin-oidc-client-added");
       await visit("/admin/audit?user=carol", "admin-audit");
       if (viewport.name === "desktop") {
         // The filters stay on one line at 1280 px.

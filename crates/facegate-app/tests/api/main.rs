@@ -17,6 +17,7 @@ mod hostile;
 mod liveness;
 mod modes;
 mod oidc;
+mod oidc_admin;
 mod oidc_rp;
 mod oidc_security;
 mod openapi;

@@ -140,6 +140,25 @@ impl Services {
         Ok(())
     }
 
+    /// Registers a client (staff, on the admin page); audited with who
+    /// did it. The secret is in the answer only.
+    pub async fn register_client_by(
+        &self,
+        staff: &User,
+        spec: ClientSpec,
+    ) -> ServiceResult<RegisteredClient> {
+        let name = spec.name.trim().to_string();
+        let client = register_client(&self.store, spec).await?;
+        let event = NewAuditEvent::new(AuditKind::AdminAction, "success")
+            .by(staff.id, &staff.username)
+            .detail(format!(
+                "registered OpenID Connect client {} ({name})",
+                client.client_id
+            ));
+        self.record_event(event).await;
+        Ok(client)
+    }
+
     /// Removes a client (staff); audited with who did it.
     pub async fn remove_client_by(&self, staff: &User, client_id: &str) -> ServiceResult<()> {
         remove_client(&self.store, client_id).await?;

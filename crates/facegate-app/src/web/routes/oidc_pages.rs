@@ -1,17 +1,23 @@
 //! The OpenID Connect pages of facegate's own site: a person's connected
-//! applications (consents they can withdraw) and the staff list of
-//! registered clients.
+//! applications (consents they can withdraw) and the staff page of
+//! registered clients (list, register — the secret shown once — and
+//! remove).
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use minijinja::context;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
+use crate::domain::oidc::Acr;
+use crate::domain::User;
+use crate::service::oidc::clients::ClientSpec;
+use crate::web::error::{classify, user_message};
 use crate::web::extract::{CheckedForm, CsrfToken, PageUser, StaffUser};
-use crate::web::render::{fmt_time, render, server_error_page};
+use crate::web::render::{fmt_time, render, render_status, server_error_page};
 use crate::web::session as sess;
 use crate::web::state::AppState;
 
@@ -19,7 +25,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/profile/applications", get(applications))
         .route("/profile/applications/revoke", post(disconnect))
-        .route("/admin/oidc-clients", get(clients))
+        .route("/admin/oidc-clients", get(clients).post(add))
         .route("/admin/oidc-clients/remove", post(remove))
 }
 
@@ -72,9 +78,21 @@ async fn clients(
     session: Session,
     StaffUser(user): StaffUser,
 ) -> Response {
+    clients_page(&st, &session, &user, StatusCode::OK, context! {}).await
+}
+
+/// The staff page of clients, with `extra` (a client just registered, or
+/// the add form shown again with its error).
+async fn clients_page(
+    st: &AppState,
+    session: &Session,
+    user: &User,
+    status: StatusCode,
+    extra: minijinja::Value,
+) -> Response {
     let clients = match st.services.store.oidc_clients().await {
         Ok(c) => c,
-        Err(e) => return server_error_page(&st, &e.into()),
+        Err(e) => return server_error_page(st, &e.into()),
     };
     let rows: Vec<_> = clients
         .iter()
@@ -84,9 +102,81 @@ async fn clients(
             created_at => fmt_time(c.created_at) }
         })
         .collect();
-    let extra =
-        context! { title => "OpenID Connect clients", active => "clients", clients => rows };
-    render(&st, &session, Some(&user), "admin_oidc_clients.html", extra).await
+    let levels: Vec<&str> = Acr::ALL.iter().map(|a| a.as_str()).collect();
+    let extra = context! { title => "OpenID Connect clients", active => "clients",
+    clients => rows, levels => levels, ..extra };
+    render_status(
+        st,
+        session,
+        Some(user),
+        status,
+        "admin_oidc_clients.html",
+        extra,
+    )
+    .await
+}
+
+/// The add form: a name, redirect URIs one per line, the kind.
+#[derive(Deserialize, Serialize)]
+struct AddClientForm {
+    #[serde(default, skip_serializing)]
+    csrf_token: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    redirect_uris: String,
+    #[serde(default)]
+    post_logout_redirect_uris: String,
+    /// A checkbox: present when ticked.
+    #[serde(default)]
+    public: Option<String>,
+    #[serde(default)]
+    first_party: Option<String>,
+    #[serde(default)]
+    min_acr: String,
+}
+
+impl CsrfToken for AddClientForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+fn lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Registers a client; the page shows its secret this once.
+async fn add(
+    State(st): State<AppState>,
+    session: Session,
+    StaffUser(user): StaffUser,
+    CheckedForm(f): CheckedForm<AddClientForm>,
+) -> Response {
+    let spec = ClientSpec {
+        name: f.name.clone(),
+        redirect_uris: lines(&f.redirect_uris),
+        post_logout_redirect_uris: lines(&f.post_logout_redirect_uris),
+        public: f.public.is_some(),
+        first_party: f.first_party.is_some(),
+        min_acr: Some(f.min_acr.trim().to_string()).filter(|a| !a.is_empty()),
+    };
+    match st.services.register_client_by(&user, spec).await {
+        Ok(c) => {
+            let created = context! { client_id => c.client_id, client_secret => c.client_secret,
+            name => f.name.trim() };
+            clients_page(&st, &session, &user, StatusCode::OK, context! { created }).await
+        }
+        Err(e) => {
+            let status = classify(&e).0;
+            let extra = context! { error => user_message(&e), form => f };
+            clients_page(&st, &session, &user, status, extra).await
+        }
+    }
 }
 
 async fn remove(
