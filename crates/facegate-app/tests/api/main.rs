@@ -18,6 +18,7 @@ mod liveness;
 mod modes;
 mod oidc;
 mod oidc_admin;
+mod oidc_login_pages;
 mod oidc_rp;
 mod oidc_security;
 mod openapi;

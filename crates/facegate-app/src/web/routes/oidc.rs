@@ -3,7 +3,8 @@
 //! or through the face step when a client needs it, and comes back), the
 //! consent page, and RP-initiated logout. A request waiting for a login
 //! is kept in the session ([`Pending`]); the dashboard sends a person who
-//! just logged in back to it ([`resume`]).
+//! just logged in back to it ([`resume`]), and the login pages fill in its
+//! `login_hint` ([`login_hint`]).
 
 use axum::extract::{RawForm, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -51,6 +52,20 @@ pub async fn resume(st: &AppState, session: &Session) -> Option<Response> {
     let to = format!("{}?{}", paths::AUTHORIZE, pending.query);
     let ctx = context! { to => to, client_name => "the application" };
     Some(st.views.render("oidc_continue.html", ctx))
+}
+
+/// The `login_hint` of the authorisation request a login interrupted
+/// (recent, as for [`resume`]): the login pages fill in the username with
+/// it. Cut to the longest username.
+pub async fn login_hint(session: &Session) -> Option<String> {
+    let pending: Pending = session.get(PENDING).await.ok().flatten()?;
+    if now() - pending.started >= PENDING_SECONDS {
+        return None;
+    }
+    url::form_urlencoded::parse(pending.query.as_bytes())
+        .find(|(k, _)| k == "login_hint")
+        .map(|(_, v)| v.trim().chars().take(32).collect::<String>())
+        .filter(|v| !v.is_empty())
 }
 
 fn error_response(st: &AppState, e: AuthzError) -> Response {

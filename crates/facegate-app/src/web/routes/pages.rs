@@ -147,14 +147,10 @@ impl CsrfToken for LoginForm {
 }
 
 async fn login_page(State(st): State<AppState>, session: Session) -> Response {
-    render(
-        &st,
-        &session,
-        None,
-        "login.html",
-        context! { title => "Log in" },
-    )
-    .await
+    // An application that knows who is coming names them (`login_hint`).
+    let username = crate::web::routes::oidc::login_hint(&session).await;
+    let extra = context! { title => "Log in", username => username };
+    render(&st, &session, None, "login.html", extra).await
 }
 
 async fn login_submit(
@@ -201,6 +197,7 @@ async fn face_login_page(State(st): State<AppState>, session: Session) -> Respon
     }
     let extra = context! {
         title => "Face login",
+        username => crate::web::routes::oidc::login_hint(&session).await,
         interval => st.services.config.capture_interval_ms,
         liveness => st.services.config.liveness.as_str(),
     };
