@@ -11,6 +11,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+pub use super::blob::{Reseal, SealedBlob, StoredBlob};
 use super::error::StoreResult;
 use super::oidc::{OidcRecords, SigningKeyRecords};
 use super::records::{Attempts, Audit, Health, Lockouts, Sessions, Users};
@@ -21,39 +22,6 @@ use crate::domain::NewLoginAttempt;
 pub fn stamp_now() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
     now.replace_nanosecond(0).unwrap_or(now)
-}
-
-/// A blob sealed by the layer above, to be written as is with its key id.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SealedBlob {
-    pub key_id: String,
-    pub bytes: Vec<u8>,
-}
-
-/// A blob as read back. Nothing about it is trusted: the key id may be
-/// missing and the bytes may be anything (a tampered database); the
-/// sealing layer decides.
-#[derive(Clone, PartialEq, Eq)]
-pub struct StoredBlob {
-    pub key_id: Option<String>,
-    pub bytes: Vec<u8>,
-}
-
-impl std::fmt::Debug for SealedBlob {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SealedBlob({}, {} bytes)", self.key_id, self.bytes.len())
-    }
-}
-
-impl std::fmt::Debug for StoredBlob {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "StoredBlob({:?}, {} bytes)",
-            self.key_id,
-            self.bytes.len()
-        )
-    }
 }
 
 /// The plain columns of a template to insert.
@@ -113,9 +81,6 @@ pub struct PhotoRow {
     pub user_id: i64,
     pub photo: StoredBlob,
 }
-
-/// Re-seals a stored record: `Ok(None)` leaves it as it is.
-pub type Reseal<'a, T, S> = &'a (dyn Fn(&T) -> StoreResult<Option<S>> + Send + Sync);
 
 /// Face templates and their photos, sealed.
 #[async_trait]

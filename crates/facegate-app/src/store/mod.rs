@@ -18,6 +18,7 @@
 
 pub mod backend;
 pub mod biometrics;
+mod blob;
 mod data_dir;
 pub mod error;
 pub mod fault;

@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::backend::{Reseal, SealedBlob, StoredBlob};
+use super::blob::{Reseal, SealedBlob, StoredBlob};
 use super::error::StoreResult;
 use crate::domain::oidc::{
     AuthCode, Consent, NewOidcClient, OidcClient, OidcToken, Redeemed, SigningKey,

@@ -12,7 +12,7 @@ macro_rules! signing_key_backend {
         use sqlx::Row;
         use time::OffsetDateTime;
 
-        use crate::store::backend::{Reseal, SealedBlob, StoredBlob};
+        use crate::store::blob::{Reseal, SealedBlob, StoredBlob};
         use crate::store::error::StoreResult;
         use crate::store::fault::from_sqlx;
         use crate::store::oidc::{SigningKeyRecords, SigningKeyRow};

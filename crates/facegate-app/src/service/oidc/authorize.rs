@@ -132,7 +132,7 @@ impl Services {
         if !asked.contains(&"openid") {
             return Err(fail("invalid_scope", "the openid scope is required"));
         }
-        let scopes = super::SCOPES
+        let scopes = super::protocol::SCOPES
             .iter()
             .filter(|s| asked.contains(s))
             .map(|s| s.to_string())

@@ -16,7 +16,7 @@ use rsa::pkcs1::{EncodeRsaPrivateKey, LineEnding};
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
-use super::paths;
+use super::protocol::paths;
 use super::secret::random_token;
 use crate::config::Config;
 use crate::domain::oidc::{Acr, SigningKey};
@@ -127,7 +127,7 @@ impl Services {
         .set_token_endpoint(Some(TokenUrl::new(url(paths::TOKEN)).map_err(bad)?))
         .set_userinfo_endpoint(Some(UserInfoUrl::new(url(paths::USERINFO)).map_err(bad)?))
         .set_scopes_supported(Some(
-            super::SCOPES
+            super::protocol::SCOPES
                 .iter()
                 .map(|s| Scope::new(s.to_string()))
                 .collect(),
