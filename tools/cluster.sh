@@ -65,11 +65,13 @@ start() {
     p=$(free_port)
     echo "$p" >"$dir/$name.port"
     mkdir -p "$dir/$name"
-    (cd "$ROOT" && FACEGATE_DATABASE_URL=$url FACEGATE_MASTER_KEY=$key \
-      FACEGATE_TRUSTED_PROXY=127.0.0.1 \
+    # A simple command in the background (no subshell of ours left
+    # holding the caller's stdout), run from the repository (models/).
+    cd "$ROOT"
+    FACEGATE_DATABASE_URL=$url FACEGATE_MASTER_KEY=$key FACEGATE_TRUSTED_PROXY=127.0.0.1 \
       setsid "$BIN" serve --addr "127.0.0.1:$p" --data-dir "$dir/$name" \
       >"$dir/$name.log" 2>&1 </dev/null &
-      echo $! >"$dir/$name.pid")
+    echo $! >"$dir/$name.pid"
   done
   for name in a b; do
     wait_ready "http://127.0.0.1:$(cat "$dir/$name.port")" ||
@@ -97,8 +99,10 @@ backend instances
     server a 127.0.0.1:$(cat "$dir/a.port") check inter 1s fall 2 rise 2
     server b 127.0.0.1:$(cat "$dir/b.port") check inter 1s fall 2 rise 2
 CFG
-  haproxy -f "$dir/haproxy.cfg" -D -p "$dir/haproxy.pid" ||
-    die "HAProxy did not start (is port $port free?)"
+  # Daemonised, with no descriptor of ours kept open (a caller reading our
+  # output, as in $(tools/cluster.sh start ...), would wait for it forever).
+  haproxy -f "$dir/haproxy.cfg" -D -p "$dir/haproxy.pid" </dev/null >"$dir/haproxy.log" 2>&1 ||
+    die "HAProxy did not start (is port $port free?): $(tail -3 "$dir/haproxy.log")"
   wait_ready "http://127.0.0.1:$port" || die "HAProxy does not answer on port $port"
   echo "http://127.0.0.1:$port"
 }
