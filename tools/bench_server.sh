@@ -29,7 +29,7 @@ target/release/facegate setup
 work="$(mktemp -d)"
 chmod 711 "$work"
 cleanup() {
-  kill "${server:-0}" 2>/dev/null || true
+  [ -z "${server:-}" ] || kill "$server" 2>/dev/null || true
   [ ! -d "$work/cluster" ] || tools/cluster.sh stop "$work/cluster"
   [ ! -f "$work/pg/port" ] || tools/pg.sh stop "$work/pg"
   rm -rf "$work"
@@ -61,15 +61,19 @@ else
   for _ in $(seq 1500); do curl -sf -o /dev/null "$base/login" && break; sleep 0.2; done
 fi
 grep -h "gallery ready" "$work/server.log" "$work"/cluster/*.log 2>/dev/null || true
+# HAProxy sends requests on once its health checks see the instances up.
+for _ in $(seq 100); do curl -sf -o /dev/null "$base/readyz" && curl -sf -o /dev/null "$base/readyz" && break; sleep 0.2; done
+# A set-up request that fails stops the benchmark with the servers' last words.
+must() { "$@" || { echo "failed: ${*: -1}" >&2; tail -n 20 "$work/server.log" "$work"/cluster/*.log >&2 2>/dev/null; exit 1; }; }
 
 jar="$work/cookies"
 csrf() { curl -sf -b "$jar" -c "$jar" "$base/api/csrf" | sed 's/.*"csrf_token":"\([^"]*\)".*/\1/'; }
 token=$(csrf)
-curl -sf -b "$jar" -c "$jar" -H "X-CSRF-Token: $token" -H 'Content-Type: application/json' \
+must curl -sf -b "$jar" -c "$jar" -H "X-CSRF-Token: $token" -H 'Content-Type: application/json' \
   -d '{"username":"benchuser","email":"bench@example.org","password":"correct horse battery"}' \
   "$base/api/register" >/dev/null
 token=$(csrf)
-curl -sf -b "$jar" -c "$jar" -H "X-CSRF-Token: $token" -F "image=@$faces/obama_1.jpg" \
+must curl -sf -b "$jar" -c "$jar" -H "X-CSRF-Token: $token" -F "image=@$faces/obama_1.jpg" \
   "$base/api/me/faces" >/dev/null
 token=$(csrf)
 # Two instances: the other one learns of the enrolment from the change feed.
