@@ -59,6 +59,7 @@ conformance!(
     shared::a_periodic_job_runs_once_per_period,
     shared::an_exclusive_lock_has_one_holder,
     shared::changes_are_announced_to_every_instance,
+    shared::the_audit_trail_stays_whole_and_ordered_with_two_writers,
     oidc::clients_codes_and_tokens_round_trip,
     oidc::signing_keys_are_sealed_and_rotate_with_the_master_key,
 );

@@ -1,10 +1,11 @@
 //! What instances on one store share: challenges taken once, rate limits,
-//! periodic jobs claimed once, exclusive locks, and (PostgreSQL) the change
-//! feed. "Another instance" is a second handle on PostgreSQL; an SQLite
+//! periodic jobs claimed once, exclusive locks, the audit trail written by
+//! several, and (PostgreSQL) the change feed. "Another instance" is a second handle on PostgreSQL; an SQLite
 //! database has one process, whose in-process state the checks use.
 
 use std::time::Duration;
 
+use facegate_app::domain::{AuditFilter, AuditKind, NewAuditEvent};
 use facegate_app::store::{Change, RateHit, StoredChallenge};
 use time::OffsetDateTime;
 
@@ -222,4 +223,52 @@ pub async fn changes_are_announced_to_every_instance(s: Subject) {
 /// Long enough for a notification to arrive on loopback.
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+/// Two instances appending to the audit trail at once: every event is
+/// kept once, each writer's events in the order it wrote them, and the
+/// trail still refuses changes through either.
+pub async fn the_audit_trail_stays_whole_and_ordered_with_two_writers(s: Subject) {
+    let peer = s.peer().await;
+    let writers: Vec<_> = [s.store.clone(), peer.clone()]
+        .into_iter()
+        .enumerate()
+        .map(|(w, st)| {
+            tokio::spawn(async move {
+                for i in 0..25 {
+                    let event = NewAuditEvent::new(AuditKind::Registration, "success")
+                        .detail(format!("writer={w} seq={i:02}"));
+                    st.append_audit(&event).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let filter = AuditFilter {
+        limit: 1000,
+        ..AuditFilter::default()
+    };
+    for st in [&s.store, &peer] {
+        let mut events = st.audit_events(&filter).await.unwrap();
+        assert_eq!(events.len(), 50);
+        events.sort_by_key(|e| e.id);
+        let ids: std::collections::BTreeSet<i64> = events.iter().map(|e| e.id).collect();
+        assert_eq!(ids.len(), 50, "ids are unique");
+        for w in 0..2 {
+            let mine: Vec<&str> = events
+                .iter()
+                .map(|e| e.detail.as_str())
+                .filter(|d| d.starts_with(&format!("writer={w} ")))
+                .collect();
+            let expected: Vec<String> = (0..25).map(|i| format!("writer={w} seq={i:02}")).collect();
+            assert_eq!(mine, expected, "writer {w}'s events in the order written");
+        }
+    }
+    assert!(s.raw_execute("DELETE FROM audit_events").await.is_err());
+    assert!(s
+        .raw_execute("UPDATE audit_events SET outcome = 'failure'")
+        .await
+        .is_err());
 }
