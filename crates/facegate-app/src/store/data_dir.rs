@@ -4,6 +4,12 @@
 //! complaint and fail only at the first write, so a probe file is created,
 //! written, synced and removed. A failure names the directory, the problem
 //! and what to do about it.
+//!
+//! The directory holds the database, the master key and the sealed media:
+//! on Unix it is made private to the owner at every start (issue 16,
+//! finding 5): the directory and every directory in it 0700, every file
+//! 0600, and the process umask 077, so that what is created later (SQLite's
+//! WAL and shared-memory files, lock files, media) is private too.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -96,7 +102,9 @@ pub fn prepare_data_dir(dir: &Path) -> Result<(), DataDirError> {
             source: io::Error::from(io::ErrorKind::AlreadyExists),
         });
     }
+    restrict_umask();
     std::fs::create_dir_all(dir).map_err(fail)?;
+    make_private(dir).map_err(fail)?;
     let probe = dir.join(probe_name());
     let written = std::fs::File::create(&probe).and_then(|mut f| {
         f.write_all(b"facegate write probe\n")?;
@@ -109,6 +117,44 @@ pub fn prepare_data_dir(dir: &Path) -> Result<(), DataDirError> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(fail(e)),
         _ => Ok(()),
     }
+}
+
+/// Files and directories created from now on by this process get no
+/// permission for the group or others.
+fn restrict_umask() {
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file mode creation mask; it
+    // cannot fail and touches no memory.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+/// Takes the group's and others' permissions away from `dir` and
+/// everything in it (symbolic links are not followed).
+#[cfg(unix)]
+fn make_private(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(dir)?;
+    let private = if meta.is_dir() { 0o700 } else { 0o600 };
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & private))?;
+    }
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(dir)? {
+            make_private(&entry?.path())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_private(_dir: &Path) -> io::Result<()> {
+    Ok(())
 }
 
 #[cfg(test)]
@@ -133,5 +179,28 @@ mod tests {
         let e = prepare_data_dir(&below).unwrap_err().to_string();
         assert!(e.contains("a part of its path is a file"), "{e}");
         assert!(e.contains("--data-dir"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_shared_directory_is_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        std::fs::create_dir_all(dir.join("media")).unwrap();
+        std::fs::write(dir.join("facegate.db"), b"x").unwrap();
+        std::fs::write(dir.join("media/a.bin"), b"x").unwrap();
+        let open = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(&dir, open.clone()).unwrap();
+        std::fs::set_permissions(dir.join("media"), open).unwrap();
+        let shared = std::fs::Permissions::from_mode(0o644);
+        std::fs::set_permissions(dir.join("facegate.db"), shared.clone()).unwrap();
+        std::fs::set_permissions(dir.join("media/a.bin"), shared).unwrap();
+        prepare_data_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("media")), 0o700);
+        assert_eq!(mode(&dir.join("facegate.db")), 0o600);
+        assert_eq!(mode(&dir.join("media/a.bin")), 0o600);
     }
 }

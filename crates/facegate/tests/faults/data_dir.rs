@@ -5,10 +5,18 @@
 //! (a path below a regular file, a regular file, a path under /proc), plus
 //! a read-only bind mount of a working data directory when mounting is
 //! possible: there SQLite alone would open the database without complaint.
+//! A data directory left readable by others (0755, files 0644) is made
+//! private by `migrate` and `serve`: the directory and every directory in
+//! it 0700, every file in it 0600, also those created while serving
+//! (SQLite's WAL and shared-memory files, sealed media).
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{facegate, run, skip, Mount};
+use std::os::unix::fs::PermissionsExt;
+
+use reqwest::StatusCode;
+
+use crate::common::{facegate, photo, run, skip, visitor, Mount, Server, Visit};
 
 /// Runs each start-up command on `dir` and checks the failure.
 fn assert_refused(dir: &Path, problem: &str) {
@@ -87,4 +95,69 @@ fn a_read_only_data_dir_fails_at_start_with_one_clear_message() {
     };
     assert!(view.join("facegate.sqlite3").exists());
     assert_refused(&view, "it is on a read-only file system");
+}
+
+/// Every path under `dir` (and `dir`) whose permissions let the group or
+/// others in, with its mode in octal.
+fn shared_paths(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut found = Vec::new();
+    let mode = std::fs::symlink_metadata(dir).unwrap().permissions().mode() & 0o777;
+    let private = if dir.is_dir() { 0o700 } else { 0o600 };
+    if mode != private {
+        found.push((dir.to_path_buf(), format!("{mode:o}")));
+    }
+    if dir.is_dir() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            found.extend(shared_paths(&entry.unwrap().path()));
+        }
+    }
+    found
+}
+
+/// Makes `dir` and everything in it readable by everyone, as a data
+/// directory created under a 022 umask (or copied carelessly) is.
+fn open_up(dir: &Path) {
+    let mode = if dir.is_dir() { 0o755 } else { 0o644 };
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
+    if dir.is_dir() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            open_up(&entry.unwrap().path());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_dir_and_every_file_in_it_are_private_to_the_owner() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    open_up(&data);
+    let mut migrate = facegate();
+    migrate.arg("migrate").arg("--data-dir").arg(&data);
+    let out = run(migrate);
+    assert!(out.status.success(), "{out:?}");
+    assert!(data.join("facegate.sqlite3").exists());
+    assert_eq!(shared_paths(&data), vec![], "after migrate");
+
+    // What a copy or an older version left open is closed at start, and
+    // what serving creates (the WAL, media) is private from the start.
+    open_up(&data);
+    let server = Server::start(&data);
+    let mut ann = visitor(&server.base).await;
+    assert_eq!(ann.register_json("ann").await.0, StatusCode::CREATED);
+    assert_eq!(
+        ann.enrol(&photo("obama_1.jpg")).await.0,
+        StatusCode::CREATED
+    );
+    let names: Vec<String> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.ends_with("-wal")),
+        "no WAL file to check: {names:?}"
+    );
+    assert_eq!(shared_paths(&data), vec![], "while serving");
+    server.stop();
+    assert_eq!(shared_paths(&data), vec![], "after serving");
 }
