@@ -3,6 +3,17 @@
 //! keeps only a hash of each session id: the ids in the database are not
 //! the ones in the cookies, so a copy of the database (a backup, a stolen
 //! file) holds no usable session (issue 16, finding 5).
+//!
+//! An ended session (logged out, or its id cycled at login) leaves a
+//! tombstone under an id derived from its own, so that requests that were
+//! in flight with its cookie cannot bring it back (finding 9): sessions
+//! expire on inactivity, so every request saves its session when it
+//! ends, and a save that lands after the delete would re-create it. A
+//! save removes what it wrote again when it finds the tombstone, and a
+//! load finds nothing where there is one. Each step is one statement on
+//! the shared database, so this holds across instances: either the save
+//! came before the tombstone, and the delete that follows it removes the
+//! record, or it sees the tombstone.
 
 use std::fmt;
 use std::sync::Arc;
@@ -59,11 +70,35 @@ fn stored_id(id: &Id) -> Id {
     Id(i128::from_le_bytes(first))
 }
 
+/// How long a tombstone outlives its session's end: far longer than any
+/// request can be in flight (and every re-created record is removed by
+/// the save that wrote it while the tombstone is there).
+const TOMBSTONE_LIFETIME: time::Duration = time::Duration::days(1);
+
+/// The id of the tombstone of session `id`: another one-way function of
+/// the id, unrelated to its stored id.
+fn tombstone_id(id: &Id) -> Id {
+    let mut hasher = Sha256::new();
+    hasher.update(b"facegate ended session\0");
+    hasher.update(id.0.to_le_bytes());
+    let digest = hasher.finalize();
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    Id(i128::from_le_bytes(first))
+}
+
 /// `record` as kept: under its stored id.
 fn stored(record: &Record) -> Record {
     Record {
         id: stored_id(&record.id),
         ..record.clone()
+    }
+}
+
+impl SessionBackend {
+    /// Whether session `id` was ended (it has a tombstone).
+    async fn ended(&self, id: &Id) -> Result<bool> {
+        Ok(self.sessions.load(&tombstone_id(id)).await?.is_some())
     }
 }
 
@@ -79,15 +114,30 @@ impl SessionStore for SessionBackend {
     }
 
     async fn save(&self, record: &Record) -> Result<()> {
-        self.sessions.save(&stored(record)).await
+        self.sessions.save(&stored(record)).await?;
+        if self.ended(&record.id).await? {
+            self.sessions.delete(&stored_id(&record.id)).await?;
+        }
+        Ok(())
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        let found = self.sessions.load(&stored_id(id)).await?;
-        Ok(found.map(|r| Record { id: *id, ..r }))
+        let Some(found) = self.sessions.load(&stored_id(id)).await? else {
+            return Ok(None);
+        };
+        if self.ended(id).await? {
+            return Ok(None);
+        }
+        Ok(Some(Record { id: *id, ..found }))
     }
 
     async fn delete(&self, id: &Id) -> Result<()> {
+        let tombstone = Record {
+            id: tombstone_id(id),
+            data: Default::default(),
+            expiry_date: time::OffsetDateTime::now_utc() + TOMBSTONE_LIFETIME,
+        };
+        self.sessions.save(&tombstone).await?;
         self.sessions.delete(&stored_id(id)).await
     }
 }

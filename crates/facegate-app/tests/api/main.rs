@@ -26,4 +26,5 @@ mod pages;
 mod protection;
 mod retention;
 mod security;
+mod sessions;
 mod tampering;
