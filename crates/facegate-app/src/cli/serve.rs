@@ -117,7 +117,10 @@ async fn housekeep(services: &Services) {
     if let Err(e) = store.delete_expired_challenges(now).await {
         tracing::warn!(error = %e, "could not delete expired challenges");
     }
-    let stale = now - time::Duration::hours(1);
+    // Counters live as long as the longest window: an hour, or the face
+    // lockout of claimed names when it is longer.
+    let keep = time::Duration::seconds(services.config.lockout_seconds.max(3600));
+    let stale = now - keep;
     if let Err(e) = store.delete_rate_limits_before(stale).await {
         tracing::warn!(error = %e, "could not delete old rate-limit counters");
     }

@@ -12,6 +12,12 @@
 //! identify probe whose best match is a locked account is refused with
 //! `locked` even when it reaches the threshold.
 //!
+//! In `verify`, a claimed username that names no active account is locked
+//! the same way (finding 7 of issue 16), by a counter keyed by the name in
+//! the store's shared rate limits: `lockout_threshold` failures within
+//! `lockout_seconds` lock it, so that the lockout does not tell which
+//! usernames exist.
+//!
 //! With `probe_retention_days` > 0 the image a probe was matched on is
 //! kept with its attempt (see the retention module).
 
@@ -102,11 +108,17 @@ impl Services {
     ) -> Result<FaceLoginOk, Stop> {
         self.admit(&req.input, client).await?;
         let target = self.target(claimed.as_deref(), req.pending_user).await?;
-        if let Some(Some(user)) = &target {
-            attempt.user_id = Some(user.id);
-            if user.face_locked(OffsetDateTime::now_utc()) {
+        match (&target, claimed.as_deref()) {
+            (Some(Some(user)), _) => {
+                attempt.user_id = Some(user.id);
+                if user.face_locked(OffsetDateTime::now_utc()) {
+                    return Err(Stop::locked());
+                }
+            }
+            (Some(None), Some(name)) if self.name_locked(name).await? => {
                 return Err(Stop::locked());
             }
+            _ => {}
         }
         let mut probe = match req.input {
             ProbeInput::Frame(bytes) => self.frame_probe(bytes, &mut attempt.liveness).await?,
@@ -222,7 +234,7 @@ impl Services {
         let best = gallery.user_best(id, &probe.embedding.vector);
         self.metrics.observe_stage(Stage::Match, started.elapsed());
         let Some(user) = target else {
-            return Err(self.reject("no_match", None, attempt).await);
+            return Err(self.reject_name(attempt).await);
         };
         attempt.best_score = best;
         match best {
@@ -266,6 +278,48 @@ impl Services {
             Ok(true) => Stop::locked(),
             Ok(false) => Stop::refused(reason, unknown()),
             Err(e) => e,
+        }
+    }
+
+    /// The shared counter of failed attempts claiming the username `name`
+    /// that names no active account.
+    fn name_key(name: &str) -> String {
+        format!("face-name:{}", name.to_lowercase())
+    }
+
+    /// The lockout window and threshold, as a rate limit.
+    fn name_limit(&self) -> (u32, std::time::Duration) {
+        let seconds = self.config.lockout_seconds.max(1).unsigned_abs();
+        let threshold = self.config.lockout_threshold.max(1);
+        (threshold, std::time::Duration::from_secs(seconds))
+    }
+
+    /// Whether the claimed name (of no active account) is locked, as an
+    /// account would be.
+    async fn name_locked(&self, name: &str) -> Result<bool, Stop> {
+        let (limit, window) = self.name_limit();
+        Ok(self
+            .store
+            .rate_full(&Self::name_key(name), limit, window)
+            .await?)
+    }
+
+    /// A refusal answering `unknown` for a claimed name of no active
+    /// account, counted against the name as a mismatch is against an
+    /// account; `locked` when another attempt locked it meanwhile.
+    async fn reject_name(&self, attempt: &NewLoginAttempt) -> Stop {
+        let Some(name) = attempt.claimed_username.as_deref() else {
+            return Stop::refused("no_match", unknown());
+        };
+        let (limit, window) = self.name_limit();
+        match self
+            .store
+            .rate_hit(&Self::name_key(name), limit, window)
+            .await
+        {
+            Ok(hit) if hit.allowed() => Stop::refused("no_match", unknown()),
+            Ok(_) => Stop::locked(),
+            Err(e) => e.into(),
         }
     }
 

@@ -64,6 +64,10 @@ pub trait RateLimits: Send + Sync {
     /// within the last `window` (a refused hit does not count towards the
     /// limit). A limit of 0 allows everything. One atomic step per key.
     async fn rate_hit(&self, key: &str, limit: u32, window: Duration) -> StoreResult<RateHit>;
+    /// Whether `limit` hits of `key` were recorded within the last
+    /// `window` (so that the next hit would be refused), recording
+    /// nothing. Never with a limit of 0.
+    async fn rate_full(&self, key: &str, limit: u32, window: Duration) -> StoreResult<bool>;
     /// Forgets hits and refusals older than `before`.
     async fn delete_rate_limits_before(&self, before: OffsetDateTime) -> StoreResult<()>;
 }

@@ -4,7 +4,7 @@ use facegate_app::FaceLoginMode;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{error_of, face, Backend, TestApp, PASSWORD};
+use crate::helpers::{error_of, face, landscape, Backend, TestApp, PASSWORD};
 
 #[tokio::test]
 async fn verify_mode_needs_the_right_username() {
@@ -139,4 +139,51 @@ async fn identify_mode_locks_the_account_that_matched_on(backend: Backend) {
         a.face_login(&face("obama_2.jpg"), None).await.status(),
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn verify_lockout_does_not_tell_which_usernames_exist() {
+    verify_lockout_does_not_tell_which_usernames_exist_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn verify_lockout_does_not_tell_which_usernames_exist_on_postgres() {
+    verify_lockout_does_not_tell_which_usernames_exist_on(Backend::Postgres).await;
+}
+
+/// What probing a claimed username with a wrong face, then with a photo
+/// of no face at all, answers: status and error code of each attempt.
+async fn probe(a: &crate::helpers::Agent, username: &str) -> Vec<(StatusCode, String)> {
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        answers.push(error_of(a.face_login(&face("biden_2.jpg"), Some(username)).await).await);
+    }
+    answers.push(error_of(a.face_login(&landscape(), Some(username)).await).await);
+    answers
+}
+
+/// Finding 7 of issue 16: a known username used to lock after five wrong
+/// faces (then `locked` even for a faceless photo) while an unknown one
+/// answered `unknown` forever. Both now answer alike.
+async fn verify_lockout_does_not_tell_which_usernames_exist_on(backend: Backend) {
+    let app = TestApp::spawn_on(backend, |c| {
+        c.face_login = FaceLoginMode::Verify;
+        c.rate_limit_per_address = 0; // every probe comes from one address
+    })
+    .await;
+    app.user_with_faces("barack", &["obama_1.jpg"]).await;
+    let known = probe(&app.agent().await, "barack").await;
+    let unknown = probe(&app.agent().await, "nosuchuser").await;
+    let mut expected = vec![(StatusCode::UNAUTHORIZED, "unknown".to_string()); 5];
+    expected.push((StatusCode::TOO_MANY_REQUESTS, "locked".into()));
+    expected.push((StatusCode::TOO_MANY_REQUESTS, "locked".into()));
+    assert_eq!(known, expected, "a known username");
+    assert_eq!(unknown, expected, "an unknown username");
+    // The name's lock is its own: another unknown name is not locked, and
+    // the case of the claimed name does not matter.
+    let a = app.agent().await;
+    let (_, code) = error_of(a.face_login(&face("biden_2.jpg"), Some("NoSuchUser")).await).await;
+    assert_eq!(code, "locked");
+    let (_, code) = error_of(a.face_login(&face("biden_2.jpg"), Some("other")).await).await;
+    assert_eq!(code, "unknown");
 }

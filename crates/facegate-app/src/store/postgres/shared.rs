@@ -88,6 +88,22 @@ impl RateLimits for PostgresBackend {
         })
     }
 
+    async fn rate_full(&self, key: &str, limit: u32, window: Duration) -> StoreResult<bool> {
+        if limit == 0 {
+            return Ok(false);
+        }
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM rate_hits WHERE key = $1 \
+             AND at > clock_timestamp() - make_interval(secs => $2::double precision)",
+        )
+        .bind(key)
+        .bind(window.as_secs_f64())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        Ok(n >= i64::from(limit))
+    }
+
     async fn delete_rate_limits_before(&self, before: OffsetDateTime) -> StoreResult<()> {
         for sql in [
             "DELETE FROM rate_hits WHERE at < $1",

@@ -143,6 +143,9 @@ impl RateLimits for SealingStore {
     async fn rate_hit(&self, key: &str, limit: u32, window: Duration) -> StoreResult<RateHit> {
         self.backend.rate_hit(key, limit, window).await
     }
+    async fn rate_full(&self, key: &str, limit: u32, window: Duration) -> StoreResult<bool> {
+        self.backend.rate_full(key, limit, window).await
+    }
     async fn delete_rate_limits_before(&self, before: OffsetDateTime) -> StoreResult<()> {
         self.backend.delete_rate_limits_before(before).await
     }

@@ -48,6 +48,23 @@ impl LocalLimits {
         self.hit_at(key, limit, window, Instant::now())
     }
 
+    /// Whether `limit` hits of `key` were recorded within `window`
+    /// (never with a limit of 0); records nothing.
+    pub fn full(&self, key: &str, limit: u32, window: Duration) -> bool {
+        if limit == 0 {
+            return false;
+        }
+        let now = Instant::now();
+        let map = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let recent = map.get(key).map_or(0, |w| {
+            w.hits
+                .iter()
+                .filter(|t| now.duration_since(**t) < window)
+                .count()
+        });
+        recent >= limit as usize
+    }
+
     /// Forgets the keys not hit within the last `age`.
     pub fn forget_older_than(&self, age: Duration) {
         let now = Instant::now();
@@ -140,8 +157,22 @@ mod tests {
     }
 
     #[test]
+    fn full_tells_without_counting() {
+        let l = LocalLimits::default();
+        assert!(!l.full("a", 2, MINUTE));
+        assert!(l.hit("a", 2, MINUTE).allowed());
+        assert!(!l.full("a", 2, MINUTE));
+        assert!(!l.full("a", 2, MINUTE), "a look counted as a hit");
+        assert!(l.hit("a", 2, MINUTE).allowed());
+        assert!(l.full("a", 2, MINUTE));
+        assert!(!l.full("b", 2, MINUTE));
+        assert!(!l.full("a", 2, Duration::ZERO), "outside the window");
+    }
+
+    #[test]
     fn zero_is_off() {
         let l = LocalLimits::default();
+        assert!(!l.full("a", 0, MINUTE));
         assert!((0..1000).all(|_| l.hit("a", 0, MINUTE).allowed()));
     }
 }

@@ -64,6 +64,10 @@ impl RateLimits for SqliteBackend {
         Ok(self.local.limits.hit(key, limit, window))
     }
 
+    async fn rate_full(&self, key: &str, limit: u32, window: Duration) -> StoreResult<bool> {
+        Ok(self.local.limits.full(key, limit, window))
+    }
+
     async fn delete_rate_limits_before(&self, before: OffsetDateTime) -> StoreResult<()> {
         let age = OffsetDateTime::now_utc() - before;
         let age = Duration::try_from(age).unwrap_or(Duration::ZERO);
