@@ -105,8 +105,13 @@ impl SessionBackend {
 #[async_trait]
 impl SessionStore for SessionBackend {
     async fn create(&self, record: &mut Record) -> Result<()> {
-        // A new id while the one drawn is taken (as the stores themselves
-        // do; with 128 random bits it does not happen).
+        // Always a new id: tower-sessions creates the session that follows
+        // a logout (to carry the "logged out" message) with the ended
+        // session's id, which its tombstone would hide and an old cookie
+        // would still name. Then another while the one drawn is taken (as
+        // the stores themselves do; with 128 random bits it does not
+        // happen).
+        record.id = Id::default();
         while self.sessions.load(&stored_id(&record.id)).await?.is_some() {
             record.id = Id::default();
         }
