@@ -88,6 +88,10 @@ pub struct Config {
     /// answers only direct loopback clients. Never shown by `Debug`.
     pub metrics_token: Option<crate::crypto::SecretString>,
     pub session_idle_minutes: i64,
+    /// How recent a login (or password confirmation) must be for the
+    /// sensitive changes: adding a face, deleting all face data, changing
+    /// the e-mail address.
+    pub reauth_seconds: i64,
     pub face_login: FaceLoginMode,
     pub match_margin: f32,
     pub lockout_score_band: f32,
@@ -139,6 +143,7 @@ impl Default for Config {
             trusted_proxy: None,
             metrics_token: None,
             session_idle_minutes: 720,
+            reauth_seconds: 300,
             face_login: FaceLoginMode::Identify,
             match_margin: 0.05,
             lockout_score_band: 0.15,

@@ -26,6 +26,12 @@ pub struct User {
     pub face_failures: u32,
     /// Face login is refused until this moment.
     pub face_locked_until: Option<OffsetDateTime>,
+    /// Sessions logged in under another epoch are over (a password change,
+    /// a deactivation or "log out everywhere" increments it).
+    pub session_epoch: i64,
+    /// When a face was last added, until the owner was told at a password
+    /// login.
+    pub face_added_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }

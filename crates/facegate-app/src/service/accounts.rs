@@ -246,10 +246,30 @@ impl Services {
         let new = Password::parse(new)?;
         let hash = blocking_hash(new.expose().to_string()).await?;
         self.store.set_password_hash(user.id, &hash).await?;
+        // A stolen session must not outlive the password change.
+        self.store.end_sessions(user.id).await?;
         self.record_event(
             NewAuditEvent::new(AuditKind::PasswordChanged, "success").by(user.id, &user.username),
         )
         .await;
+        Ok(())
+    }
+
+    /// Confirms that the logged-in `user` knows their password (a fresh
+    /// authentication): a password login of the same account, so limited,
+    /// recorded and audited as one.
+    pub async fn confirm_password(
+        &self,
+        user: &User,
+        password: &str,
+        client: &Client,
+    ) -> ServiceResult<()> {
+        let ok = self
+            .login_password(&user.username, password, client)
+            .await?;
+        if ok.user.id != user.id {
+            return Err(ServiceError::InvalidCredentials);
+        }
         Ok(())
     }
 
@@ -279,8 +299,37 @@ impl Services {
             .await?
             .ok_or(ServiceError::NotFound)?;
         self.store.set_active(user_id, active).await?;
+        if !active {
+            // Sessions stay over when the account is activated again.
+            self.store.end_sessions(user_id).await?;
+        }
         self.templates_changed(user_id).await;
         Ok(())
+    }
+
+    /// Ends every session of `user` ("log out everywhere"); the caller
+    /// keeps its own session by taking the new epoch into it.
+    pub async fn end_sessions(&self, user: &User) -> ServiceResult<()> {
+        self.store.end_sessions(user.id).await?;
+        Ok(())
+    }
+
+    /// When a face was added to `user`'s account since they were last
+    /// told; a login with the password (`told`) counts as telling them, so
+    /// that someone who added their own face and logs in with it cannot
+    /// make the notice go away.
+    pub async fn face_added_notice(
+        &self,
+        user: &User,
+        told: bool,
+    ) -> ServiceResult<Option<time::OffsetDateTime>> {
+        let Some(at) = user.face_added_at else {
+            return Ok(None);
+        };
+        if told {
+            self.store.set_face_added(user.id, None).await?;
+        }
+        Ok(Some(at))
     }
 
     /// The usernames of the accounts `ids` that still exist (for the staff

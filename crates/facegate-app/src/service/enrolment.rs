@@ -73,6 +73,11 @@ impl Services {
         // disk is a typed error).
         let t = self.store.add_template(&new).await?;
         self.templates_changed(t.user_id).await;
+        // The owner is told at their next login (issue 16, finding 6).
+        let now = time::OffsetDateTime::now_utc();
+        if let Err(e) = self.store.set_face_added(user_id, Some(now)).await {
+            tracing::warn!(error = %e, user_id, "could not record the face-added notice");
+        }
         self.record_event(
             NewAuditEvent::new(AuditKind::Enrolment, "success")
                 .by(user.id, &user.username)

@@ -20,6 +20,12 @@ pub enum ServiceError {
     NotAuthenticated,
     #[error("You are not allowed to do that.")]
     Forbidden,
+    /// A sensitive change needs a recent login or password confirmation.
+    #[error(
+        "For your security, confirm your password first: this change needs a recent \
+         login (POST /api/me/reauth with your password)."
+    )]
+    ReauthRequired,
     #[error("Not found.")]
     NotFound,
     /// Enrolment refused the image (no face, several, low quality, …).

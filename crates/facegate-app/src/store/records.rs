@@ -32,6 +32,10 @@ pub trait Users: Send + Sync {
     async fn set_active(&self, id: i64, active: bool) -> StoreResult<()>;
     async fn set_password_hash(&self, id: i64, hash: &str) -> StoreResult<()>;
     async fn set_email(&self, id: i64, email: &Email) -> StoreResult<()>;
+    /// Ends every session of the account: increments its session epoch.
+    async fn end_sessions(&self, id: i64) -> StoreResult<()>;
+    /// Records when a face was added (`None`: the owner was told).
+    async fn set_face_added(&self, id: i64, at: Option<OffsetDateTime>) -> StoreResult<()>;
     /// Deletes an account with its templates and photos, login attempts
     /// and kept probes, in one transaction, leaving no copy in the
     /// database where the backend can promise it (SQLite). Returns how

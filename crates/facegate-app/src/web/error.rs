@@ -48,6 +48,7 @@ pub fn classify(e: &ServiceError) -> (StatusCode, &'static str) {
         ServiceError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
         ServiceError::NotAuthenticated => (StatusCode::UNAUTHORIZED, "not_authenticated"),
         ServiceError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+        ServiceError::ReauthRequired => (StatusCode::FORBIDDEN, "reauth_required"),
         ServiceError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
         ServiceError::Vision(VisionError::TooLarge(_)) => {
             (StatusCode::PAYLOAD_TOO_LARGE, "too_large")

@@ -1,6 +1,12 @@
 //! Session keys and helpers: the logged-in user and how they proved who
 //! they are ([`Authn`], for OpenID Connect's `acr`/`amr`/`auth_time`), the
 //! pending second-factor user, the CSRF token and one-shot flash messages.
+//!
+//! A session also keeps the account's session epoch from its login: when
+//! the account's epoch moved on (a password change, a deactivation, "log
+//! out everywhere"), the session is over (issue 16, finding 6). Sensitive
+//! changes need a fresh authentication: a login or password confirmation
+//! within `reauth_seconds` ([`require_fresh`]).
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -15,6 +21,7 @@ const PENDING_USER_ID: &str = "pending_user_id";
 const CSRF: &str = "csrf_token";
 const FLASH: &str = "flash";
 const AUTHN: &str = "authn";
+const EPOCH: &str = "session_epoch";
 
 /// A session that cannot be read or written: the store behind it is
 /// unreachable (a session that does not decode is dropped by
@@ -76,13 +83,18 @@ pub async fn authn(session: &Session, user_id: i64) -> Authn {
     }
 }
 
-/// Logs `user_id` in by `method`: a new session id (no fixation), then
-/// the user and how they authenticated.
-pub async fn log_in(session: &Session, user_id: i64, method: Method) -> ServiceResult<()> {
+/// Logs `user` in by `method`: a new session id (no fixation), then the
+/// user, how they authenticated and the account's session epoch.
+pub async fn log_in(session: &Session, user: &User, method: Method) -> ServiceResult<()> {
+    let user_id = user.id;
     let authn = add_step(session, user_id, method).await;
     session.cycle_id().await.map_err(internal)?;
     session
         .insert(AUTHN, (user_id, authn))
+        .await
+        .map_err(internal)?;
+    session
+        .insert(EPOCH, user.session_epoch)
         .await
         .map_err(internal)?;
     session
@@ -111,12 +123,95 @@ pub async fn log_out(session: &Session) -> ServiceResult<()> {
     session.flush().await.map_err(internal)
 }
 
-/// The logged-in, still active user, if any.
+/// The logged-in, still active user, if any; a session whose account
+/// ended its sessions since it logged in is ended.
 pub async fn current_user(services: &Services, session: &Session) -> ServiceResult<Option<User>> {
     let Some(id) = session.get::<i64>(USER_ID).await.map_err(internal)? else {
         return Ok(None);
     };
-    services.active_user(id).await
+    let Some(user) = services.active_user(id).await? else {
+        return Ok(None);
+    };
+    let epoch = session.get::<i64>(EPOCH).await.map_err(internal)?;
+    if epoch.unwrap_or(0) != user.session_epoch {
+        session.flush().await.map_err(internal)?;
+        return Ok(None);
+    }
+    Ok(Some(user))
+}
+
+/// Keeps this session of `user_id` after the account ended all its
+/// sessions (the one that changed the password, or asked to log out
+/// everywhere): a new id, and the account's new epoch.
+pub async fn keep_after_ending_others(
+    services: &Services,
+    session: &Session,
+    user_id: i64,
+) -> ServiceResult<()> {
+    let user = services
+        .active_user(user_id)
+        .await?
+        .ok_or(ServiceError::NotAuthenticated)?;
+    session.cycle_id().await.map_err(internal)?;
+    session
+        .insert(EPOCH, user.session_epoch)
+        .await
+        .map_err(internal)
+}
+
+/// Tells `user`, just logged in by `method`, that a face was added to the
+/// account since they were last told: a warning on the next page, and the
+/// text for the API's answer.
+pub async fn notice_face_added(
+    services: &Services,
+    session: &Session,
+    user: &User,
+    method: Method,
+) -> Option<String> {
+    let told = method == Method::Password;
+    let at = match services.face_added_notice(user, told).await {
+        Ok(at) => at?,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the face-added notice");
+            return None;
+        }
+    };
+    let day = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let text = format!(
+        "A face photo was added to your account ({day} UTC). If that was not you, delete \
+         your face data on the profile page and change your password."
+    );
+    flash(session, "warning", &text).await;
+    Some(text)
+}
+
+/// `Ok` when `user_id` authenticated (logged in, or confirmed their
+/// password) within the last `reauth_seconds`; else `ReauthRequired`.
+pub async fn require_fresh(
+    services: &Services,
+    session: &Session,
+    user_id: i64,
+) -> ServiceResult<()> {
+    let window = services.config.reauth_seconds.max(1);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let at = authn(session, user_id).await.auth_time;
+    if at > 0 && now - at < window {
+        Ok(())
+    } else {
+        Err(ServiceError::ReauthRequired)
+    }
+}
+
+/// Records that `user_id` just confirmed their password (a fresh
+/// authentication; no new session id: it is the same person).
+pub async fn reauthenticated(session: &Session, user_id: i64) -> ServiceResult<()> {
+    let authn = add_step(session, user_id, Method::Password).await;
+    session
+        .insert(AUTHN, (user_id, authn))
+        .await
+        .map_err(internal)
 }
 
 /// The logged-in user or `NotAuthenticated`.

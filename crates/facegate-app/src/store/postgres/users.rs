@@ -14,7 +14,7 @@ use crate::store::records::{FaceFailure, Lockouts, Users};
 
 const USER_COLUMNS: &str =
     "id, username, email, password_hash, is_active, is_staff, is_superuser, \
-     face_failures, face_locked_until, created_at, updated_at";
+     face_failures, face_locked_until, session_epoch, face_added_at, created_at, updated_at";
 
 fn user_from_row(r: &PgRow) -> Result<User, sqlx::Error> {
     Ok(User {
@@ -27,6 +27,8 @@ fn user_from_row(r: &PgRow) -> Result<User, sqlx::Error> {
         is_superuser: r.try_get("is_superuser")?,
         face_failures: r.try_get::<i32, _>("face_failures")?.max(0) as u32,
         face_locked_until: r.try_get("face_locked_until")?,
+        session_epoch: r.try_get("session_epoch")?,
+        face_added_at: r.try_get("face_added_at")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -162,6 +164,17 @@ impl Users for PostgresBackend {
     async fn set_email(&self, id: i64, email: &Email) -> StoreResult<()> {
         let sql = "UPDATE users SET email = $1, updated_at = $2 WHERE id = $3";
         self.update_user(sql, id, email.as_str()).await
+    }
+
+    async fn end_sessions(&self, id: i64) -> StoreResult<()> {
+        let sql =
+            "UPDATE users SET session_epoch = session_epoch + $1, updated_at = $2 WHERE id = $3";
+        self.update_user(sql, id, 1i64).await
+    }
+
+    async fn set_face_added(&self, id: i64, at: Option<OffsetDateTime>) -> StoreResult<()> {
+        let sql = "UPDATE users SET face_added_at = $1, updated_at = $2 WHERE id = $3";
+        self.update_user(sql, id, at).await
     }
 
     async fn delete_user(&self, id: i64) -> StoreResult<usize> {

@@ -50,6 +50,12 @@ impl Users for SealingStore {
     async fn set_email(&self, id: i64, email: &Email) -> StoreResult<()> {
         self.backend.set_email(id, email).await
     }
+    async fn end_sessions(&self, id: i64) -> StoreResult<()> {
+        self.backend.end_sessions(id).await
+    }
+    async fn set_face_added(&self, id: i64, at: Option<OffsetDateTime>) -> StoreResult<()> {
+        self.backend.set_face_added(id, at).await
+    }
     async fn delete_user(&self, id: i64) -> StoreResult<usize> {
         self.backend.delete_user(id).await
     }

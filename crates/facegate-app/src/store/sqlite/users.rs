@@ -13,7 +13,7 @@ use crate::store::records::{FaceFailure, Lockouts, Users};
 
 const USER_COLUMNS: &str =
     "id, username, email, password_hash, is_active, is_staff, is_superuser, \
-     face_failures, face_locked_until, created_at, updated_at";
+     face_failures, face_locked_until, session_epoch, face_added_at, created_at, updated_at";
 
 fn user_from_row(r: &SqliteRow) -> Result<User, sqlx::Error> {
     Ok(User {
@@ -28,6 +28,8 @@ fn user_from_row(r: &SqliteRow) -> Result<User, sqlx::Error> {
         face_locked_until: r
             .try_get::<Option<i64>, _>("face_locked_until")?
             .map(from_ts),
+        session_epoch: r.try_get("session_epoch")?,
+        face_added_at: r.try_get::<Option<i64>, _>("face_added_at")?.map(from_ts),
         created_at: from_ts(r.try_get("created_at")?),
         updated_at: from_ts(r.try_get("updated_at")?),
     })
@@ -181,6 +183,16 @@ impl Users for SqliteBackend {
     async fn set_email(&self, id: i64, email: &Email) -> StoreResult<()> {
         let sql = "UPDATE users SET email = ?, updated_at = ? WHERE id = ?";
         self.update_user(sql, id, email.as_str()).await
+    }
+
+    async fn end_sessions(&self, id: i64) -> StoreResult<()> {
+        let sql = "UPDATE users SET session_epoch = session_epoch + ?, updated_at = ? WHERE id = ?";
+        self.update_user(sql, id, 1i64).await
+    }
+
+    async fn set_face_added(&self, id: i64, at: Option<OffsetDateTime>) -> StoreResult<()> {
+        let sql = "UPDATE users SET face_added_at = ?, updated_at = ? WHERE id = ?";
+        self.update_user(sql, id, at.map(ts)).await
     }
 
     async fn delete_user(&self, id: i64) -> StoreResult<usize> {

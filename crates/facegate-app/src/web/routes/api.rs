@@ -37,6 +37,7 @@ pub fn endpoints(config: &Config) -> Vec<(Method, &'static str, MethodRouter<App
         (Method::GET, "/api/me", get(me)),
         (Method::DELETE, "/api/me", delete(delete_me)),
         (Method::GET, "/api/me/export", get(export_me)),
+        (Method::POST, "/api/me/reauth", post(reauth)),
         (Method::GET, "/api/me/faces", get(list_faces)),
         (
             Method::POST,
@@ -117,7 +118,7 @@ async fn register(
         .services
         .register(&body.username, &body.email, &body.password, &client)
         .await?;
-    sess::log_in(&session, user.id, sess::Method::Password).await?;
+    sess::log_in(&session, &user, sess::Method::Password).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": user.id, "username": user.username})),
@@ -140,20 +141,46 @@ async fn login(
         .services
         .login_password(&body.username, &body.password, &client)
         .await?;
+    let password = sess::Method::Password;
+    let mut notice = None;
     if ok.face_required {
         sess::set_pending(&session, ok.user.id).await?;
     } else {
-        sess::log_in(&session, ok.user.id, sess::Method::Password).await?;
+        sess::log_in(&session, &ok.user, password).await?;
+        notice = sess::notice_face_added(&st.services, &session, &ok.user, password).await;
     }
     Ok(Json(json!({
         "id": ok.user.id,
         "username": ok.user.username,
         "face_required": ok.face_required,
+        "notice": notice,
     })))
 }
 
 async fn logout(session: Session) -> ApiResult<StatusCode> {
     sess::log_out(&session).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct ReauthBody {
+    password: String,
+}
+
+/// Confirms the logged-in user's password: the session counts as freshly
+/// authenticated for `reauth_seconds` (adding a face, changing the
+/// e-mail). Counted and limited as a password login.
+async fn reauth(
+    State(st): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    session: Session,
+    Json(body): Json<ReauthBody>,
+) -> ApiResult<StatusCode> {
+    let user = sess::require_user(&st.services, &session).await?;
+    st.services
+        .confirm_password(&user, &body.password, &client)
+        .await?;
+    sess::reauthenticated(&session, user.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -231,6 +258,9 @@ async fn add_face(
     ApiMultipart(mp): ApiMultipart,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let user = sess::require_user(&st.services, &session).await?;
+    // A stolen session must not add a face (a backdoor that outlives a
+    // password change): checked before the body is read.
+    sess::require_fresh(&st.services, &session, user.id).await?;
     let max = st.services.config.engine.decode.max_bytes;
     let mut up = read_upload(mp, max, 1).await?;
     let image = up
@@ -278,9 +308,10 @@ async fn face_login(
     };
     let ok = st.services.face_login(req, &client).await?;
     let face = sess::Method::Face { liveness: false };
-    sess::log_in(&session, ok.user.id, face).await?;
+    sess::log_in(&session, &ok.user, face).await?;
+    let notice = sess::notice_face_added(&st.services, &session, &ok.user, face).await;
     Ok(Json(
-        json!({"id": ok.user.id, "username": ok.user.username, "score": ok.score}),
+        json!({"id": ok.user.id, "username": ok.user.username, "score": ok.score, "notice": notice}),
     ))
 }
 

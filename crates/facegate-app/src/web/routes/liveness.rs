@@ -98,9 +98,11 @@ async fn frames(
             return Err(e.into());
         }
     };
-    sess::log_in(&session, ok.user.id, sess::Method::Face { liveness: true }).await?;
+    let face = sess::Method::Face { liveness: true };
+    sess::log_in(&session, &ok.user, face).await?;
+    let notice = sess::notice_face_added(&st.services, &session, &ok.user, face).await;
     Ok(Json(
-        json!({"id": ok.user.id, "username": ok.user.username, "score": ok.score}),
+        json!({"id": ok.user.id, "username": ok.user.username, "score": ok.score, "notice": notice}),
     ))
 }
 

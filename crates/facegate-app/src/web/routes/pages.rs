@@ -100,7 +100,7 @@ async fn register_submit(
         .await
     {
         Ok(user) => {
-            let written = sess::log_in(&session, user.id, sess::Method::Password).await;
+            let written = sess::log_in(&session, &user, sess::Method::Password).await;
             if written.is_ok() {
                 let text = format!(
                     "Welcome, {}! Your account was created. Add a photo of your face on the profile page to log in with your face.",
@@ -169,7 +169,11 @@ async fn login_submit(
             redirect_after(&st, written, "/face-login")
         }
         Ok(ok) => {
-            let written = sess::log_in(&session, ok.user.id, sess::Method::Password).await;
+            let password = sess::Method::Password;
+            let written = sess::log_in(&session, &ok.user, password).await;
+            if written.is_ok() {
+                sess::notice_face_added(&st.services, &session, &ok.user, password).await;
+            }
             redirect_after(&st, written, "/")
         }
         Err(e) => {

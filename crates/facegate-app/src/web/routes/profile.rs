@@ -1,6 +1,11 @@
 //! The profile pages: e-mail and password changes, face photo upload
 //! (several at once; a full disk answers with the error page), listing,
 //! deletion, and the protected photo route.
+//!
+//! Adding faces, deleting all face data and changing the e-mail address
+//! need a fresh authentication (issue 16, finding 6): otherwise the page
+//! asks for the password (`/profile/reauth`). A password change and "log
+//! out everywhere" end every other session of the account.
 
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -13,6 +18,7 @@ use tower_sessions::Session;
 
 use crate::config::Config;
 use crate::domain::User;
+use crate::web::client::ClientAddr;
 use crate::web::error::{classify, user_message};
 use crate::web::extract::{check_csrf, CheckedForm, CsrfForm, CsrfToken, PageUser};
 use crate::web::render::{
@@ -28,6 +34,8 @@ pub fn router(config: &Config) -> Router<AppState> {
         .route("/profile", get(profile))
         .route("/profile/email", post(change_email))
         .route("/profile/password", post(change_password))
+        .route("/profile/reauth", post(reauth))
+        .route("/profile/logout-everywhere", post(logout_everywhere))
         .route(
             "/profile/faces",
             post(upload).layer(DefaultBodyLimit::max(many)),
@@ -57,7 +65,10 @@ async fn profile(
             context! { id => t.id, quality => format!("{:.2}", t.quality), quality_words => words, good => good }
         })
         .collect();
-    let extra = context! { title => "Profile", active => "profile", faces => faces };
+    let fresh = sess::require_fresh(&st.services, &session, user.id).await;
+    let extra = context! {
+        title => "Profile", active => "profile", faces => faces, reauth_needed => fresh.is_err()
+    };
     Ok(render(&st, &session, Some(&user), "profile.html", extra).await)
 }
 
@@ -80,6 +91,9 @@ async fn change_email(
     PageUser(user): PageUser,
     CheckedForm(f): CheckedForm<EmailForm>,
 ) -> Response {
+    if let Err(r) = fresh_or_ask(&st, &session, &user).await {
+        return r;
+    }
     match st.services.change_email(&user, &f.email).await {
         Ok(()) => sess::flash(&session, "success", "Your e-mail address was saved.").await,
         Err(e) => sess::flash(&session, "danger", user_message(&e)).await,
@@ -117,7 +131,89 @@ async fn change_password(
         .change_password(&user, &f.current_password, &f.password)
         .await
     {
-        Ok(()) => sess::flash(&session, "success", "Your password was changed.").await,
+        Ok(()) => {
+            if let Err(e) = sess::keep_after_ending_others(&st.services, &session, user.id).await {
+                return server_error_page(&st, &e);
+            }
+            let text = "Your password was changed; every other session was logged out.";
+            sess::flash(&session, "success", text).await
+        }
+        Err(e) => sess::flash(&session, "danger", user_message(&e)).await,
+    }
+    back()
+}
+
+/// Asks for the password (a message, back to the profile page) unless
+/// `user` authenticated recently.
+async fn fresh_or_ask(st: &AppState, session: &Session, user: &User) -> Result<(), Response> {
+    match sess::require_fresh(&st.services, session, user.id).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            sess::flash(session, "warning", user_message(&e)).await;
+            Err(back())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ReauthForm {
+    #[serde(default)]
+    csrf_token: String,
+    password: String,
+}
+
+impl CsrfToken for ReauthForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+/// The password confirmation that makes the session fresh again.
+async fn reauth(
+    State(st): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    session: Session,
+    PageUser(user): PageUser,
+    CheckedForm(f): CheckedForm<ReauthForm>,
+) -> Response {
+    let confirmed = st
+        .services
+        .confirm_password(&user, &f.password, &client)
+        .await;
+    let result = match confirmed {
+        Ok(()) => sess::reauthenticated(&session, user.id).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => {
+            sess::flash(
+                &session,
+                "success",
+                "Thank you: your password is confirmed.",
+            )
+            .await
+        }
+        Err(e) => sess::flash(&session, "danger", user_message(&e)).await,
+    }
+    back()
+}
+
+/// Ends every other session of the account; this one stays.
+async fn logout_everywhere(
+    State(st): State<AppState>,
+    session: Session,
+    PageUser(user): PageUser,
+    CheckedForm(_): CheckedForm<CsrfForm>,
+) -> Response {
+    let ended = match st.services.end_sessions(&user).await {
+        Ok(()) => sess::keep_after_ending_others(&st.services, &session, user.id).await,
+        Err(e) => Err(e),
+    };
+    match ended {
+        Ok(()) => {
+            let text = "Every other session of your account was logged out.";
+            sess::flash(&session, "success", text).await
+        }
         Err(e) => sess::flash(&session, "danger", user_message(&e)).await,
     }
     back()
@@ -142,6 +238,9 @@ async fn upload(
     mp: Multipart,
 ) -> Response {
     if let Err(r) = check_csrf(&st, &session, &q.csrf_token).await {
+        return r;
+    }
+    if let Err(r) = fresh_or_ask(&st, &session, &user).await {
         return r;
     }
     let Ok(_slot) = st.page_uploads.clone().acquire_owned().await else {
@@ -249,6 +348,9 @@ async fn delete_all(
     PageUser(user): PageUser,
     CheckedForm(_): CheckedForm<CsrfForm>,
 ) -> Response {
+    if let Err(r) = fresh_or_ask(&st, &session, &user).await {
+        return r;
+    }
     match st.services.delete_all_faces(user.id).await {
         Ok(0) => sess::flash(&session, "info", "You had no face data to delete.").await,
         Ok(n) => {
