@@ -55,6 +55,23 @@ impl SqliteBackend {
             .map_err(from_sqlx)?;
         Ok(())
     }
+
+    /// The one user whose row meets `condition` (binding `value`), if any.
+    async fn one_user<T>(&self, condition: &str, value: T) -> StoreResult<Option<User>>
+    where
+        T: Send + for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {condition} LIMIT 1");
+        let row = sqlx::query(&sql)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        row.as_ref()
+            .map(user_from_row)
+            .transpose()
+            .map_err(from_sqlx)
+    }
 }
 
 #[async_trait]
@@ -104,43 +121,18 @@ impl Users for SqliteBackend {
     }
 
     async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(from_sqlx)?;
-        row.as_ref()
-            .map(user_from_row)
-            .transpose()
-            .map_err(from_sqlx)
+        self.one_user("id = ?", id).await
     }
 
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = ? COLLATE NOCASE");
-        let row = sqlx::query(&sql)
-            .bind(username.trim())
-            .fetch_optional(&self.pool)
+        self.one_user("username = ? COLLATE NOCASE", username.trim().to_string())
             .await
-            .map_err(from_sqlx)?;
-        row.as_ref()
-            .map(user_from_row)
-            .transpose()
-            .map_err(from_sqlx)
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
         // lower() rather than NOCASE: the same rule as PostgreSQL's.
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE lower(email) = lower(?) LIMIT 1");
-        let row = sqlx::query(&sql)
-            .bind(email.trim())
-            .fetch_optional(&self.pool)
+        self.one_user("lower(email) = lower(?)", email.trim().to_string())
             .await
-            .map_err(from_sqlx)?;
-        row.as_ref()
-            .map(user_from_row)
-            .transpose()
-            .map_err(from_sqlx)
     }
 
     async fn list_users(&self) -> StoreResult<Vec<UserSummary>> {
