@@ -2,10 +2,15 @@
 -- face logins (SOAK_PROBE, a face not enrolled), one enrolment (SOAK_ENROL)
 -- and one deletion of the face it created, two page views and two health
 -- checks. SOAK_COOKIE and SOAK_CSRF are a logged-in session; SOAK_RATE is
--- the target rate in requests per second over all connections.
+-- the target rate in requests per second over all connections. Adding a
+-- face needs a recent authentication (reauth_seconds), so the session
+-- confirms its password (SOAK_PASSWORD) every SOAK_REAUTH_EVERY seconds,
+-- as the profile page asks a person to.
 local cookie = os.getenv("SOAK_COOKIE")
 local csrf = os.getenv("SOAK_CSRF")
 local interval = 1000 / tonumber(os.getenv("SOAK_RATE") or "30")
+local reauth_every = 1000 * tonumber(os.getenv("SOAK_REAUTH_EVERY") or "120")
+local reauth_body = '{"password":"' .. os.getenv("SOAK_PASSWORD") .. '"}'
 
 -- A wall clock in ms (wrk's Lua is LuaJIT; its os.clock is CPU time).
 local ffi = require("ffi")
@@ -39,7 +44,14 @@ local multipart = { Cookie = cookie, ["X-CSRF-Token"] = csrf,
 
 local n = 0
 local created = {} -- ids of enrolled faces not yet deleted
+local reauth_at = nil
 request = function()
+  if reauth_at == nil then reauth_at = now_ms() end
+  if now_ms() - reauth_at >= reauth_every then
+    reauth_at = now_ms()
+    return wrk.format("POST", "/api/me/reauth", { Cookie = cookie,
+      ["X-CSRF-Token"] = csrf, ["Content-Type"] = "application/json" }, reauth_body)
+  end
   n = n + 1
   local k = n % 10
   if k == 0 or k == 5 then

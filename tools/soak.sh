@@ -11,13 +11,17 @@
 #     errors or timeouts (no answer within 10 s);
 #   - RSS grew by 10 % or more: the median RSS of the second half of the
 #     run (after the warm-up) against the median of the first half;
-#   - the rate reached is below 90 % of RATE.
+#   - the rate reached is below 90 % of RATE;
+#   - any 403 (the session's password confirmation lapsed).
 # The warm-up is the first 240 s (SOAK_WARMUP): the allocator's arenas (and
 # with the ONNX detector ONNX Runtime's) fill during the first requests and
 # step up again the first times several requests overlap (seen up to +210 s),
 # so RSS rises at first; growth is only meaningful after that. Medians, not
 # single samples, are compared: RSS moves up and down by 20 % and more as
 # freed memory is kept or given back, while a leak raises the whole level.
+# The session confirms its password every SOAK_REAUTH_EVERY s (default 120),
+# within the server's reauth_seconds (FACEGATE_REAUTH_SECONDS, default 300),
+# as adding a face needs; a lapse shows as 403s and closed connections.
 # Usage: tools/soak.sh [DURATION] [RATE]; SOAK_PORT (default 8765).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,10 +61,11 @@ fi
 ffmpeg -loglevel error -y -i "$faces/biden_2.jpg" \
   -vf "crop='min(iw,ih*4/3)':'min(ih,iw*3/4)',scale=640:480" -q:v 3 "$data/frame.jpg"
 jar="$data/jar"
+password="correct horse battery"
 csrf() { curl -sf -b "$jar" -c "$jar" "$url/api/csrf" | sed 's/.*"csrf_token":"\([^"]*\)".*/\1/'; }
 t=$(csrf)
 curl -sf -b "$jar" -c "$jar" -H "X-CSRF-Token: $t" -H 'Content-Type: application/json' \
-  -d '{"username":"barack","email":"b@example.com","password":"correct horse battery"}' \
+  -d "{\"username\":\"barack\",\"email\":\"b@example.com\",\"password\":\"$password\"}" \
   "$url/api/register" >/dev/null
 t=$(csrf)
 curl -sf -b "$jar" -c "$jar" -H "X-CSRF-Token: $t" -F "image=@$faces/obama_1.jpg" \
@@ -83,7 +88,8 @@ sampler=$!
 # Eight connections sharing one schedule of RATE requests per second
 # (tools/soak.lua); wrk prints the rate reached.
 SOAK_COOKIE="$cookie" SOAK_CSRF="$t" SOAK_PROBE="$data/frame.jpg" \
-  SOAK_ENROL="$faces/obama_2.jpg" SOAK_RATE="$rate" \
+  SOAK_ENROL="$faces/obama_2.jpg" SOAK_RATE="$rate" SOAK_PASSWORD="$password" \
+  SOAK_REAUTH_EVERY="${SOAK_REAUTH_EVERY:-120}" \
   wrk -t1 -c8 -d"$secs" --timeout 10s --latency -s tools/soak.lua "$url/" | tee "$data/wrk"
 end_rss=$(rss)
 kill "$sampler" 2>/dev/null || true
@@ -121,6 +127,11 @@ echo "Soak verdict: ${secs} s at $rate requests/s; RSS growth: median of the sec
 check "server alive" "$alive" "yes" 'v == "yes"'
 check "5xx responses" "$n5xx" "0" 'v == 0'
 check "socket errors" "$sockerr" "0" 'v == 0'
+# A 403 means the session lost its right to add faces (reauth lapsed) or
+# its CSRF token: the load would no longer be what it claims to be.
+n403=$(awk '/^facegate_http_requests_total\{/ {seen = 1; if (/status="403"/) n += $NF}
+  END {print seen ? n + 0 : "unknown"}' "$data/metrics")
+check "403 responses" "$n403" "0" 'v == 0'
 check "requests/s" "${rps:-unknown}" ">= $min_rps" "v >= $min_rps"
 check "RSS growth %" "$growth" "< 10" 'v < 10'
 mb() { awk -v k="${1:-0}" 'BEGIN {if (k > 0) printf "%d MB", k / 1024; else printf "?"}'; }
