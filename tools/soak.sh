@@ -22,6 +22,9 @@
 # The session confirms its password every SOAK_REAUTH_EVERY s (default 120),
 # within the server's reauth_seconds (FACEGATE_REAUTH_SECONDS, default 300),
 # as adding a face needs; a lapse shows as 403s and closed connections.
+# SOAK_CLUSTER=1 runs it against two instances on one PostgreSQL behind
+# HAProxy (tools/cluster.sh, docs/DEPLOYMENT.md) instead of one instance on
+# SQLite: RSS is then the two instances' sum, the counters theirs summed.
 # Usage: tools/soak.sh [DURATION] [RATE]; SOAK_PORT (default 8765).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,15 +48,35 @@ fi
 cargo build --release -q -p facegate
 faces="../shared/testdata/faces"
 data="$(mktemp -d)"
-pid="" sampler=""
-trap 'kill $sampler $pid 2>/dev/null || true; rm -rf "$data"' EXIT
-NO_COLOR=1 FACEGATE_LIVENESS=off FACEGATE_RATE_LIMIT_PER_ADDRESS=0 \
-  target/release/facegate serve --addr "127.0.0.1:$port" --data-dir "$data" >"$data/out.log" 2>&1 &
-pid=$!
+pids="" sampler="" cluster=""
+cleanup() {
+  kill $sampler 2>/dev/null || true
+  if [ -n "$cluster" ]; then tools/cluster.sh stop "$cluster" >/dev/null 2>&1 || true; fi
+  kill $pids 2>/dev/null || true
+  rm -rf "$data"
+}
+trap cleanup EXIT
+if [ "${SOAK_CLUSTER:-0}" = 1 ]; then
+  # Two instances on one PostgreSQL behind HAProxy (tools/cluster.sh); the
+  # load goes to HAProxy, RSS and /metrics are each instance's.
+  cluster="$data/cluster"
+  chmod 711 "$data" # PostgreSQL may run as another user (tools/pg.sh)
+  NO_COLOR=1 FACEGATE_LIVENESS=off FACEGATE_RATE_LIMIT_PER_ADDRESS=0 \
+    tools/cluster.sh start "$cluster" "$port" >/dev/null
+  pids="$(cat "$cluster/a.pid") $(cat "$cluster/b.pid")"
+  instances="http://127.0.0.1:$(cat "$cluster/a.port") http://127.0.0.1:$(cat "$cluster/b.port")"
+  logs="$cluster/a.log $cluster/b.log"
+else
+  NO_COLOR=1 FACEGATE_LIVENESS=off FACEGATE_RATE_LIMIT_PER_ADDRESS=0 \
+    target/release/facegate serve --addr "127.0.0.1:$port" --data-dir "$data" >"$data/out.log" 2>&1 &
+  pids=$!
+  instances="$url"
+  logs="$data/out.log"
+fi
 for _ in $(seq 150); do curl -sf "$url/healthz" >/dev/null && break; sleep 0.2; done
 if ! curl -sf "$url/healthz" >/dev/null; then
   echo "soak: the server did not start" >&2
-  tail -n 20 "$data/out.log" >&2
+  tail -n 20 $logs >&2
   exit 1
 fi
 # The face-login frame: a photo of someone not enrolled, cropped to 4:3 and
@@ -75,7 +98,8 @@ curl -sf -b "$jar" -c "$jar" -H "X-CSRF-Token: $t" -F "image=@$faces/obama_1.jpg
 # rotate the session id, which wrk cannot follow).
 t=$(csrf)
 cookie="facegate_session=$(awk '$6=="facegate_session"{print $7}' "$jar")"
-rss() { awk '/VmRSS/{print $2}' "/proc/$pid/status" 2>/dev/null || true; }
+# RSS in kB: the instances' sum.
+rss() { for p in $pids; do cat "/proc/$p/status"; done 2>/dev/null | awk '/VmRSS/ {n += $2} END {if (n) print n}'; }
 echo "RSS before: $(rss) kB"
 # RSS of the server every 30 s, to tell a plateau from steady growth; the
 # samples also go to a file for the verdict.
@@ -93,9 +117,13 @@ SOAK_COOKIE="$cookie" SOAK_CSRF="$t" SOAK_PROBE="$data/frame.jpg" \
   wrk -t1 -c8 -d"$secs" --timeout 10s --latency -s tools/soak.lua "$url/" | tee "$data/wrk"
 end_rss=$(rss)
 kill "$sampler" 2>/dev/null || true
-curl -s "$url/metrics" >"$data/metrics" || true
+# Every instance's counters, summed by series.
+for i in $instances; do curl -s "$i/metrics" || true; done |
+  awk '/^facegate_/ {v = $NF; $NF = ""; n[$0] += v} END {for (k in n) print k n[k]}' | sort >"$data/metrics"
 grep -E "^facegate_(http_requests_total|face_pipeline_seconds_count|face_logins_total)" "$data/metrics" || true
-echo "templates left: $(sqlite3 "$data/facegate.sqlite3" 'SELECT COUNT(*) FROM face_templates' 2>/dev/null || echo '?')"
+if [ -z "$cluster" ]; then
+  echo "templates left: $(sqlite3 "$data/facegate.sqlite3" 'SELECT COUNT(*) FROM face_templates' 2>/dev/null || echo '?')"
+fi
 
 # Verdict: one row per check; a value of "unknown" fails.
 failed=0
@@ -104,7 +132,7 @@ check() { # name, value, limit, awk condition on the value v
   printf '%-16s %-10s %-8s %s\n' "$1" "$2" "$3" "$r"
 }
 alive=no
-kill -0 "$pid" 2>/dev/null && curl -sf "$url/healthz" >/dev/null && alive=yes
+kill -0 $pids 2>/dev/null && curl -sf "$url/healthz" >/dev/null && alive=yes
 n5xx=$(awk '/^facegate_http_requests_total\{/ {seen = 1; if (/status="5/) n += $NF}
   END {print seen ? n + 0 : "unknown"}' "$data/metrics")
 sockerr=$(awk '/Socket errors:/ {gsub(",", ""); n = $4 + $6 + $8 + $10} END {print n + 0}' "$data/wrk")
@@ -137,11 +165,11 @@ check "RSS growth %" "$growth" "< 10" 'v < 10'
 mb() { awk -v k="${1:-0}" 'BEGIN {if (k > 0) printf "%d MB", k / 1024; else printf "?"}'; }
 echo "RSS: median $(mb "$first_med") in the first half, $(mb "$second_med") in the second;" \
   "$(mb "$end_rss") at the end; max $(mb "$(awk '$2 > m {m = $2} END {print m}' "$data/rss" 2>/dev/null)") in the 30 s samples," \
-  "$(mb "$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null)") peak (VmHWM)"
-echo "server log: $(grep -c ' WARN ' "$data/out.log" || true) WARN, $(grep -c ' ERROR ' "$data/out.log" || true) ERROR lines"
+  "$(mb "$(for p in $pids; do cat "/proc/$p/status"; done 2>/dev/null | awk '/VmHWM/ {n += $2} END {print n}')") peak (VmHWM)"
+echo "server log: $(cat $logs | grep -c ' WARN ' || true) WARN, $(cat $logs | grep -c ' ERROR ' || true) ERROR lines"
 if [ $failed = 1 ]; then
   echo "SOAK FAILED; last lines of the server log:"
-  tail -n 20 "$data/out.log"
+  tail -n 20 $logs
   exit 1
 fi
 echo "soak passed"
