@@ -14,6 +14,8 @@ npm package). Steps:
      (torch / tf.lite.Interpreter). Any max-abs-diff above the bound fails.
   5. MTCNN and MobileFaceNet in fixed point (tools/quantize_mtcnn.py,
      tools/quantize_mobilefacenet.py), checked against the float networks.
+  5b. The anti-spoofing network with its tree routing as ONNX If nodes
+     (tools/route_antispoof.py), checked against the converted graph.
   6. The source framework's outputs on those inputs are written as fixtures
      (models/reference/*.json + raw little-endian f32) so the Rust side can
      check its ONNX Runtime integration without torch/tensorflow.
@@ -34,6 +36,7 @@ import onnxruntime as ort
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from quantize_mtcnn import quantize_all  # noqa: E402
 from quantize_mobilefacenet import quantize as quantize_mobilefacenet  # noqa: E402
+from route_antispoof import route_model as route_antispoof  # noqa: E402
 from PIL import Image
 
 # Package pins, also printed into MODELS.md. Must match tools/convert_requirements.txt.
@@ -599,7 +602,7 @@ def antispoof_stage(args, sq, results):
 def write_manifests(args, results):
     md = args.models_dir
     files = ["mtcnn_pnet.onnx", "mtcnn_rnet.onnx", "mtcnn_onet.onnx", "mobilefacenet.onnx",
-             "anti_spoofing.onnx"]
+             "anti_spoofing.onnx", "anti_spoofing_routed.onnx"]
     fixed = [f"mtcnn_{n}_fixed.json" for n in ("pnet", "rnet", "onet")] + ["mobilefacenet_fixed.json"]
     sums = {f: sha256(os.path.join(md, f)) for f in files + fixed}
     with open(os.path.join(md, "models.toml"), "w") as f:
@@ -630,6 +633,11 @@ def write_manifests(args, results):
         d_mfn_l2=r["mobilefacenet"]["l2diff"], d_as=r["anti_spoofing"]["maxdiff"],
         cos_diff=r["mobilefacenet"]["cos_diff_people"], cos_same=r["mobilefacenet"]["cos_same_person"],
         as_scores=", ".join(f"{k}: {v:.4f}" for k, v in r["anti_spoofing"]["scores"].items()),
+        routed=(f"on {r['routed']['inputs']} inputs (the fixture face crop, and a centre and an "
+                f"upper-centre square of every photo in `shared/testdata/faces`, each also mirrored "
+                f"and darkened), the same leaf every time (leaves "
+                f"{', '.join(map(str, r['routed']['leaves']))} seen) and scores within "
+                f"{r['routed']['maxdiff']:.2e}"),
         tol_m=TOL_MTCNN, tol_t=TOL_TFLITE,
     )
     with open(os.path.join(md, "MODELS.md"), "w") as f:
@@ -698,6 +706,7 @@ def main():
     mobilefacenet_stage(args, sq, results)
     results["fixed_mfn"] = quantize_mobilefacenet(args.root, args.faces_dir, args.ref_dir, log)
     antispoof_stage(args, sq, results)
+    results["routed"] = route_antispoof(args.models_dir, args.faces_dir, log)
     sums = write_manifests(args, results)
     total = sum(os.path.getsize(os.path.join(args.ref_dir, f)) for f in os.listdir(args.ref_dir))
     log(f"fixtures: {total / 1e6:.2f} MB in {args.ref_dir}")

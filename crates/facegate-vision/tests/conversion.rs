@@ -94,6 +94,36 @@ fn anti_spoofing_matches_tflite() {
     check("anti_spoofing");
 }
 
+/// The network with its tree routing as `If` nodes (the one the engine
+/// runs, tools/route_antispoof.py) routes the reference face to the leaf
+/// TensorFlow Lite routes it to and gives its score; the leaves not taken
+/// are not computed and read 0.
+#[test]
+fn routed_anti_spoofing_scores_like_tflite() {
+    facegate_vision::runtime::init_located().expect("ONNX Runtime");
+    let out = run_onnx(
+        &common::repo_root().join("models"),
+        "anti_spoofing_routed.onnx",
+        (
+            "input",
+            &[1, 256, 256, 3],
+            &read_f32("anti_spoofing.input.f32"),
+        ),
+        &["cls_pred", "leaf_mask"],
+    )
+    .expect("inference");
+    let (cls, mask) = (
+        read_f32("anti_spoofing.cls_pred.f32"),
+        read_f32("anti_spoofing.leaf_mask.f32"),
+    );
+    assert_eq!(out[1].data, mask, "the same leaf");
+    let score = |c: &[f32], m: &[f32]| -> f32 { c.iter().zip(m).map(|(c, m)| c.abs() * m).sum() };
+    let (got, want) = (score(&out[0].data, &out[1].data), score(&cls, &mask));
+    assert!((got - want).abs() <= 1e-3, "score {got}, TFLite {want}");
+    let mut untaken = out[0].data.iter().zip(&mask).filter(|(_, &m)| m == 0.0);
+    assert!(untaken.clone().count() == 7 && untaken.all(|(c, _)| *c == 0.0));
+}
+
 #[test]
 fn a_tampered_model_is_refused() {
     let tmp = std::env::temp_dir().join(format!("facegate-tamper-{}", std::process::id()));

@@ -1,6 +1,13 @@
 //! Passive liveness: the FaceAntiSpoofing network on a square face crop.
 //! It scores how much a face looks like a presentation attack (a print or
 //! a screen); higher is more suspicious.
+//!
+//! The network is a tree: each unit's features choose one of two children,
+//! down to one of eight leaf classifiers. The engine runs
+//! `anti_spoofing_routed.onnx` (tools/route_antispoof.py), the converted
+//! graph with each choice made by an ONNX `If`, so only the branch taken
+//! runs (about three quarters of the work of computing every branch); its
+//! score is the full graph's (models/MODELS.md).
 
 use image::RgbImage;
 
@@ -19,7 +26,7 @@ pub(crate) struct AntiSpoof {
 
 impl AntiSpoof {
     pub fn load(dir: &ModelDir, opts: &SessionOptions) -> Result<Self, VisionError> {
-        let bytes = dir.read_verified("anti_spoofing.onnx", None)?;
+        let bytes = dir.read_verified("anti_spoofing_routed.onnx", None)?;
         Ok(AntiSpoof {
             pool: SessionPool::load_lean("anti_spoofing", &bytes, opts)?,
         })
