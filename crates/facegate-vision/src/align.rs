@@ -1,7 +1,7 @@
 //! Face alignment: a least-squares similarity transform from the five
 //! detected landmarks to the standard 112×112 template, then a bilinear warp.
 
-use image::{Rgb, RgbImage};
+use image::RgbImage;
 
 use crate::geometry::{Similarity, TEMPLATE_112};
 
@@ -21,41 +21,111 @@ pub fn align_face(img: &RgbImage, landmarks: &[[f32; 2]; 5], size: u32) -> RgbIm
 /// Samples `img` at `map(output pixel)` with bilinear interpolation;
 /// outside the image is black.
 pub fn warp(img: &RgbImage, map: &Similarity, w: u32, h: u32) -> RgbImage {
-    let (iw, ih) = (img.width() as i64, img.height() as i64);
+    let mut out = Vec::with_capacity(w as usize * h as usize * 3);
+    for v in 0..h {
+        for u in 0..w {
+            let [sx, sy] = map.apply([u as f32, v as f32]);
+            let (x0, y0) = (sx.floor(), sy.floor());
+            let (fx, fy) = (sx - x0, sy - y0);
+            let [p00, p10, p01, p11] = corners(img, x0 as i64, y0 as i64);
+            for c in 0..3 {
+                let top = p00[c] * (1.0 - fx) + p10[c] * fx;
+                let bottom = p01[c] * (1.0 - fx) + p11[c] * fx;
+                // + 0.5 and truncation rounds these non-negative values
+                // without a call to `roundf` per channel.
+                out.push((top * (1.0 - fy) + bottom * fy + 0.5).clamp(0.0, 255.0) as u8);
+            }
+        }
+    }
+    RgbImage::from_raw(w, h, out).expect("w × h × 3 values")
+}
+
+/// The pixels at (x, y), (x + 1, y), (x, y + 1) and (x + 1, y + 1), black
+/// outside the image; the four are read from two rows at once when all are
+/// inside (a face's crop nearly always is).
+fn corners(img: &RgbImage, x: i64, y: i64) -> [[f32; 3]; 4] {
+    let (iw, ih) = (i64::from(img.width()), i64::from(img.height()));
     let raw = img.as_raw();
+    let rgb = |s: &[u8]| [f32::from(s[0]), f32::from(s[1]), f32::from(s[2])];
+    if x >= 0 && y >= 0 && x + 1 < iw && y + 1 < ih {
+        let i = ((y * iw + x) * 3) as usize;
+        let j = i + (iw * 3) as usize;
+        let (top, bottom) = (&raw[i..i + 6], &raw[j..j + 6]);
+        return [rgb(top), rgb(&top[3..]), rgb(bottom), rgb(&bottom[3..])];
+    }
     let px = |x: i64, y: i64| -> [f32; 3] {
         if x < 0 || y < 0 || x >= iw || y >= ih {
             return [0.0; 3];
         }
         let i = ((y * iw + x) * 3) as usize;
-        [raw[i] as f32, raw[i + 1] as f32, raw[i + 2] as f32]
+        rgb(&raw[i..i + 3])
     };
-    RgbImage::from_fn(w, h, |u, v| {
-        let [sx, sy] = map.apply([u as f32, v as f32]);
-        let (x0, y0) = (sx.floor(), sy.floor());
-        let (fx, fy) = (sx - x0, sy - y0);
-        let (x0, y0) = (x0 as i64, y0 as i64);
-        let (p00, p10, p01, p11) = (
-            px(x0, y0),
-            px(x0 + 1, y0),
-            px(x0, y0 + 1),
-            px(x0 + 1, y0 + 1),
-        );
-        let mut out = [0u8; 3];
-        for c in 0..3 {
-            let top = p00[c] * (1.0 - fx) + p10[c] * fx;
-            let bottom = p01[c] * (1.0 - fx) + p11[c] * fx;
-            // + 0.5 and truncation rounds these non-negative values
-            // without a call to `roundf` per channel.
-            out[c] = (top * (1.0 - fy) + bottom * fy + 0.5).clamp(0.0, 255.0) as u8;
-        }
-        Rgb(out)
-    })
+    [px(x, y), px(x + 1, y), px(x, y + 1), px(x + 1, y + 1)]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::Rgb;
+
+    /// The first version of [`warp`], one pixel at a time with every
+    /// corner checked: the faster one must give the same bytes.
+    fn reference_warp(img: &RgbImage, map: &Similarity, w: u32, h: u32) -> RgbImage {
+        let (iw, ih) = (img.width() as i64, img.height() as i64);
+        let raw = img.as_raw();
+        let px = |x: i64, y: i64| -> [f32; 3] {
+            if x < 0 || y < 0 || x >= iw || y >= ih {
+                return [0.0; 3];
+            }
+            let i = ((y * iw + x) * 3) as usize;
+            [raw[i] as f32, raw[i + 1] as f32, raw[i + 2] as f32]
+        };
+        RgbImage::from_fn(w, h, |u, v| {
+            let [sx, sy] = map.apply([u as f32, v as f32]);
+            let (x0, y0) = (sx.floor(), sy.floor());
+            let (fx, fy) = (sx - x0, sy - y0);
+            let (x0, y0) = (x0 as i64, y0 as i64);
+            let (p00, p10, p01, p11) = (
+                px(x0, y0),
+                px(x0 + 1, y0),
+                px(x0, y0 + 1),
+                px(x0 + 1, y0 + 1),
+            );
+            let mut out = [0u8; 3];
+            for c in 0..3 {
+                let top = p00[c] * (1.0 - fx) + p10[c] * fx;
+                let bottom = p01[c] * (1.0 - fx) + p11[c] * fx;
+                // + 0.5 and truncation rounds these non-negative values
+                // without a call to `roundf` per channel.
+                out[c] = (top * (1.0 - fy) + bottom * fy + 0.5).clamp(0.0, 255.0) as u8;
+            }
+            Rgb(out)
+        })
+    }
+
+    #[test]
+    fn the_warp_gives_the_bytes_of_its_first_version() {
+        let img = RgbImage::from_fn(97, 61, |x, y| {
+            Rgb([
+                (x * 7 % 256) as u8,
+                (y * 13 % 256) as u8,
+                ((x * y) % 256) as u8,
+            ])
+        });
+        // Inside, partly outside (black borders) and wholly outside the image.
+        for (a, b, tx, ty) in [
+            (0.83, 0.11, 5.3, 2.7),
+            (1.7, -0.4, -30.2, 10.9),
+            (0.5, 0.0, 90.0, 50.0),
+            (2.1, 0.9, -300.0, -200.0),
+        ] {
+            let map = Similarity { a, b, tx, ty };
+            assert_eq!(
+                warp(&img, &map, 112, 112),
+                reference_warp(&img, &map, 112, 112)
+            );
+        }
+    }
 
     #[test]
     fn template_landmarks_map_to_themselves() {
