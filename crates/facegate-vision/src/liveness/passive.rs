@@ -45,7 +45,7 @@ pub struct PassiveConfig {
     /// Smallest Laplacian variance of the aligned face (0 turns it off).
     pub min_sharpness: f32,
     /// Frames of a challenge the network runs on, the most frontal first
-    /// (1 or 2; each costs about 100 ms on one core).
+    /// (1 or 2; each costs about 75 ms on one core).
     pub frames: usize,
 }
 
