@@ -13,6 +13,7 @@
 //! place, so none is lost. A full [`Gallery::invalidate`] rebuilds an
 //! indexed gallery in the background while the old one keeps answering.
 
+mod hamming;
 pub mod sketch;
 
 use std::sync::{Arc, Mutex, RwLock};

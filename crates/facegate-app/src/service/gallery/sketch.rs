@@ -3,9 +3,10 @@
 //! random sign flips and two Walsh-Hadamard rotations, then one bit per
 //! output, 256 bits for a 192-dimension embedding). A probe's sketch is
 //! compared with all of them by Hamming distance (XOR and popcount, 32
-//! bytes per template instead of 768), the `candidates` nearest are kept,
-//! and every user among them is re-scored exactly with the same cosine
-//! similarity as the plain exhaustive search, over all their templates.
+//! bytes per template instead of 768; [`super::hamming`]), at least the
+//! `candidates` nearest are kept and scored, and the best users among them
+//! are re-scored exactly with the same cosine similarity as the plain
+//! exhaustive search, over all their templates.
 //! Scores are therefore never approximate: only a user whose sketch is
 //! not among the candidates can be missed (measured by `facegate
 //! bench-index`, docs/BENCHMARKS.md).
@@ -43,7 +44,17 @@ pub struct SketchIndex {
     users: Vec<i64>,
     by_user: HashMap<i64, Vec<u32>>,
     free: Vec<u32>,
+    /// Distance buffers of finished searches, reused by the next ones (a
+    /// fresh 2 MB buffer per probe at a million templates costs more in
+    /// page faults than the scan itself).
+    spare: std::sync::Mutex<Vec<Vec<u16>>>,
 }
+
+/// How many candidates ahead their vectors are fetched into the cache.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Distance buffers kept for reuse (one per search running at once).
+const SPARE_BUFFERS: usize = 4;
 
 /// A fixed pseudo-random ±1 sequence (splitmix64), the same in every
 /// process, so that sketches made anywhere compare.
@@ -96,6 +107,7 @@ impl SketchIndex {
             users: Vec::new(),
             by_user: HashMap::new(),
             free: Vec::new(),
+            spare: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -213,29 +225,21 @@ impl SketchIndex {
     /// `candidates` of them (all at the cut-off distance).
     fn nearest_slots(&self, probe: &[f32]) -> Vec<u32> {
         let q = self.sketch(probe);
-        let bits = self.words * 64;
-        let mut histogram = vec![0u32; bits + 1];
-        let distances: Vec<u16> = self
-            .codes
-            .chunks_exact(self.words)
-            .map(|c| {
-                let d: u32 = c.iter().zip(&q).map(|(a, b)| (a ^ b).count_ones()).sum();
-                histogram[d as usize] += 1;
-                d as u16
-            })
-            .collect();
-        let (mut cut, mut kept) = (0, 0);
-        while cut < bits && kept + histogram[cut] < self.candidates as u32 {
-            kept += histogram[cut];
-            cut += 1;
+        let mut distances = self
+            .spare
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_default();
+        super::hamming::distances(&self.codes, &q, &mut distances);
+        let mut slots = Vec::with_capacity(self.candidates * 2);
+        super::hamming::nearest(&distances, self.words * 64, self.candidates, &mut slots);
+        slots.retain(|&slot| self.users[slot as usize] != FREE);
+        let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.len() < SPARE_BUFFERS {
+            spare.push(distances);
         }
-        let cut = cut as u16;
-        distances
-            .iter()
-            .enumerate()
-            .filter(|(slot, d)| **d <= cut && self.users[*slot] != FREE)
-            .map(|(slot, _)| slot as u32)
-            .collect()
+        slots
     }
 
     /// The candidate users of `probe`, each with their exact best score
@@ -247,31 +251,43 @@ impl SketchIndex {
         if probe.len() != self.dim || self.is_empty() {
             return Vec::new();
         }
-        let mut scored: Vec<(i64, f32)> = self
-            .nearest_slots(probe)
-            .into_iter()
-            .map(|slot| {
+        let probe_norm = probe.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let slots = self.nearest_slots(probe);
+        let scored: Vec<(i64, f32)> = slots
+            .iter()
+            .enumerate()
+            .map(|(i, &slot)| {
+                // The candidates lie anywhere in memory: ask for those a
+                // few ahead now, or each costs a dozen cache misses in turn.
+                if let Some(&ahead) = slots.get(i + PREFETCH_AHEAD) {
+                    self.prefetch(ahead as usize);
+                }
                 let s = slot as usize;
                 let v = &self.vectors[s * self.dim..(s + 1) * self.dim];
-                (self.users[s], cosine_similarity(v, probe))
+                (self.users[s], similarity(v, probe, probe_norm))
             })
             .collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let mut users: Vec<i64> = Vec::with_capacity(RESCORED_USERS);
-        for (u, _) in scored {
-            if !users.contains(&u) {
-                users.push(u);
-                if users.len() == RESCORED_USERS {
-                    break;
-                }
-            }
-        }
-        let mut ranked: Vec<(i64, f32)> = users
+        let mut ranked: Vec<(i64, f32)> = best_users(scored, RESCORED_USERS)
             .into_iter()
             .filter_map(|u| self.user_best(u, probe).map(|s| (u, s)))
             .collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         ranked
+    }
+
+    /// Starts loading slot `s`'s vector and owner into the cache.
+    fn prefetch(&self, s: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let v = &self.vectors[s * self.dim..(s + 1) * self.dim];
+            for line in v.chunks(16) {
+                // SAFETY: a prefetch is only a hint; the address is in bounds.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+            }
+            // SAFETY: as above.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>((&self.users[s] as *const i64).cast()) };
+        }
     }
 
     /// The exact best score of `user_id`'s templates against `probe`.
@@ -318,6 +334,56 @@ impl SketchIndex {
         if !slots.is_empty() {
             self.by_user.insert(user_id, slots);
         }
+    }
+}
+
+/// Cosine similarity for choosing candidates, in eight lanes the
+/// compiler vectorises (the decision's scores come from
+/// [`cosine_similarity`], whose single sum is the exhaustive search's).
+fn similarity(v: &[f32], probe: &[f32], probe_norm: f32) -> f32 {
+    let (mut dot, mut norm) = ([0.0f32; 8], [0.0f32; 8]);
+    for (a, b) in v.chunks_exact(8).zip(probe.chunks_exact(8)) {
+        for i in 0..8 {
+            dot[i] += a[i] * b[i];
+            norm[i] += a[i] * a[i];
+        }
+    }
+    let tail = v.len() / 8 * 8;
+    for (a, b) in v[tail..].iter().zip(&probe[tail..]) {
+        dot[0] += a * b;
+        norm[0] += a * a;
+    }
+    let (dot, norm) = (dot.iter().sum::<f32>(), norm.iter().sum::<f32>());
+    if norm == 0.0 || probe_norm == 0.0 {
+        return 0.0;
+    }
+    dot / (norm.sqrt() * probe_norm)
+}
+
+/// The first `n` distinct users of `scored` (user, score) by score, best
+/// first, ties by user id. Only the head is sorted, unless users with
+/// many templates fill it.
+fn best_users(mut scored: Vec<(i64, f32)>, n: usize) -> Vec<i64> {
+    let order = |a: &(i64, f32), b: &(i64, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    let mut head = (n * 32).min(scored.len());
+    loop {
+        if head < scored.len() {
+            scored.select_nth_unstable_by(head, order);
+        }
+        scored[..head].sort_by(order);
+        let mut users: Vec<i64> = Vec::with_capacity(n);
+        for &(u, _) in &scored[..head] {
+            if !users.contains(&u) {
+                users.push(u);
+                if users.len() == n {
+                    return users;
+                }
+            }
+        }
+        if head == scored.len() {
+            return users;
+        }
+        head = scored.len();
     }
 }
 
