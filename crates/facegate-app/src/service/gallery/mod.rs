@@ -237,7 +237,7 @@ impl Gallery {
             let report = |done: usize| {
                 let _ = tx.send(done);
             };
-            SketchIndex::build(&templates, dim, candidates, &report)
+            SketchIndex::build_owned(templates, dim, candidates, &report, &release_freed_memory)
         });
         let mut shown = 0;
         progress(LoadProgress::Indexing { done: 0, total });

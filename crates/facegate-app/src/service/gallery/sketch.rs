@@ -119,29 +119,54 @@ impl SketchIndex {
         candidates: usize,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Self {
+        Self::build_from(templates.iter(), dim, candidates, progress, &|| {})
+    }
+
+    /// Like [`SketchIndex::build`], taking the templates: each is dropped
+    /// once copied, and `release` is called now and then meanwhile (to hand
+    /// their memory back, so that the templates and the index are not both
+    /// resident in full).
+    pub fn build_owned(
+        templates: Vec<MatchTemplate>,
+        dim: usize,
+        candidates: usize,
+        progress: &(dyn Fn(usize) + Sync),
+        release: &dyn Fn(),
+    ) -> Self {
+        Self::build_from(templates.into_iter(), dim, candidates, progress, release)
+    }
+
+    fn build_from<T: std::borrow::Borrow<MatchTemplate>>(
+        templates: impl ExactSizeIterator<Item = T>,
+        dim: usize,
+        candidates: usize,
+        progress: &(dyn Fn(usize) + Sync),
+        release: &dyn Fn(),
+    ) -> Self {
         let mut index = SketchIndex::new(dim, candidates);
-        let usable: Vec<&MatchTemplate> = templates
-            .iter()
-            .filter(|t| t.embedding.len() == dim)
-            .collect();
-        let n = usable.len();
         // Some room to grow without moving everything at the next enrolment.
-        let room = n + n / 16;
+        let room = templates.len() + templates.len() / 16;
         index.vectors.reserve_exact(room * dim);
-        index.codes = vec![0; n * index.words];
-        index.codes.reserve_exact((room - n) * index.words);
         index.users.reserve_exact(room);
-        for t in &usable {
-            index.vectors.extend_from_slice(&t.embedding);
-            index.users.push(t.user_id);
+        for (i, item) in templates.enumerate() {
+            let t: &MatchTemplate = item.borrow();
+            if t.embedding.len() == dim {
+                index.vectors.extend_from_slice(&t.embedding);
+                index.users.push(t.user_id);
+            }
+            drop(item);
+            if i % 65536 == 65535 {
+                release();
+            }
         }
+        let n = index.users.len();
+        index.codes = vec![0; n * index.words];
+        index
+            .codes
+            .reserve_exact(room.saturating_sub(n) * index.words);
         index.sketch_all(progress);
-        for (slot, t) in usable.iter().enumerate() {
-            index
-                .by_user
-                .entry(t.user_id)
-                .or_default()
-                .push(slot as u32);
+        for (slot, &user) in index.users.iter().enumerate() {
+            index.by_user.entry(user).or_default().push(slot as u32);
         }
         progress(n);
         index
