@@ -95,8 +95,14 @@ pub trait TemplateRecords: Send + Sync {
     async fn template_row(&self, id: i64) -> StoreResult<Option<TemplateRow>>;
     /// A user's templates, oldest first.
     async fn template_rows_for_user(&self, user_id: i64) -> StoreResult<Vec<TemplateRow>>;
-    /// Templates of `model_id` belonging to active users.
-    async fn match_rows(&self, model_id: &str) -> StoreResult<Vec<MatchRow>>;
+    /// Templates of `model_id` belonging to active users, one page: the
+    /// first `limit` with an id above `after_id`, by id.
+    async fn match_rows(
+        &self,
+        model_id: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<MatchRow>>;
     async fn photo_row(&self, template_id: i64) -> StoreResult<Option<PhotoRow>>;
     /// Deletes a template and its photo; false when there was none.
     async fn delete_template_row(&self, id: i64) -> StoreResult<bool>;

@@ -46,6 +46,7 @@ conformance!(
     accounts::migrations_run_once_when_instances_start_together,
     templates::templates_round_trip_with_their_photos,
     templates::matching_sees_active_users_of_the_model,
+    templates::matching_reads_a_large_gallery_whole,
     templates::biometric_data_is_sealed_at_rest,
     templates::deleting_templates_deletes_their_photos,
     templates::deleting_a_user_leaves_nothing_of_them,

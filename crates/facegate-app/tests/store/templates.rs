@@ -96,6 +96,42 @@ pub async fn matching_sees_active_users_of_the_model(s: Subject) {
     assert!(st.active_templates("m3").await.unwrap().is_empty());
 }
 
+/// The gallery is read in pages (10 000 rows each): every template of a
+/// larger gallery is read once, across the pages' edges, and a deactivated
+/// user's are left out wherever they fall.
+pub async fn matching_reads_a_large_gallery_whole(s: Subject) {
+    let st = &s.store;
+    let ann = st.create_user(&new_user("ann")).await.unwrap();
+    let bob = st.create_user(&new_user("bob")).await.unwrap();
+    let batch: Vec<_> = (0..20_050u32)
+        .map(|i| {
+            let mut t = template(if i % 2 == 0 { ann.id } else { bob.id }, i, "m1");
+            t.photo = None;
+            t
+        })
+        .collect();
+    st.add_templates(&batch).await.unwrap();
+    let all = st.active_templates("m1").await.unwrap();
+    assert_eq!(all.len(), 20_050);
+    let mut seeds: Vec<u32> = (0..20_050).collect();
+    let found: std::collections::HashSet<Vec<u32>> = all
+        .iter()
+        .map(|t| t.embedding.iter().map(|x| x.to_bits()).collect())
+        .collect();
+    seeds.retain(|&i| {
+        !found.contains(&embedding(i).iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+    });
+    assert!(
+        seeds.is_empty(),
+        "templates not read: {:?}",
+        &seeds[..seeds.len().min(5)]
+    );
+    st.set_active(bob.id, false).await.unwrap();
+    let anns = st.active_templates("m1").await.unwrap();
+    assert_eq!(anns.len(), 10_025);
+    assert!(anns.iter().all(|t| t.user_id == ann.id));
+}
+
 /// Whether `needle` occurs in `hay`.
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)

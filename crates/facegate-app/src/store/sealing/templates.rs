@@ -6,9 +6,9 @@
 use async_trait::async_trait;
 
 use super::layer::{embedding_from_bytes, embedding_to_bytes, open_with, Refused, SealingStore};
-use crate::crypto::{photo_aad, probe_aad, template_aad};
+use crate::crypto::{photo_aad, probe_aad, template_aad, Vault};
 use crate::domain::{Jpeg, MatchTemplate, NewLoginAttempt, NewTemplate, Template};
-use crate::store::backend::{stamp_now, NewTemplateRow, TemplateRow, TemplateSeals};
+use crate::store::backend::{stamp_now, MatchRow, NewTemplateRow, TemplateRow, TemplateSeals};
 use crate::store::biometrics::{Probes, Templates};
 use crate::store::error::{StoreError, StoreResult};
 
@@ -78,29 +78,25 @@ impl Templates for SealingStore {
     }
 
     async fn active_templates(&self, model_id: &str) -> StoreResult<Vec<MatchTemplate>> {
-        let rows = self.backend.match_rows(model_id).await?;
-        let vault = self.vault.clone();
-        // Opening a large gallery takes a while: off the async workers.
-        let (open, refused) = tokio::task::spawn_blocking(move || {
-            let (mut open, mut refused) = (Vec::with_capacity(rows.len()), Vec::new());
-            for r in rows {
-                match open_with(&vault, &r.embedding, &template_aad(r.id, r.user_id)) {
-                    Ok(plain) => open.push(MatchTemplate {
-                        user_id: r.user_id,
-                        embedding: embedding_from_bytes(&plain),
-                    }),
-                    Err(reason) => refused.push(Refused {
-                        record: format!("face_templates/{}", r.id),
-                        user_id: Some(r.user_id),
-                        reason,
-                    }),
-                }
+        // Page by page, each opened and dropped before the next is read:
+        // a million sealed rows are never held beside their opened form.
+        let (mut open, mut after) = (Vec::new(), 0);
+        loop {
+            let rows = self.backend.match_rows(model_id, after, MATCH_PAGE).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.id;
+            let full = rows.len() as i64 == MATCH_PAGE;
+            let vault = self.vault.clone();
+            // Opening takes a while: off the async workers.
+            let (page, refused) = tokio::task::spawn_blocking(move || open_matches(&vault, rows))
+                .await
+                .map_err(|e| StoreError::Backend(format!("opening templates: {e}")))?;
+            open.extend(page);
+            self.report(refused).await;
+            if !full {
+                break;
             }
-            (open, refused)
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("opening templates: {e}")))?;
-        self.report(refused).await;
+        }
         Ok(open)
     }
 
@@ -195,4 +191,26 @@ impl Probes for SealingStore {
             }
         }
     }
+}
+
+/// Rows of the 1:N gallery read and opened at a time.
+const MATCH_PAGE: i64 = 10_000;
+
+/// Opens sealed gallery rows; the ones that do not open are refused.
+fn open_matches(vault: &Vault, rows: Vec<MatchRow>) -> (Vec<MatchTemplate>, Vec<Refused>) {
+    let (mut open, mut refused) = (Vec::with_capacity(rows.len()), Vec::new());
+    for r in rows {
+        match open_with(vault, &r.embedding, &template_aad(r.id, r.user_id)) {
+            Ok(plain) => open.push(MatchTemplate {
+                user_id: r.user_id,
+                embedding: embedding_from_bytes(&plain),
+            }),
+            Err(reason) => refused.push(Refused {
+                record: format!("face_templates/{}", r.id),
+                user_id: Some(r.user_id),
+                reason,
+            }),
+        }
+    }
+    (open, refused)
 }

@@ -128,12 +128,20 @@ impl TemplateRecords for SqliteBackend {
             .map_err(from_sqlx)
     }
 
-    async fn match_rows(&self, model_id: &str) -> StoreResult<Vec<MatchRow>> {
+    async fn match_rows(
+        &self,
+        model_id: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<MatchRow>> {
         let rows = sqlx::query(
             "SELECT f.id, f.user_id, f.embedding, f.key_id FROM face_templates f \
-             JOIN users u ON u.id = f.user_id WHERE u.is_active = 1 AND f.model_id = ?",
+             JOIN users u ON u.id = f.user_id \
+             WHERE u.is_active = 1 AND f.model_id = ? AND f.id > ? ORDER BY f.id LIMIT ?",
         )
         .bind(model_id)
+        .bind(after_id)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await
         .map_err(from_sqlx)?;
