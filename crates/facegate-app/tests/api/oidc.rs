@@ -5,6 +5,7 @@
 //! rotation, revocation, RP-initiated logout, step-up, and the RFC's
 //! errors for every misuse.
 
+use openidconnect::core::CoreIdTokenClaims;
 use openidconnect::{OAuth2TokenResponse, TokenResponse};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -62,12 +63,7 @@ async fn full_flow_on(backend: Backend) {
     let claims = rp.verify(&tokens, &started.nonce);
     assert_eq!(claims.subject().as_str(), id.to_string());
     assert_eq!(claims.audiences()[0].as_str(), rp.registered.client_id);
-    let amr: Vec<String> = claims
-        .auth_method_refs()
-        .unwrap()
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
+    let amr = amr(&claims);
     assert_eq!(amr, ["face"]);
     assert_eq!(
         claims.auth_context_ref().unwrap().as_str(),
@@ -118,6 +114,16 @@ async fn full_flow_on(backend: Backend) {
     assert!(after.is_err(), "the family is revoked after a replay");
     let r = bearer(&app, refreshed.access_token().secret()).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// The ID token's `amr` values.
+fn amr(claims: &CoreIdTokenClaims) -> Vec<String> {
+    claims
+        .auth_method_refs()
+        .expect("amr in the ID token")
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
 }
 
 async fn bearer(app: &TestApp, token: &str) -> reqwest::Response {
@@ -246,12 +252,7 @@ async fn a_client_that_needs_a_face_sends_a_password_session_through_the_face_st
     let code = finish(&mut agent, &started, &home).await;
     let tokens = rp.exchange(&code, started.verifier).await.unwrap();
     let claims = rp.verify(&tokens, &started.nonce);
-    let amr: Vec<String> = claims
-        .auth_method_refs()
-        .unwrap()
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
+    let amr = amr(&claims);
     assert_eq!(amr, ["pwd", "face", "mfa"]);
     assert_eq!(
         claims.auth_context_ref().unwrap().as_str(),
@@ -291,12 +292,7 @@ async fn second_factor_mode_reports_password_and_face() {
     let code = finish(&mut agent, &started, &home).await;
     let tokens = rp.exchange(&code, started.verifier).await.unwrap();
     let claims = rp.verify(&tokens, &started.nonce);
-    let amr: Vec<String> = claims
-        .auth_method_refs()
-        .unwrap()
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
+    let amr = amr(&claims);
     assert_eq!(amr, ["pwd", "face", "mfa"]);
 }
 
