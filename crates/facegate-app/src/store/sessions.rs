@@ -64,7 +64,15 @@ impl fmt::Debug for SessionBackend {
 /// its (random, 128-bit) id. One-way, so the stored id cannot be turned
 /// back into a cookie.
 fn stored_id(id: &Id) -> Id {
-    let digest = Sha256::digest(id.0.to_le_bytes());
+    derived_id(b"", id)
+}
+
+/// The first 128 bits of SHA-256 over `domain` and `id`.
+fn derived_id(domain: &[u8], id: &Id) -> Id {
+    let mut hasher = Sha256::new();
+    hasher.update(domain);
+    hasher.update(id.0.to_le_bytes());
+    let digest = hasher.finalize();
     let mut first = [0u8; 16];
     first.copy_from_slice(&digest[..16]);
     Id(i128::from_le_bytes(first))
@@ -78,13 +86,7 @@ const TOMBSTONE_LIFETIME: time::Duration = time::Duration::days(1);
 /// The id of the tombstone of session `id`: another one-way function of
 /// the id, unrelated to its stored id.
 fn tombstone_id(id: &Id) -> Id {
-    let mut hasher = Sha256::new();
-    hasher.update(b"facegate ended session\0");
-    hasher.update(id.0.to_le_bytes());
-    let digest = hasher.finalize();
-    let mut first = [0u8; 16];
-    first.copy_from_slice(&digest[..16]);
-    Id(i128::from_le_bytes(first))
+    derived_id(b"facegate ended session\0", id)
 }
 
 /// `record` as kept: under its stored id.

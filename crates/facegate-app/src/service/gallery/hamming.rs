@@ -48,7 +48,7 @@ pub fn nearest(distances: &[u16], bits: usize, wanted: usize, out: &mut Vec<u32>
 /// `distances` are ≤ `cut` (`bits` when there are fewer). Counted in four
 /// interleaved histograms: distances cluster around half the bits, and
 /// one table would make every count wait for the previous one.
-pub fn cut_off(distances: &[u16], bits: usize, wanted: usize) -> u16 {
+fn cut_off(distances: &[u16], bits: usize, wanted: usize) -> u16 {
     let mut histograms = vec![[0u32; 4]; bits + 1];
     let mut chunks = distances.chunks_exact(4);
     for c in &mut chunks {
@@ -71,7 +71,7 @@ pub fn cut_off(distances: &[u16], bits: usize, wanted: usize) -> u16 {
 
 /// Appends to `out` the index of every distance ≤ `cut`, in order: a
 /// mask per 64 distances (vector compares), indices only where it is set.
-pub fn within(distances: &[u16], cut: u16, out: &mut Vec<u32>) {
+fn within(distances: &[u16], cut: u16, out: &mut Vec<u32>) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;

@@ -235,7 +235,9 @@ impl SketchIndex {
     }
 
     /// Bytes held: vectors, sketches, slot owners (capacity counted) and
-    /// the per-user slot lists (estimated).
+    /// the per-user slot lists (estimated). Not counted: the distance
+    /// buffers kept between searches (2 bytes per template each, at most
+    /// [`SPARE_BUFFERS`]).
     pub fn memory_bytes(&self) -> usize {
         let lists: usize = self.by_user.values().map(|l| 16 + 4 * l.capacity()).sum();
         self.vectors.capacity() * 4

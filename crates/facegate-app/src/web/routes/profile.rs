@@ -18,6 +18,7 @@ use tower_sessions::Session;
 
 use crate::config::Config;
 use crate::domain::User;
+use crate::service::ServiceResult;
 use crate::web::client::ClientAddr;
 use crate::web::error::{classify, user_message};
 use crate::web::extract::{check_csrf, CheckedForm, CsrfForm, CsrfToken, PageUser};
@@ -94,11 +95,8 @@ async fn change_email(
     if let Err(r) = fresh_or_ask(&st, &session, &user).await {
         return r;
     }
-    match st.services.change_email(&user, &f.email).await {
-        Ok(()) => sess::flash(&session, "success", "Your e-mail address was saved.").await,
-        Err(e) => sess::flash(&session, "danger", user_message(&e)).await,
-    }
-    back()
+    let saved = st.services.change_email(&user, &f.email).await;
+    report(&session, saved, "Your e-mail address was saved.").await
 }
 
 #[derive(Deserialize)]
@@ -126,19 +124,25 @@ async fn change_password(
         sess::flash(&session, "danger", "The two new passwords differ.").await;
         return back();
     }
-    match st
+    let changed = st
         .services
         .change_password(&user, &f.current_password, &f.password)
-        .await
-    {
-        Ok(()) => {
-            if let Err(e) = sess::keep_after_ending_others(&st.services, &session, user.id).await {
-                return server_error_page(&st, &e);
-            }
-            let text = "Your password was changed; every other session was logged out.";
-            sess::flash(&session, "success", text).await
+        .await;
+    if changed.is_ok() {
+        if let Err(e) = sess::keep_after_ending_others(&st.services, &session, user.id).await {
+            return server_error_page(&st, &e);
         }
-        Err(e) => sess::flash(&session, "danger", user_message(&e)).await,
+    }
+    let text = "Your password was changed; every other session was logged out.";
+    report(&session, changed, text).await
+}
+
+/// The outcome of a change as a message on the profile page: `done`, or
+/// what went wrong.
+async fn report(session: &Session, outcome: ServiceResult<()>, done: &str) -> Response {
+    match outcome {
+        Ok(()) => sess::flash(session, "success", done).await,
+        Err(e) => sess::flash(session, "danger", user_message(&e)).await,
     }
     back()
 }
@@ -176,26 +180,16 @@ async fn reauth(
     PageUser(user): PageUser,
     CheckedForm(f): CheckedForm<ReauthForm>,
 ) -> Response {
-    let confirmed = st
+    let confirmed = match st
         .services
         .confirm_password(&user, &f.password, &client)
-        .await;
-    let result = match confirmed {
+        .await
+    {
         Ok(()) => sess::reauthenticated(&session, user.id).await,
-        Err(e) => Err(e),
+        refused => refused,
     };
-    match result {
-        Ok(()) => {
-            sess::flash(
-                &session,
-                "success",
-                "Thank you: your password is confirmed.",
-            )
-            .await
-        }
-        Err(e) => sess::flash(&session, "danger", user_message(&e)).await,
-    }
-    back()
+    let text = "Thank you: your password is confirmed.";
+    report(&session, confirmed, text).await
 }
 
 /// Ends every other session of the account; this one stays.
@@ -207,16 +201,10 @@ async fn logout_everywhere(
 ) -> Response {
     let ended = match st.services.end_sessions(&user).await {
         Ok(()) => sess::keep_after_ending_others(&st.services, &session, user.id).await,
-        Err(e) => Err(e),
+        failed => failed,
     };
-    match ended {
-        Ok(()) => {
-            let text = "Every other session of your account was logged out.";
-            sess::flash(&session, "success", text).await
-        }
-        Err(e) => sess::flash(&session, "danger", user_message(&e)).await,
-    }
-    back()
+    let text = "Every other session of your account was logged out.";
+    report(&session, ended, text).await
 }
 
 /// The CSRF token of the upload form, sent in its URL so that it is
