@@ -17,7 +17,7 @@
 # Screenshots (every page on a desktop and a 390x844 phone viewport, plus
 # each scenario's steps) and the server logs go to one directory per test
 # file under it: e2e-pages/, e2e-artifacts/, e2e-artifacts-liveness/,
-# e2e-oidc/.
+# e2e-step-up/, e2e-oidc/.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

@@ -18,7 +18,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ARTIFACTS_ROOT, BIN, FACES, CHROMIUM, startServer, makeClip, launchWithClip } from "./support.mjs";
+import { ARTIFACTS_ROOT, BIN, FACES, CHROMIUM, startServer, makeClip, launchWithClip, enrolOverApi } from "./support.mjs";
 
 const ARTIFACTS = path.join(ARTIFACTS_ROOT, "e2e-artifacts-liveness");
 
@@ -26,29 +26,6 @@ let tmp;
 let server;
 let baseUrl;
 let browser;
-
-// Registers `username` and enrols `photo` through the JSON API.
-async function enrol(username, photo) {
-  let cookie = "";
-  const call = async (url, init = {}) => {
-    const res = await fetch(baseUrl + url, { ...init, headers: { ...(init.headers || {}), cookie } });
-    const set = res.headers.getSetCookie ? res.headers.getSetCookie() : [];
-    for (const c of set) { cookie = c.split(";")[0]; }
-    return res;
-  };
-  const csrf = (await (await call("/api/csrf")).json()).csrf_token;
-  const reg = await call("/api/register", {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-csrf-token": csrf },
-    body: JSON.stringify({ username, email: `${username}@example.com`, password: "correct horse battery staple" }),
-  });
-  assert.equal(reg.status, 201, await reg.text());
-  const form = new FormData();
-  form.append("image", new Blob([fs.readFileSync(path.join(FACES, photo))], { type: "image/jpeg" }), photo);
-  const csrf2 = (await (await call("/api/csrf")).json()).csrf_token;
-  const up = await call("/api/me/faces", { method: "POST", headers: { "x-csrf-token": csrf2 }, body: form });
-  assert.equal(up.status, 201, await up.text());
-}
 
 process.on("exit", () => {
   if (server && server.exitCode === null) { server.kill("SIGKILL"); }
@@ -72,7 +49,7 @@ after(async () => {
 });
 
 test("a still photo on the camera is refused by the challenge, in plain words", { timeout: 180_000 }, async () => {
-  await enrol("barack", "obama_1.jpg");
+  await enrolOverApi(baseUrl, "barack", "obama_1.jpg");
   // A one-second clip of a still photo, looped by Chromium's fake camera.
   const clip = makeClip(path.join(FACES, "obama_2.jpg"), path.join(tmp, "still.y4m"));
   let page;

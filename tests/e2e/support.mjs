@@ -103,3 +103,109 @@ export async function launchWithClip(clip, baseUrl, viewport = { width: 1280, he
   const page = await context.newPage();
   return { browser, context, page };
 }
+
+// Registers `username` on the server at `baseUrl` and enrols `photo` (a
+// file of FACES) through the JSON API.
+export async function enrolOverApi(baseUrl, username, photo) {
+  let cookie = "";
+  const call = async (url, init = {}) => {
+    const res = await fetch(baseUrl + url, { ...init, headers: { ...(init.headers || {}), cookie } });
+    const set = res.headers.getSetCookie ? res.headers.getSetCookie() : [];
+    for (const c of set) { cookie = c.split(";")[0]; }
+    return res;
+  };
+  const csrf = (await (await call("/api/csrf")).json()).csrf_token;
+  const reg = await call("/api/register", {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-csrf-token": csrf },
+    body: JSON.stringify({ username, email: `${username}@example.com`, password: "correct horse battery staple" }),
+  });
+  if (reg.status !== 201) { throw new Error(`register ${username}: ${reg.status} ${await reg.text()}`); }
+  const form = new FormData();
+  form.append("image", new Blob([fs.readFileSync(path.join(FACES, photo))], { type: "image/jpeg" }), photo);
+  const csrf2 = (await (await call("/api/csrf")).json()).csrf_token;
+  const up = await call("/api/me/faces", { method: "POST", headers: { "x-csrf-token": csrf2 }, body: form });
+  if (up.status !== 201) { throw new Error(`enrol ${photo}: ${up.status} ${await up.text()}`); }
+}
+
+// A headless Chromium whose webcam is a person following the challenge's
+// arrows: `poses` maps each direction (center, left, right, up) to a photo
+// of FACES in that head pose. The page's camera is a canvas stream that,
+// ten times a second, shows the photo for the arrow on screen (center
+// otherwise), framed around the face as a webcam would (face about 40 %
+// of the width), shifted and scaled a little, with brightness drift and
+// sensor noise, like the API tests' genuine answers. `box` of each photo
+// comes from `facegate detect --json`.
+export async function launchWithPoses(baseUrl, poses, viewport = { width: 1280, height: 900 }) {
+  const detected = JSON.parse(execFileSync(BIN, ["detect", "--json",
+    ...Object.values(poses).map((p) => path.join(FACES, p))], { cwd: REPO, encoding: "utf8" }));
+  const shown = {};
+  Object.keys(poses).forEach((dir, i) => {
+    const b = detected[i].faces[0].bbox;
+    const box = [b.x1, b.y1, b.x2, b.y2];
+    const data = fs.readFileSync(path.join(FACES, poses[dir])).toString("base64");
+    shown[dir] = { src: `data:image/jpeg;base64,${data}`, box };
+  });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const context = await browser.newContext({ baseURL: baseUrl, viewport });
+  await context.addInitScript(followArrows, shown);
+  const page = await context.newPage();
+  return { browser, context, page };
+}
+
+// Runs in the page (addInitScript): the fake camera of launchWithPoses.
+function followArrows(shown) {
+  const W = 640, H = 480;
+  const canvas = document.createElement("canvas");
+  canvas.width = W;
+  canvas.height = H;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  const images = {};
+  for (const [dir, p] of Object.entries(shown)) {
+    const img = new Image();
+    img.src = p.src;
+    images[dir] = { img, box: p.box };
+  }
+  const ICONS = { "fa-arrow-left": "left", "fa-arrow-right": "right", "fa-arrow-up": "up" };
+  const asked = () => {
+    const arrow = document.getElementById("challenge-arrow");
+    const box = document.getElementById("challenge-box");
+    if (!arrow || !box || box.classList.contains("invisible")) { return "center"; }
+    const icon = Object.keys(ICONS).find((c) => arrow.classList.contains(c));
+    return icon ? ICONS[icon] : "center";
+  };
+  const rnd = () => Math.random() * 2 - 1;
+  const draw = () => {
+    const { img, box } = images[asked()] || images.center;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = "rgb(90,90,90)";
+    ctx.fillRect(0, 0, W, H);
+    if (!img.complete || !img.naturalWidth) { return; }
+    const [x1, y1, x2, y2] = box;
+    const scale = (W * 0.4) / Math.max(x2 - x1, y2 - y1) * (1 + 0.03 * rnd());
+    const cx = (x1 + x2) / 2, cy = (y1 + y2) / 2;
+    const dx = 6 * rnd(), dy = 6 * rnd();
+    ctx.setTransform(scale, 0, 0, scale, W / 2 - dx - cx * scale, H / 2 - dy - cy * scale);
+    ctx.drawImage(img, 0, 0);
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    const frame = ctx.getImageData(0, 0, W, H);
+    const gain = 1 + 0.04 * rnd();
+    const px = frame.data;
+    for (let i = 0; i < px.length; i += 4) {
+      const n = 3 * rnd();
+      px[i] = px[i] * gain + n;
+      px[i + 1] = px[i + 1] * gain + n;
+      px[i + 2] = px[i + 2] * gain + n;
+    }
+    ctx.putImageData(frame, 0, 0);
+  };
+  draw();
+  window.setInterval(draw, 100);
+  const stream = canvas.captureStream(10);
+  navigator.mediaDevices.getUserMedia = async () => stream;
+}
