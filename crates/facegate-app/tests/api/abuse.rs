@@ -145,11 +145,35 @@ fn shape(v: &Value) -> Vec<String> {
     keys
 }
 
+/// Wrong passwords for a known and an unknown name, ten rounds, which name
+/// goes first alternating (under load the second request of each pair was
+/// the slower one in every round of a failed run, when the unknown name
+/// always came second). Returns each name's times and first answer.
+async fn time_wrong_passwords(a: &Agent, attempt: usize) -> ([Vec<Duration>; 2], [Value; 2]) {
+    let mut times = [Vec::new(), Vec::new()];
+    let mut bodies = [Value::Null, Value::Null];
+    for round in 0..10 {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let name = ["alice", "nobody-at-all"][i];
+            let t = Instant::now();
+            let r = a
+                .login(name, &format!("wrong password {attempt}.{round}"))
+                .await;
+            times[i].push(t.elapsed());
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            bodies[i] = r.json::<Value>().await.unwrap();
+        }
+    }
+    (times, bodies)
+}
+
 #[tokio::test]
 async fn known_and_unknown_usernames_look_the_same() {
     let tmp = tempfile::tempdir().unwrap();
     let app = DirApp::spawn(tmp.path(), |c| {
         c.rate_limit_per_address = 0;
+        c.rate_limit_per_account = 0;
         c.face_login = FaceLoginMode::Verify;
     })
     .await
@@ -158,38 +182,32 @@ async fn known_and_unknown_usernames_look_the_same() {
     a.register("alice").await;
     a.upload_face(&face("obama_1.jpg")).await;
     a.logout().await;
-    let mut times = [Vec::new(), Vec::new()];
-    let mut bodies = [Vec::new(), Vec::new()];
-    // Which name goes first alternates (ten rounds: the per-account limit).
-    // Under load the second request of each pair was the slower one in every
-    // round of a failed run, when the unknown name always came second.
-    for round in 0..10 {
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for i in order {
-            let name = ["alice", "nobody-at-all"][i];
-            let t = Instant::now();
-            let r = a.login(name, &format!("wrong password {round}")).await;
-            times[i].push(t.elapsed());
-            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-            bodies[i].push(r.json::<Value>().await.unwrap());
-        }
-    }
-    assert_eq!(bodies[0][0], bodies[1][0], "same code and message");
-    assert_eq!(shape(&bodies[0][0]), shape(&bodies[1][0]));
     // Both paths run argon2: neither name is measurably faster. The other
     // tests share the two cores and only ever add time, so each path's
-    // fastest round is the estimate of its own cost.
-    let fastest = |v: &[Duration]| v.iter().min().copied().unwrap();
-    let (known, unknown) = (fastest(&times[0]), fastest(&times[1]));
-    assert!(
-        known > Duration::from_millis(5),
-        "argon2 takes time: {known:?}"
-    );
-    let ratio = unknown.as_secs_f64() / known.as_secs_f64();
-    assert!(
-        (0.6..=1.0 / 0.6).contains(&ratio),
-        "unknown {unknown:?} vs known {known:?} (all rounds: {times:?})"
-    );
+    // fastest round is the estimate of its own cost. Parallel tests can
+    // still skew one set of ten rounds (a ratio of 0.58 was seen), so up to
+    // three sets are measured; a path without argon2 (about 25 ms here)
+    // would be many times faster in every one.
+    let mut seen = Vec::new();
+    for attempt in 0..3 {
+        let (times, bodies) = time_wrong_passwords(&a, attempt).await;
+        assert_eq!(bodies[0], bodies[1], "same code and message");
+        assert_eq!(shape(&bodies[0]), shape(&bodies[1]));
+        let fastest = |v: &[Duration]| v.iter().min().copied().unwrap();
+        let (known, unknown) = (fastest(&times[0]), fastest(&times[1]));
+        assert!(
+            known > Duration::from_millis(5),
+            "argon2 takes time: {known:?}"
+        );
+        let ratio = unknown.as_secs_f64() / known.as_secs_f64();
+        if (0.6..=1.0 / 0.6).contains(&ratio) {
+            break;
+        }
+        seen.push(format!(
+            "unknown {unknown:?} vs known {known:?} ({times:?})"
+        ));
+        assert!(seen.len() < 3, "three sets differ: {seen:#?}");
+    }
     // Face verify: the same answer for a stranger's face on a known name and
     // for an unknown name.
     let known = a.face_login(&face("biden_2.jpg"), Some("alice")).await;
