@@ -15,55 +15,30 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { ARTIFACTS_ROOT, BIN, FACES, CHROMIUM, startServer, makeClip, launchWithClip, enrolOverApi } from "./support.mjs";
+import { FACES, makeClip, launchWithClip, enrolOverApi, startSuiteServer, challengeAnswers } from "./support.mjs";
 
-const ARTIFACTS = path.join(ARTIFACTS_ROOT, "e2e-artifacts-liveness");
-
-let tmp;
-let server;
-let baseUrl;
+let suite;
 let browser;
 
-process.on("exit", () => {
-  if (server && server.exitCode === null) { server.kill("SIGKILL"); }
-  if (tmp) { fs.rmSync(tmp, { recursive: true, force: true }); }
-});
-
 before(async () => {
-  assert.ok(fs.existsSync(BIN), `server binary missing: ${BIN} (cargo build --release -p facegate)`);
-  assert.ok(fs.existsSync(CHROMIUM), `Chromium missing: ${CHROMIUM}`);
-  fs.rmSync(ARTIFACTS, { recursive: true, force: true });
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "facegate-e2e-liveness-"));
-  const s = startServer(path.join(tmp, "data"), path.join(ARTIFACTS, "server.log"), { FACEGATE_LIVENESS: "both" });
-  server = s.child;
-  baseUrl = await s.listening;
+  suite = await startSuiteServer("e2e-artifacts-liveness", { FACEGATE_LIVENESS: "both" });
 });
 
 after(async () => {
   if (browser) { await browser.close().catch(() => {}); }
-  if (server && server.exitCode === null) { server.kill("SIGTERM"); }
+  if (suite && suite.server.exitCode === null) { suite.server.kill("SIGTERM"); }
 });
 
 test("a still photo on the camera is refused by the challenge, in plain words", { timeout: 180_000 }, async () => {
-  await enrolOverApi(baseUrl, "barack", "obama_1.jpg");
+  await enrolOverApi(suite.baseUrl, "barack", "obama_1.jpg");
   // A one-second clip of a still photo, looped by Chromium's fake camera.
-  const clip = makeClip(path.join(FACES, "obama_2.jpg"), path.join(tmp, "still.y4m"));
+  const clip = makeClip(path.join(FACES, "obama_2.jpg"), path.join(suite.tmp, "still.y4m"));
   let page;
-  ({ browser, page } = await launchWithClip(clip, baseUrl));
+  ({ browser, page } = await launchWithClip(clip, suite.baseUrl));
   const problems = [];
   page.on("pageerror", (e) => problems.push(e.message));
-  const answers = [];
-  page.on("response", async (res) => {
-    if (res.request().method() === "POST" && /\/frames$/.test(new URL(res.url()).pathname)) {
-      let body = {};
-      try { body = await res.json(); } catch { /* not JSON */ }
-      answers.push({ status: res.status(), error: body.error });
-    }
-  });
+  const answers = challengeAnswers(page);
 
   await page.goto("/face-login");
   const card = page.locator(".card").first();
@@ -86,16 +61,16 @@ test("a still photo on the camera is refused by the challenge, in plain words", 
   assert.equal(step.copies, 1, "the instruction is shown once");
   const heightDuring = (await card.boundingBox()).height;
   assert.ok(Math.abs(heightDuring - heightBefore) < 2, `card height ${heightBefore} -> ${heightDuring}`);
-  await page.screenshot({ path: path.join(ARTIFACTS, "01-challenge-instruction.png"), fullPage: true });
+  await page.screenshot({ path: path.join(suite.artifacts, "01-challenge-instruction.png"), fullPage: true });
   // Every step looks different from the one before: its count changes.
   await page.locator("#challenge-count").filter({ hasText: /^Step 2 of \d$/ }).waitFor({ timeout: 10_000 });
 
   const refusal = page.locator("#challenge-refusal");
   await refusal.waitFor({ state: "visible", timeout: 60_000 });
   const text = await refusal.innerText();
-  await page.screenshot({ path: path.join(ARTIFACTS, "02-challenge-refused.png"), fullPage: true });
+  await page.screenshot({ path: path.join(suite.artifacts, "02-challenge-refused.png"), fullPage: true });
 
-  assert.deepEqual(answers.map((a) => [a.status, a.error]), [[401, "spoof"]]);
+  assert.deepEqual(answers, [[401, "spoof"]]);
   // One calm sentence and what to do, styled as a refusal, no jargon.
   assert.match(text, /did not look like a live person/i, text);
   assert.match(text, /Follow the arrows and move your head slowly/, text);

@@ -16,61 +16,37 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { ARTIFACTS_ROOT, BIN, CHROMIUM, startServer, enrolOverApi, launchWithPoses } from "./support.mjs";
+import { enrolOverApi, launchWithPoses, startSuiteServer, challengeAnswers } from "./support.mjs";
 
-const ARTIFACTS = path.join(ARTIFACTS_ROOT, "e2e-step-up");
 // The head poses of the API tests' genuine answers (facegate-vision's
 // eval::scenarios): level, turned to his left, to his right, tilted up.
 const POSES = { center: "obama_1.jpg", left: "obama_4.jpg", right: "obama_2.jpg", up: "obama_3.jpg" };
 
-let tmp;
-let server;
-let baseUrl;
+let suite;
 const browsers = [];
 
-process.on("exit", () => {
-  if (server && server.exitCode === null) { server.kill("SIGKILL"); }
-  if (tmp) { fs.rmSync(tmp, { recursive: true, force: true }); }
-});
-
 before(async () => {
-  assert.ok(fs.existsSync(BIN), `server binary missing: ${BIN} (cargo build --release -p facegate)`);
-  assert.ok(fs.existsSync(CHROMIUM), `Chromium missing: ${CHROMIUM}`);
-  fs.rmSync(ARTIFACTS, { recursive: true, force: true });
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "facegate-e2e-step-up-"));
-  const s = startServer(path.join(tmp, "data"), path.join(ARTIFACTS, "server.log"), {
+  suite = await startSuiteServer("e2e-step-up", {
     FACEGATE_LIVENESS: "both",
     FACEGATE_LIVENESS_PASSIVE__MAX_NET_SCORE: "-1",
   });
-  server = s.child;
-  baseUrl = await s.listening;
-  await enrolOverApi(baseUrl, "barack", "obama_1.jpg");
+  await enrolOverApi(suite.baseUrl, "barack", "obama_1.jpg");
 });
 
 after(async () => {
   for (const b of browsers) { await b.close().catch(() => {}); }
-  if (server && server.exitCode === null) { server.kill("SIGTERM"); }
+  if (suite && suite.server.exitCode === null) { suite.server.kill("SIGTERM"); }
 });
 
 // The face-login page in a new browser, with the challenge answers'
 // statuses and error codes collected in `answers`.
 async function openFaceLogin() {
-  const { browser, page } = await launchWithPoses(baseUrl, POSES);
+  const { browser, page } = await launchWithPoses(suite.baseUrl, POSES);
   browsers.push(browser);
   const problems = [];
   page.on("pageerror", (e) => problems.push(e.message));
-  const answers = [];
-  page.on("response", async (res) => {
-    if (res.request().method() === "POST" && /\/frames$/.test(new URL(res.url()).pathname)) {
-      let body = {};
-      try { body = await res.json(); } catch { /* not JSON */ }
-      answers.push([res.status(), body.error]);
-    }
-  });
+  const answers = challengeAnswers(page);
   await page.goto("/face-login");
   return { page, answers, problems };
 }
@@ -79,7 +55,7 @@ async function openFaceLogin() {
 async function expectStepUp(page, answers, shot) {
   const refusal = page.locator("#challenge-refusal");
   await refusal.waitFor({ state: "visible", timeout: 60_000 });
-  await page.screenshot({ path: path.join(ARTIFACTS, shot), fullPage: true });
+  await page.screenshot({ path: path.join(suite.artifacts, shot), fullPage: true });
   assert.deepEqual(answers, [[401, "step_up"]], "the head movements passed; the network doubted");
   const text = await refusal.innerText();
   assert.match(text, /one more, slightly longer check/i, text);
@@ -98,9 +74,9 @@ test("a doubted face gets one more, longer check in the browser and is let in", 
   await page.locator("#challenge-retry").click();
   // The second chance says so and has four steps.
   await page.locator("#challenge-count").filter({ hasText: /^Step 1 of 4$/ }).waitFor({ timeout: 30_000 });
-  await page.screenshot({ path: path.join(ARTIFACTS, "02-second-chance.png"), fullPage: true });
+  await page.screenshot({ path: path.join(suite.artifacts, "02-second-chance.png"), fullPage: true });
   await page.waitForURL((url) => url.pathname !== "/face-login", { timeout: 60_000 });
-  await page.screenshot({ path: path.join(ARTIFACTS, "03-logged-in.png"), fullPage: true });
+  await page.screenshot({ path: path.join(suite.artifacts, "03-logged-in.png"), fullPage: true });
   assert.deepEqual(answers, [[401, "step_up"], [200, undefined]]);
   const me = await page.request.get("/api/me");
   assert.equal(me.status(), 200, "logged in");
@@ -118,7 +94,7 @@ test("a doubted face can use the password instead", { timeout: 180_000 }, async 
   await page.locator("#login-password").fill("correct horse battery staple");
   await page.locator("#login-submit").click();
   await page.waitForURL((url) => url.pathname !== "/login", { timeout: 30_000 });
-  await page.screenshot({ path: path.join(ARTIFACTS, "05-password.png"), fullPage: true });
+  await page.screenshot({ path: path.join(suite.artifacts, "05-password.png"), fullPage: true });
   const me = await page.request.get("/api/me");
   assert.equal(me.status(), 200, "logged in");
   assert.equal((await me.json()).username, "barack");

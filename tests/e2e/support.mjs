@@ -4,6 +4,7 @@
 
 import { spawn, execFileSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -208,4 +209,36 @@ function followArrows(shown) {
   window.setInterval(draw, 100);
   const stream = canvas.captureStream(10);
   navigator.mediaDevices.getUserMedia = async () => stream;
+}
+
+// One test file's server: checks the binaries, empties its artifacts
+// directory ARTIFACTS_ROOT/`name`, starts `facegate serve` with `settings`
+// on a fresh data directory (its log in the artifacts), and removes it all
+// when the process exits. Resolves once the server listens.
+export async function startSuiteServer(name, settings) {
+  if (!fs.existsSync(BIN)) { throw new Error(`server binary missing: ${BIN} (cargo build --release -p facegate)`); }
+  if (!fs.existsSync(CHROMIUM)) { throw new Error(`Chromium missing: ${CHROMIUM}`); }
+  const artifacts = path.join(ARTIFACTS_ROOT, name);
+  fs.rmSync(artifacts, { recursive: true, force: true });
+  fs.mkdirSync(artifacts, { recursive: true });
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `facegate-${name}-`));
+  const s = startServer(path.join(tmp, "data"), path.join(artifacts, "server.log"), settings);
+  process.on("exit", () => {
+    if (s.child.exitCode === null) { s.child.kill("SIGKILL"); }
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+  return { artifacts, tmp, server: s.child, baseUrl: await s.listening };
+}
+
+// The [status, error code] of each challenge answer `page` posts, in order.
+export function challengeAnswers(page) {
+  const answers = [];
+  page.on("response", async (res) => {
+    if (res.request().method() === "POST" && /\/frames$/.test(new URL(res.url()).pathname)) {
+      let body = {};
+      try { body = await res.json(); } catch { /* not JSON */ }
+      answers.push([res.status(), body.error]);
+    }
+  });
+  return answers;
 }
