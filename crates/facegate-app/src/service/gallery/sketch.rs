@@ -50,6 +50,31 @@ pub struct SketchIndex {
     spare: std::sync::Mutex<Vec<Vec<u16>>>,
 }
 
+/// Asks the kernel to back a large array with 2 MiB pages where it does so
+/// on request (transparent huge pages in `madvise` mode): every probe scans
+/// all the sketches and reads candidates' vectors scattered over hundreds of
+/// megabytes, and with 4 KiB pages most of those reads also miss the TLB.
+fn advise_huge_pages<T>(v: &Vec<T>) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = v.as_ptr() as usize;
+        let end = start + v.capacity() * std::mem::size_of::<T>();
+        let (first, last) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
+        if last > first {
+            // SAFETY: the range lies inside the vector's allocation, and
+            // MADV_HUGEPAGE only changes how the kernel backs those pages.
+            unsafe {
+                libc::madvise(
+                    first as *mut libc::c_void,
+                    last - first,
+                    libc::MADV_HUGEPAGE,
+                );
+            }
+        }
+    }
+}
+
 /// How many candidates ahead their vectors are fetched into the cache.
 const PREFETCH_AHEAD: usize = 8;
 
@@ -147,6 +172,7 @@ impl SketchIndex {
         // Some room to grow without moving everything at the next enrolment.
         let room = templates.len() + templates.len() / 16;
         index.vectors.reserve_exact(room * dim);
+        advise_huge_pages(&index.vectors);
         index.users.reserve_exact(room);
         for (i, item) in templates.enumerate() {
             let t: &MatchTemplate = item.borrow();
@@ -164,6 +190,7 @@ impl SketchIndex {
         index
             .codes
             .reserve_exact(room.saturating_sub(n) * index.words);
+        advise_huge_pages(&index.codes);
         index.sketch_all(progress);
         for (slot, &user) in index.users.iter().enumerate() {
             index.by_user.entry(user).or_default().push(slot as u32);
