@@ -171,14 +171,16 @@ impl Default for Config {
 }
 
 /// The 1:N search (`[gallery]`, docs/CONFIGURATION.md): exhaustive below
-/// `index_min_templates` templates; above, binary sketches pick
-/// `candidates` templates that are re-scored exactly.
+/// `index_min_templates` templates; above, binary sketches pick the
+/// `candidates` nearest templates, and the best eighth of those are
+/// scored exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GalleryConfig {
     /// Templates from which the sketches are used (0: always).
     pub index_min_templates: usize,
-    /// Templates with the nearest sketches re-scored exactly per probe.
+    /// Templates with the nearest sketches kept per probe (an eighth of
+    /// them scored exactly).
     pub candidates: usize,
 }
 

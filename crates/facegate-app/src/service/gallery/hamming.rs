@@ -5,13 +5,11 @@
 //! (x86-64's baseline has no popcount instruction at all).
 
 /// Writes into `out` the Hamming distance from `q` to each `q.len()`-word
-/// sketch of `codes` (`out` gets one entry per sketch).
-pub fn distances(codes: &[u64], q: &[u64], out: &mut Vec<u16>) {
-    out.clear();
+/// sketch of `codes` (one entry of `out` per sketch).
+pub fn distances(codes: &[u64], q: &[u64], out: &mut [u16]) {
     if q.is_empty() {
         return;
     }
-    out.resize(codes.len() / q.len(), 0);
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
@@ -27,51 +25,42 @@ pub fn distances(codes: &[u64], q: &[u64], out: &mut Vec<u16>) {
     scan(codes, q, out)
 }
 
-/// Appends to `out` the indices of the nearest of `distances`, in order:
-/// every one ≤ a cut-off that keeps at least `wanted` (all of them when
-/// there are fewer). The cut-off is first estimated from every 8th
-/// distance, aiming a little high; only when that keeps too few is it
-/// counted over all of them ([`cut_off`]).
-pub fn nearest(distances: &[u16], bits: usize, wanted: usize, out: &mut Vec<u32>) {
-    const STRIDE: usize = 8;
-    let sample: Vec<u16> = distances.iter().step_by(STRIDE).copied().collect();
-    let aim = (wanted + wanted / 8).div_ceil(STRIDE);
-    out.clear();
-    within(distances, cut_off(&sample, bits, aim), out);
-    if out.len() < wanted.min(distances.len()) {
-        out.clear();
-        within(distances, cut_off(distances, bits, wanted), out);
+/// Counts of each distance among every `stride`th of `distances` (the
+/// last bin holds `bits` and over). Counted in four interleaved
+/// histograms: distances cluster around half the bits, and one table
+/// would make every count wait for the previous one.
+pub fn histogram(distances: &[u16], stride: usize, bits: usize) -> Vec<u32> {
+    let mut lanes = vec![[0u32; 4]; bits + 1];
+    for (i, &d) in distances.iter().step_by(stride).enumerate() {
+        lanes[(d as usize).min(bits)][i % 4] += 1;
     }
+    lanes.iter().map(|l| l.iter().sum()).collect()
 }
 
-/// The smallest distance `cut` such that at least `wanted` of
-/// `distances` are ≤ `cut` (`bits` when there are fewer). Counted in four
-/// interleaved histograms: distances cluster around half the bits, and
-/// one table would make every count wait for the previous one.
-fn cut_off(distances: &[u16], bits: usize, wanted: usize) -> u16 {
-    let mut histograms = vec![[0u32; 4]; bits + 1];
-    let mut chunks = distances.chunks_exact(4);
-    for c in &mut chunks {
-        for (lane, &d) in c.iter().enumerate() {
-            histograms[(d as usize).min(bits)][lane] += 1;
-        }
+/// Adds the counts of `b` to `a` (histograms of the same bits).
+pub fn merge(mut a: Vec<u32>, b: Vec<u32>) -> Vec<u32> {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
     }
-    for &d in chunks.remainder() {
-        histograms[(d as usize).min(bits)][0] += 1;
-    }
+    a
+}
+
+/// The smallest distance `cut` such that at least `wanted` of the counted
+/// distances are ≤ `cut` (the last bin when there are fewer).
+pub fn cut_off(histogram: &[u32], wanted: usize) -> u16 {
     let mut kept = 0u64;
-    for (cut, h) in histograms.iter().enumerate() {
-        kept += h.iter().map(|&n| n as u64).sum::<u64>();
+    for (cut, &n) in histogram.iter().enumerate() {
+        kept += u64::from(n);
         if kept >= wanted as u64 {
             return cut as u16;
         }
     }
-    bits as u16
+    histogram.len().saturating_sub(1) as u16
 }
 
 /// Appends to `out` the index of every distance ≤ `cut`, in order: a
 /// mask per 64 distances (vector compares), indices only where it is set.
-fn within(distances: &[u16], cut: u16, out: &mut Vec<u32>) {
+pub fn within(distances: &[u16], cut: u16, out: &mut Vec<u32>) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
@@ -167,7 +156,7 @@ mod tests {
                 );
                 codes.extend(c);
             }
-            let mut out = Vec::new();
+            let mut out = vec![0; want.len()];
             distances(&codes, &q, &mut out);
             assert_eq!(out, want, "{words} words");
         }
@@ -183,26 +172,18 @@ mod tests {
     }
 
     #[test]
-    fn nearest_keeps_at_least_the_wanted_number_and_all_at_the_cut() {
-        let d: Vec<u16> = (0..5000u32).map(|i| ((i * 7919) % 257) as u16).collect();
-        for wanted in [1, 10, 100, 1000, 5000, 6000] {
-            let mut out = Vec::new();
-            nearest(&d, 256, wanted, &mut out);
-            assert!(out.len() >= wanted.min(d.len()), "{wanted}: {}", out.len());
-            let cut = out.iter().map(|&i| d[i as usize]).max().unwrap();
-            let all: Vec<u32> = (0..5000u32).filter(|&i| d[i as usize] <= cut).collect();
-            assert_eq!(out, all, "{wanted}");
-        }
-    }
-
-    #[test]
     fn the_cut_off_keeps_at_least_the_wanted_number() {
-        let d: Vec<u16> = vec![5, 3, 3, 9, 7, 3, 1];
-        assert_eq!(cut_off(&d, 16, 1), 1);
-        assert_eq!(cut_off(&d, 16, 2), 3);
-        assert_eq!(cut_off(&d, 16, 4), 3);
-        assert_eq!(cut_off(&d, 16, 5), 5);
-        assert_eq!(cut_off(&d, 16, 7), 9);
-        assert_eq!(cut_off(&d, 16, 8), 16);
+        let d: Vec<u16> = vec![5, 3, 3, 9, 7, 3, 1, 20];
+        let h = histogram(&d, 1, 16);
+        assert_eq!(h.iter().sum::<u32>(), 8);
+        assert_eq!(cut_off(&h, 1), 1);
+        assert_eq!(cut_off(&h, 2), 3);
+        assert_eq!(cut_off(&h, 4), 3);
+        assert_eq!(cut_off(&h, 5), 5);
+        assert_eq!(cut_off(&h, 7), 9);
+        assert_eq!(cut_off(&h, 8), 16);
+        assert_eq!(cut_off(&h, 9), 16);
+        let every_other = histogram(&d, 2, 16);
+        assert_eq!(merge(every_other, histogram(&d[1..], 2, 16)), h);
     }
 }

@@ -14,6 +14,7 @@
 //! indexed gallery in the background while the old one keeps answering.
 
 mod hamming;
+mod search;
 pub mod sketch;
 
 use std::sync::{Arc, Mutex, RwLock};

@@ -4,12 +4,13 @@
 //! output, 256 bits for a 192-dimension embedding). A probe's sketch is
 //! compared with all of them by Hamming distance (XOR and popcount, 32
 //! bytes per template instead of 768; [`super::hamming`]), at least the
-//! `candidates` nearest are kept and scored, and the best users among them
-//! are re-scored exactly with the same cosine similarity as the plain
-//! exhaustive search, over all their templates.
-//! Scores are therefore never approximate: only a user whose sketch is
-//! not among the candidates can be missed (measured by `facegate
-//! bench-index`, docs/BENCHMARKS.md).
+//! `candidates` nearest are kept, the best eighth of those by how well
+//! their bits agree with the probe's projections are scored
+//! ([`super::search`]), and the best users among them are re-scored
+//! exactly with the same cosine similarity as the plain exhaustive search,
+//! over all their templates. Scores are therefore never approximate: only
+//! a user whose sketch is not among the candidates can be missed
+//! (measured by `facegate bench-index`, docs/BENCHMARKS.md).
 //!
 //! An HNSW graph (usearch) was tried first: on a gallery of random
 //! templates, the hard case for graph search, it found the exact best
@@ -19,14 +20,15 @@ use std::collections::HashMap;
 
 use facegate_vision::cosine_similarity;
 
+use super::search::{self, Budget, Probe, Stored, FREE};
 use crate::domain::MatchTemplate;
 
 /// Users whose every template is scored per probe: the decision needs
 /// the best two; the others are a margin for users with several.
 const RESCORED_USERS: usize = 8;
 
-/// A slot whose template was removed (reused by the next insert).
-const FREE: i64 = i64::MIN;
+/// The share of the nearest sketches whose vectors are scored: one in 8.
+const SCORED_SHARE: usize = 8;
 
 /// The in-memory search structure of one model's templates.
 pub struct SketchIndex {
@@ -44,10 +46,6 @@ pub struct SketchIndex {
     users: Vec<i64>,
     by_user: HashMap<i64, Vec<u32>>,
     free: Vec<u32>,
-    /// Distance buffers of finished searches, reused by the next ones (a
-    /// fresh 2 MB buffer per probe at a million templates costs more in
-    /// page faults than the scan itself).
-    spare: std::sync::Mutex<Vec<Vec<u16>>>,
 }
 
 /// Asks the kernel to back a large array with 2 MiB pages where it does so
@@ -74,12 +72,6 @@ fn advise_huge_pages<T>(v: &Vec<T>) {
         }
     }
 }
-
-/// How many candidates ahead their vectors are fetched into the cache.
-const PREFETCH_AHEAD: usize = 8;
-
-/// Distance buffers kept for reuse (one per search running at once).
-const SPARE_BUFFERS: usize = 4;
 
 /// A fixed pseudo-random ±1 sequence (splitmix64), the same in every
 /// process, so that sketches made anywhere compare.
@@ -132,7 +124,6 @@ impl SketchIndex {
             users: Vec::new(),
             by_user: HashMap::new(),
             free: Vec::new(),
-            spare: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -262,9 +253,7 @@ impl SketchIndex {
     }
 
     /// Bytes held: vectors, sketches, slot owners (capacity counted) and
-    /// the per-user slot lists (estimated). Not counted: the distance
-    /// buffers kept between searches (2 bytes per template each, at most
-    /// [`SPARE_BUFFERS`]).
+    /// the per-user slot lists (estimated).
     pub fn memory_bytes(&self) -> usize {
         let lists: usize = self.by_user.values().map(|l| 16 + 4 * l.capacity()).sum();
         self.vectors.capacity() * 4
@@ -275,25 +264,30 @@ impl SketchIndex {
             + lists
     }
 
-    /// The slots whose sketch is nearest to `probe`'s: at least
-    /// `candidates` of them (all at the cut-off distance).
-    fn nearest_slots(&self, probe: &[f32]) -> Vec<u32> {
-        let q = self.sketch(probe);
-        let mut distances = self
-            .spare
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop()
-            .unwrap_or_default();
-        super::hamming::distances(&self.codes, &q, &mut distances);
-        let mut slots = Vec::with_capacity(self.candidates * 2);
-        super::hamming::nearest(&distances, self.words * 64, self.candidates, &mut slots);
-        slots.retain(|&slot| self.users[slot as usize] != FREE);
-        let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
-        if spare.len() < SPARE_BUFFERS {
-            spare.push(distances);
-        }
-        slots
+    /// The candidates of `probe` with their exact similarity
+    /// ([`search::candidates`]).
+    fn candidates(&self, probe: &[f32]) -> Vec<(i64, f32)> {
+        let mut projections = vec![0.0; self.width];
+        let mut code = vec![0; self.words];
+        self.sketch_into(probe, &mut projections, &mut code);
+        let stored = Stored {
+            dim: self.dim,
+            words: self.words,
+            vectors: &self.vectors,
+            codes: &self.codes,
+            users: &self.users,
+        };
+        let probe = Probe {
+            vector: probe,
+            norm: probe.iter().map(|x| x * x).sum::<f32>().sqrt(),
+            code: &code,
+            projections: &projections,
+        };
+        let budget = Budget {
+            kept: self.candidates,
+            scored: (self.candidates / SCORED_SHARE).max(2),
+        };
+        search::candidates(&stored, &probe, budget)
     }
 
     /// The candidate users of `probe`, each with their exact best score
@@ -305,43 +299,13 @@ impl SketchIndex {
         if probe.len() != self.dim || self.is_empty() {
             return Vec::new();
         }
-        let probe_norm = probe.iter().map(|x| x * x).sum::<f32>().sqrt();
-        let slots = self.nearest_slots(probe);
-        let scored: Vec<(i64, f32)> = slots
-            .iter()
-            .enumerate()
-            .map(|(i, &slot)| {
-                // The candidates lie anywhere in memory: ask for those a
-                // few ahead now, or each costs a dozen cache misses in turn.
-                if let Some(&ahead) = slots.get(i + PREFETCH_AHEAD) {
-                    self.prefetch(ahead as usize);
-                }
-                let s = slot as usize;
-                let v = &self.vectors[s * self.dim..(s + 1) * self.dim];
-                (self.users[s], similarity(v, probe, probe_norm))
-            })
-            .collect();
+        let scored = self.candidates(probe);
         let mut ranked: Vec<(i64, f32)> = best_users(scored, RESCORED_USERS)
             .into_iter()
             .filter_map(|u| self.user_best(u, probe).map(|s| (u, s)))
             .collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         ranked
-    }
-
-    /// Starts loading slot `s`'s vector and owner into the cache.
-    fn prefetch(&self, s: usize) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let v = &self.vectors[s * self.dim..(s + 1) * self.dim];
-            for line in v.chunks(16) {
-                // SAFETY: a prefetch is only a hint; the address is in bounds.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
-            }
-            // SAFETY: as above.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>((&self.users[s] as *const i64).cast()) };
-        }
     }
 
     /// The exact best score of `user_id`'s templates against `probe`.
@@ -389,29 +353,6 @@ impl SketchIndex {
             self.by_user.insert(user_id, slots);
         }
     }
-}
-
-/// Cosine similarity for choosing candidates, in eight lanes the
-/// compiler vectorises (the decision's scores come from
-/// [`cosine_similarity`], whose single sum is the exhaustive search's).
-fn similarity(v: &[f32], probe: &[f32], probe_norm: f32) -> f32 {
-    let (mut dot, mut norm) = ([0.0f32; 8], [0.0f32; 8]);
-    for (a, b) in v.chunks_exact(8).zip(probe.chunks_exact(8)) {
-        for i in 0..8 {
-            dot[i] += a[i] * b[i];
-            norm[i] += a[i] * a[i];
-        }
-    }
-    let tail = v.len() / 8 * 8;
-    for (a, b) in v[tail..].iter().zip(&probe[tail..]) {
-        dot[0] += a * b;
-        norm[0] += a * a;
-    }
-    let (dot, norm) = (dot.iter().sum::<f32>(), norm.iter().sum::<f32>());
-    if norm == 0.0 || probe_norm == 0.0 {
-        return 0.0;
-    }
-    dot / (norm.sqrt() * probe_norm)
 }
 
 /// The first `n` distinct users of `scored` (user, score) by score, best
