@@ -80,7 +80,7 @@ pub fn candidates(stored: &Stored, probe: &Probe, budget: Budget) -> Vec<(i64, f
     if kept < wanted {
         // The pilot misled (rare): count every distance, then take them.
         let all = pieces(stored, |_, codes| {
-            with_distances(codes, probe.code, |d| hamming::histogram(d, 1, bits))
+            with_distances(codes, probe.code, |d| hamming::histogram(d, bits))
         })
         .into_iter()
         .reduce(hamming::merge)
@@ -103,7 +103,7 @@ fn pilot_cut(stored: &Stored, code: &[u64], kept: usize) -> u16 {
     let pilot = n.min(PILOT);
     let bits = stored.words * 64;
     let codes = &stored.codes[..pilot * stored.words];
-    let histogram = with_distances(codes, code, |d| hamming::histogram(d, 1, bits));
+    let histogram = with_distances(codes, code, |d| hamming::histogram(d, bits));
     if pilot == n {
         return hamming::cut_off(&histogram, kept);
     }
