@@ -349,16 +349,18 @@ impl Pipeline for FaceEngine {
         FaceEngine::detect_tracked(self, img, previous)
     }
 
-    fn in_view(&self, img: &RgbImage, face: &DetectedFace) -> bool {
-        FaceEngine::in_view(self, face, &self.quality(img, face))
+    fn in_view_aligned(&self, img: &RgbImage, face: &DetectedFace) -> (bool, RgbImage) {
+        let aligned = FaceEngine::align(self, img, face);
+        let quality = if aligned.dimensions() == (quality::ALIGNED_SIZE, quality::ALIGNED_SIZE) {
+            quality::assess_aligned(&aligned, face, &self.config.quality)
+        } else {
+            self.quality(img, face)
+        };
+        (FaceEngine::in_view(self, face, &quality), aligned)
     }
 
     fn sharpness(&self, img: &RgbImage, face: &DetectedFace) -> f32 {
         self.quality(img, face).sharpness
-    }
-
-    fn align(&self, img: &RgbImage, face: &DetectedFace) -> RgbImage {
-        FaceEngine::align(self, img, face)
     }
 
     fn embed_aligned(&self, aligned: &RgbImage) -> Result<Embedding, VisionError> {

@@ -102,11 +102,25 @@ fn laplacian_variance(g: &[f32], size: usize, margin: usize) -> f32 {
     vals.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n
 }
 
+/// Side of the aligned face quality is measured on.
+pub const ALIGNED_SIZE: u32 = 112;
+
 /// Measures a face against `limits`.
 pub fn assess(img: &RgbImage, face: &DetectedFace, limits: &QualityLimits) -> Quality {
-    const SIZE: usize = 112;
-    let aligned = align_face(img, &face.landmarks, SIZE as u32);
-    let g = grey(&aligned);
+    assess_aligned(
+        &align_face(img, &face.landmarks, ALIGNED_SIZE),
+        face,
+        limits,
+    )
+}
+
+/// [`assess`] on the face already warped by [`align_face`] to
+/// [`ALIGNED_SIZE`] (the embedding model's usual input, so one warp can
+/// serve both).
+pub fn assess_aligned(aligned: &RgbImage, face: &DetectedFace, limits: &QualityLimits) -> Quality {
+    const SIZE: usize = ALIGNED_SIZE as usize;
+    debug_assert_eq!(aligned.dimensions(), (ALIGNED_SIZE, ALIGNED_SIZE));
+    let g = grey(aligned);
     let sharpness = laplacian_variance(&g, SIZE, 24);
     let centre: Vec<f32> = (32..96)
         .flat_map(|y| (28..84).map(move |x| (x, y)))

@@ -38,12 +38,12 @@ pub(crate) trait Pipeline {
         img: &RgbImage,
         previous: &BoundingBox,
     ) -> Result<Vec<DetectedFace>, VisionError>;
-    /// Whether a detection counts as a person in view.
-    fn in_view(&self, img: &RgbImage, face: &DetectedFace) -> bool;
+    /// Whether a detection counts as a person in view, with the face
+    /// warped to the embedding model's input (one warp for both when the
+    /// model's input has quality's size).
+    fn in_view_aligned(&self, img: &RgbImage, face: &DetectedFace) -> (bool, RgbImage);
     /// Laplacian variance of the aligned face.
     fn sharpness(&self, img: &RgbImage, face: &DetectedFace) -> f32;
-    /// The face warped to the embedding model's input.
-    fn align(&self, img: &RgbImage, face: &DetectedFace) -> RgbImage;
     /// The template of an aligned face.
     fn embed_aligned(&self, aligned: &RgbImage) -> Result<Embedding, VisionError>;
     /// The anti-spoofing network's score of a face.

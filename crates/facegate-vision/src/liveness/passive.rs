@@ -280,7 +280,7 @@ pub(crate) fn observe_frame(
     t_ms: f64,
     min_face_px: f32,
     previous: Option<&BoundingBox>,
-) -> Result<(FrameObservation, Option<DetectedFace>), VisionError> {
+) -> Result<(FrameObservation, Option<(DetectedFace, RgbImage)>), VisionError> {
     let detector_min = p.min_face().max(12.0);
     let factor = (detector_min / min_face_px.max(detector_min)).min(1.0);
     let detect = |img: &RgbImage, scale: f32| match previous {
@@ -306,13 +306,20 @@ pub(crate) fn observe_frame(
     } else {
         (detect(img, 1.0)?, thumbnail(img))
     };
-    let faces: Vec<DetectedFace> = detected.into_iter().filter(|f| p.in_view(img, f)).collect();
-    let single = (faces.len() == 1).then(|| faces[0]);
+    let mut faces: Vec<(DetectedFace, RgbImage)> = detected
+        .into_iter()
+        .filter_map(|f| match p.in_view_aligned(img, &f) {
+            (true, aligned) => Some((f, aligned)),
+            (false, _) => None,
+        })
+        .collect();
+    let count = faces.len();
+    let single = faces.pop().filter(|_| count == 1);
     let obs = FrameObservation {
         t_ms,
-        faces: faces.len(),
+        faces: count,
         thumb,
-        landmarks: single.map(|f| f.landmarks),
+        landmarks: single.as_ref().map(|(f, _)| f.landmarks),
         embedding: None,
     };
     Ok((obs, single))

@@ -121,8 +121,9 @@ pub(crate) fn check_streamed<'a>(
         let img = frame(i)?;
         decode += got.elapsed();
         let (obs, face) = observe_frame(p, &img, t, active.min_face_px, previous.as_ref())?;
-        previous = face.map(|f| f.bbox);
-        aligned.push(face.map(|f| p.align(&img, &f)));
+        previous = face.as_ref().map(|f| f.0.bbox);
+        let (face, warp) = face.unzip();
+        aligned.push(warp);
         if let Some(f) = face.filter(|_| obs.landmarks.is_some()) {
             frontmost.offer(frontality(&obs), i, img, f);
         }
