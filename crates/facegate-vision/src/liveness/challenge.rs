@@ -93,13 +93,13 @@ pub struct ChallengeConfig {
     /// Lowest cosine similarity of any embedded frame to the sequence's
     /// mean face; below it the frames are not all the same person.
     pub min_identity_similarity: f32,
-    /// Frames embedded for the identity check; 0 (the default) embeds
-    /// every frame. Otherwise always every frame that completes a step (the
-    /// frames a live head must produce), the first and last frames with a
-    /// face and the most frontal one, then frames drawn at random by the
-    /// server, unknown to the client, up to this many: cheaper, but another
-    /// face shown only in frames that complete no step may go unseen
-    /// (docs/LIVENESS.md).
+    /// Frames embedded for the identity check (0 embeds every frame):
+    /// always every frame that completes a step (the frames a live head
+    /// must produce), the first and last frames with a face and the most
+    /// frontal one, then frames drawn at random by the server, unknown to
+    /// the client, up to this many, and more where two frames in a row
+    /// would be left out. Another face shown for a single frame that
+    /// completes no step may go unseen (docs/LIVENESS.md).
     pub identity_frames: usize,
     /// Mean absolute difference of two thumbnails (grey levels) below which
     /// the frames are near-duplicates.
@@ -129,7 +129,7 @@ impl Default for ChallengeConfig {
             max_frame_gap_ms: 2500.0,
             max_faceless_frames: 2,
             min_identity_similarity: 0.55,
-            identity_frames: 0,
+            identity_frames: 7,
             duplicate_mad: 0.6,
             max_duplicate_run: 3,
             min_pose_change_deg: 8.0,
@@ -362,15 +362,23 @@ pub fn step_frames(
         .collect()
 }
 
-/// Lowest similarity of a frame's embedding to the normalised mean.
+/// Lowest similarity of a frame's embedding to the normalised mean of the
+/// other frames' (leaving the frame out, so that one other face among many
+/// frames of the same person does not pull the mean towards itself).
 fn identity_min(frames: &[&FrameObservation]) -> Option<f32> {
     let embs: Vec<&Vec<f32>> = frames.iter().filter_map(|f| f.embedding.as_ref()).collect();
-    let mean = mean_embedding(&embs)?;
-    embs.iter()
-        .map(|e| crate::embed::cosine_similarity(e, &mean))
-        .fold(None, |acc: Option<f32>, x| {
-            Some(acc.map_or(x, |a| a.min(x)))
+    if embs.len() < 2 {
+        return mean_embedding(&embs).map(|_| 1.0);
+    }
+    (0..embs.len())
+        .map(|i| {
+            let others: Vec<&Vec<f32>> = (0..embs.len())
+                .filter(|&j| j != i)
+                .map(|j| embs[j])
+                .collect();
+            mean_embedding(&others).map(|m| crate::embed::cosine_similarity(embs[i], &m))
         })
+        .try_fold(f32::INFINITY, |acc, x| x.map(|x| acc.min(x)))
 }
 
 /// The L2-normalised mean of embeddings of one model.

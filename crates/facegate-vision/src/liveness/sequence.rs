@@ -230,6 +230,13 @@ pub(crate) fn identity_picks(
         count += 1;
         k += 1;
     }
+    // Never two frames with a face left out in a row: a face shown for
+    // longer than one frame is always seen.
+    for pair in with_face.windows(2) {
+        if !picked[pair[0]] && !picked[pair[1]] {
+            picked[pair[1]] = true;
+        }
+    }
     (0..obs.len()).filter(|&i| picked[i]).collect()
 }
 

@@ -263,19 +263,58 @@ fn a_sampled_identity_check_always_embeds_the_frames_that_complete_steps() {
         .map(|seed| crate::liveness::sequence::identity_picks(&frames, &spec(seed), &cfg, frontal))
         .collect();
     for p in &picks {
-        assert_eq!(p.len(), cfg.identity_frames, "{p:?}");
+        assert!(p.len() >= cfg.identity_frames, "{p:?}");
+        assert!(p.len() < frames.len(), "{p:?}");
         for must in [0, 4, 8, 11] {
             assert!(p.contains(&must), "{p:?}");
+        }
+        // Never two frames in a row left out.
+        for i in 1..frames.len() {
+            assert!(p.contains(&(i - 1)) || p.contains(&i), "{i}: {p:?}");
         }
     }
     // The rest differs from answer to answer.
     assert!(picks.iter().any(|p| p != &picks[0]), "{picks:?}");
-    // The default, 0, embeds every frame with a face.
-    let every = crate::liveness::sequence::identity_picks(
-        &frames,
-        &spec(1),
-        &ChallengeConfig::default(),
-        frontal,
-    );
+    // 0 embeds every frame with a face.
+    let all = ChallengeConfig {
+        identity_frames: 0,
+        ..cfg
+    };
+    let every = crate::liveness::sequence::identity_picks(&frames, &spec(1), &all, frontal);
     assert_eq!(every, (0..frames.len()).collect::<Vec<_>>());
+}
+
+#[test]
+fn one_other_face_among_many_frames_is_measured_against_the_others() {
+    // Seven frames of one person (each 0.8 along a shared direction, 0.6
+    // along its own) and one frame of someone else, somewhat alike (0.55
+    // along the shared direction).
+    let unit = |pairs: &[(usize, f32)]| {
+        let mut v = vec![0.0f32; 9];
+        for &(i, x) in pairs {
+            v[i] = x;
+        }
+        v
+    };
+    let mut embs: Vec<Vec<f32>> = (1..=7).map(|i| unit(&[(0, 0.8), (i, 0.6)])).collect();
+    let other = unit(&[(0, 0.55), (8, 0.835)]);
+    embs.push(other.clone());
+    let frames: Vec<FrameObservation> = embs
+        .iter()
+        .map(|e| FrameObservation {
+            embedding: Some(e.clone()),
+            ..FrameObservation::default()
+        })
+        .collect();
+    let refs: Vec<&FrameObservation> = frames.iter().collect();
+    // Against the mean of every frame, its own included, the other face
+    // would pass the 0.55 threshold; against the other frames it does not.
+    let all: Vec<&Vec<f32>> = embs.iter().collect();
+    let with_itself = crate::embed::cosine_similarity(&other, &mean_embedding(&all).unwrap());
+    assert!(with_itself > 0.6, "{with_itself}");
+    let min = identity_min(&refs).unwrap();
+    let cfg = ChallengeConfig::default();
+    assert!(min < cfg.min_identity_similarity, "{min}");
+    // The same person's frames alone pass.
+    assert!(identity_min(&refs[..7]).unwrap() > 0.7);
 }
