@@ -30,6 +30,8 @@ before(async () => {
   suite = await startSuiteServer("e2e-step-up", {
     FACEGATE_LIVENESS: "both",
     FACEGATE_LIVENESS_PASSIVE__MAX_NET_SCORE: "-1",
+    // The network judges challenge answers too (by default single frames only).
+    FACEGATE_LIVENESS_PASSIVE__FRAMES: "1",
   });
   await enrolOverApi(suite.baseUrl, "barack", "obama_1.jpg");
 });

@@ -288,19 +288,19 @@ impl FaceEngine {
         self.anti_spoof.score(img, face)
     }
 
-    /// Every passive liveness cue on one face.
+    /// Every passive liveness cue on one face, the network's included.
     pub fn passive_scores(
         &self,
         img: &RgbImage,
         face: &DetectedFace,
     ) -> Result<PassiveScores, VisionError> {
-        passive::passive_scores(self, img, face)
+        passive::passive_scores(self, img, face, true)
     }
 
     /// Runs the active liveness checks on `frames` (decoded, in capture
     /// order, with their timestamps) and, when `passive` is given and they
-    /// pass, the passive cues on the most frontal frames
-    /// (`PassiveConfig::frames`, at most two).
+    /// pass, the passive cues on the most frontal frame (the network on
+    /// the `PassiveConfig::frames` most frontal ones, at most two).
     pub fn check_sequence(
         &self,
         frames: &[RgbImage],

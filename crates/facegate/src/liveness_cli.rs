@@ -263,7 +263,7 @@ fn bench(args: &BenchArgs) -> Result<()> {
         median(1)
     );
     println!(
-        "  passive cues (net on {} frame(s))       {:7.1} ms",
+        "  passive cues (network on {} frame(s))   {:7.1} ms",
         PassiveConfig::default().frames,
         median(2)
     );

@@ -80,7 +80,8 @@ fn cues(cfg: &PassiveConfig) -> [Cue; 4] {
     [
         Cue {
             name: "network score",
-            score: |s| s.net,
+            // A single photo's scores always include the network's.
+            score: |s| s.net.unwrap_or(f32::NAN),
             threshold: cfg.max_net_score,
             above: true,
         },
@@ -181,7 +182,7 @@ pub fn show(m: &[Measured]) {
         println!(
             "  {:<50} net {:.3}  hf {:.3}  glare {:.3}  sharp {:7.1}  -> {}",
             x.file,
-            s.net,
+            s.net.unwrap_or(f32::NAN),
             s.hf_energy,
             s.glare,
             s.sharpness,

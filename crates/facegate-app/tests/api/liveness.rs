@@ -149,11 +149,13 @@ async fn a_single_frame_does_not_log_in_when_a_challenge_is_required() {
 
 /// An app whose anti-spoofing network doubts every face (its threshold
 /// below any score), with the network's default action: ask for a second
-/// step, not refuse.
+/// step, not refuse. The network also runs on a challenge's most frontal
+/// frame (by default it runs on single frames only).
 async fn doubting_app(liveness: Liveness) -> TestApp {
     let app = TestApp::spawn_with(|c| {
         c.liveness = liveness;
         c.liveness_passive.max_net_score = -1.0;
+        c.liveness_passive.frames = 1;
         c.rate_limit_per_address = 0;
         c.rate_limit_per_account = 0;
     })

@@ -44,8 +44,10 @@ pub struct PassiveConfig {
     pub max_glare: f32,
     /// Smallest Laplacian variance of the aligned face (0 turns it off).
     pub min_sharpness: f32,
-    /// Frames of a challenge the network runs on, the most frontal first
-    /// (1 or 2; each costs about 75 ms on one core).
+    /// Frames of a challenge answer the network runs on, the most frontal
+    /// first: 0 (the default) runs it on none, 1 or 2 (each costs about
+    /// 75 ms on one core). The other cues always run on the most frontal
+    /// frame, and a single frame (`passive`) always gets the network.
     pub frames: usize,
 }
 
@@ -57,7 +59,7 @@ impl Default for PassiveConfig {
             max_hf_energy: 0.2,
             max_glare: 0.06,
             min_sharpness: 0.0,
-            frames: 1,
+            frames: 0,
         }
     }
 }
@@ -65,7 +67,8 @@ impl Default for PassiveConfig {
 /// The passive cues measured on one face.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct PassiveScores {
-    pub net: f32,
+    /// The network's score, when it ran (see [`PassiveConfig::frames`]).
+    pub net: Option<f32>,
     pub hf_energy: f32,
     pub glare: f32,
     pub sharpness: f32,
@@ -97,7 +100,7 @@ impl PassiveScores {
     /// Every cue past its threshold, with what it does, in order.
     fn crossed(&self, cfg: &PassiveConfig) -> Vec<(&'static str, CueAction)> {
         let mut out = Vec::new();
-        if self.net > cfg.max_net_score {
+        if self.net.is_some_and(|n| n > cfg.max_net_score) {
             out.push(("net", cfg.net_action));
         }
         if self.hf_energy > cfg.max_hf_energy {
@@ -252,14 +255,15 @@ pub fn glare(img: &RgbImage, face: &DetectedFace) -> f32 {
     }
 }
 
-/// Every passive cue on one face.
+/// Every passive cue on one face; the network's only `with_net`.
 pub(crate) fn passive_scores(
     p: &(impl Pipeline + ?Sized),
     img: &RgbImage,
     face: &DetectedFace,
+    with_net: bool,
 ) -> Result<PassiveScores, VisionError> {
     Ok(PassiveScores {
-        net: p.spoof_score(img, face)?,
+        net: with_net.then(|| p.spoof_score(img, face)).transpose()?,
         hf_energy: hf_energy(&grey_face(img, face)),
         glare: glare(img, face),
         sharpness: p.sharpness(img, face),
@@ -268,7 +272,8 @@ pub(crate) fn passive_scores(
 
 /// Reduces one challenge frame to what [`super::challenge::judge`] needs,
 /// but for the embedding ([`super::sequence`] embeds the frames it picks);
-/// also returns the face when there is exactly one. Faces smaller than
+/// also returns the face when there is exactly one, with its warp to the
+/// embedding model's input. Faces smaller than
 /// `min_face_px` are not looked for: the frame is shrunk so that they would
 /// fall below the detector's smallest size, which makes detection several
 /// times cheaper; quality and landmarks are measured on the full frame.
@@ -346,13 +351,16 @@ mod tests {
     fn the_network_asks_for_a_second_step_by_default_and_moire_refuses() {
         let cfg = PassiveConfig::default();
         let fine = PassiveScores {
-            net: 0.01,
+            net: Some(0.01),
             hf_energy: 0.05,
             glare: 0.0,
             sharpness: 500.0,
         };
         assert_eq!(fine.decide(&cfg), PassiveDecision::Pass);
-        let doubted = PassiveScores { net: 0.99, ..fine };
+        let doubted = PassiveScores {
+            net: Some(0.99),
+            ..fine
+        };
         assert_eq!(doubted.decide(&cfg), PassiveDecision::StepUp("net"));
         assert_eq!(doubted.failing(&cfg), None);
         let moire = PassiveScores {

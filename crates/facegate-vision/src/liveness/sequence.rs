@@ -173,10 +173,10 @@ pub(crate) fn check_streamed<'a>(
     if let (Some(cfg), Verdict::Live) = (passive, report.active.verdict) {
         let start = Instant::now();
         // The most frontal frames: the network was trained on frontal
-        // faces.
+        // faces. Without the network the other cues need one frame.
         let n = cfg.frames.clamp(1, MAX_PASSIVE_FRAMES);
         for (_, _, img, face) in frontmost.kept.iter().take(n) {
-            let s = passive_scores(p, img, face)?;
+            let s = passive_scores(p, img, face, cfg.frames > 0)?;
             if report.passive_failure.is_none() {
                 report.passive_failure = s.failing(cfg);
             }
