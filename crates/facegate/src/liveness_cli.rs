@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::liveness_photos;
+use crate::{liveness_photos, liveness_video};
 use clap::{Args, Subcommand};
 use facegate_vision::eval::scenarios::{all_challenges, build, Family, Library};
 use facegate_vision::{
@@ -62,6 +62,17 @@ pub struct EvalArgs {
     /// measured the same way. May be repeated.
     #[arg(long, value_name = "DIR")]
     pub attack: Vec<PathBuf>,
+    /// A directory of the frames of a real video of a live person, in
+    /// name order: windows of it, as filmed and mirrored, judged against
+    /// every challenge.
+    #[arg(long, value_name = "DIR")]
+    pub bona_fide_video: Option<PathBuf>,
+    /// Frames a second of --bona-fide-video.
+    #[arg(long, default_value_t = 5.0)]
+    pub video_fps: f64,
+    /// Frames in each window of --bona-fide-video.
+    #[arg(long, default_value_t = 12)]
+    pub video_window: usize,
 }
 
 #[derive(Args)]
@@ -124,6 +135,7 @@ fn reason(r: &SequenceReport) -> String {
 
 pub fn run(args: LivenessArgs) -> Result<()> {
     match args.command {
+        LivenessCommand::Eval(e) if e.bona_fide_video.is_some() => video(&e),
         LivenessCommand::Eval(e) if !e.bona_fide.is_empty() || !e.attack.is_empty() => photos(&e),
         LivenessCommand::Eval(e) => eval(&e.common),
         LivenessCommand::Bench(b) => bench(&b),
@@ -183,6 +195,35 @@ fn eval(common: &CommonArgs) -> Result<()> {
             }
         );
     }
+    Ok(())
+}
+
+/// Challenge answers cut from a real video (`--bona-fide-video`).
+fn video(args: &EvalArgs) -> Result<()> {
+    let dir = args.bona_fide_video.as_deref().expect("checked by run");
+    anyhow::ensure!(
+        args.video_fps > 0.0 && args.video_window >= 2,
+        "--video-fps must be positive and --video-window at least 2"
+    );
+    let (engine, _) = load(&args.common)?;
+    let frames = liveness_video::frames(dir)?;
+    let mut seed = 0;
+    let outcome = liveness_video::measure(
+        &frames,
+        args.video_fps,
+        args.video_window,
+        &all_challenges(),
+        |window, times, steps| {
+            seed += 1;
+            let r = check(&engine, window, times, steps, seed)?;
+            let why = reason(&r);
+            if args.common.show && liveness_video::refuses_a_live_person(&why) {
+                println!("{steps:?}: {}", serde_json::to_string(&r)?);
+            }
+            Ok(why)
+        },
+    )?;
+    liveness_video::report(dir, args.video_fps, args.video_window, &outcome);
     Ok(())
 }
 

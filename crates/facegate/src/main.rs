@@ -7,6 +7,7 @@ mod engine_cli;
 mod eval;
 mod liveness_cli;
 mod liveness_photos;
+mod liveness_video;
 mod progress;
 mod setup;
 

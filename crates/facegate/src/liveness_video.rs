@@ -1,0 +1,117 @@
+//! `facegate liveness eval --bona-fide-video DIR`: challenge answers cut
+//! from a real video of a live person. The frames (in name order, taken
+//! `fps` times a second, e.g. by `ffmpeg -vf fps=5`) are slid through in
+//! windows of `len` frames, as they are and mirrored, and each window is
+//! judged against every challenge. A window whose poses do not follow the
+//! challenge is refused by the steps check, which says only that the video
+//! does not answer that challenge there; every other refusal of a window
+//! is a live person refused.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use facegate_vision::Step;
+use image::RgbImage;
+
+/// What the windows of one video came to.
+#[derive(Default)]
+pub struct Outcome {
+    pub windows: usize,
+    /// Refusals by reason, `accepted` included.
+    pub reasons: BTreeMap<String, usize>,
+    /// Challenges that at least one window answered and was accepted for.
+    pub answered: Vec<(Vec<Step>, bool)>,
+}
+
+/// Reasons that say the window is not an answer to the challenge, rather
+/// than a refusal of a live person.
+const NOT_AN_ANSWER: [&str; 3] = ["spoof:steps", "no_face", "spoof:too_few_frames"];
+
+/// Whether a window's reason word is a live person refused (not accepted,
+/// and not a window that does not answer the challenge).
+pub fn refuses_a_live_person(why: &str) -> bool {
+    why != "accepted" && !NOT_AN_ANSWER.contains(&why)
+}
+
+/// Reads the frames of `dir` in name order (JPEG or PNG).
+pub fn frames(dir: &Path) -> Result<Vec<RgbImage>> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or_default();
+            matches!(ext.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png")
+        })
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| {
+            image::open(p)
+                .map(|i| i.to_rgb8())
+                .with_context(|| format!("reading {}", p.display()))
+        })
+        .collect()
+}
+
+/// Judges every window of `len` frames of `video` (and of its mirror
+/// image) against every challenge with `judge`, which returns the reason
+/// word of `liveness eval` ("accepted" or why it was refused).
+pub fn measure(
+    video: &[RgbImage],
+    fps: f64,
+    len: usize,
+    challenges: &[Vec<Step>],
+    mut judge: impl FnMut(&[RgbImage], &[f64], &[Step]) -> Result<String>,
+) -> Result<Outcome> {
+    let mirrored: Vec<RgbImage> = video.iter().map(image::imageops::flip_horizontal).collect();
+    let times: Vec<f64> = (0..len).map(|i| i as f64 * 1000.0 / fps).collect();
+    let mut out = Outcome::default();
+    for steps in challenges {
+        for (flipped, frames) in [(false, video), (true, &mirrored[..])] {
+            let mut accepted = false;
+            for window in frames.windows(len) {
+                let why = judge(window, &times, steps)?;
+                accepted |= why == "accepted";
+                out.windows += 1;
+                *out.reasons.entry(why).or_default() += 1;
+            }
+            if accepted {
+                out.answered.push((steps.clone(), flipped));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Prints the outcome.
+pub fn report(dir: &Path, fps: f64, len: usize, o: &Outcome) {
+    let refused_live: usize = o
+        .reasons
+        .iter()
+        .filter(|(k, _)| refuses_a_live_person(k))
+        .map(|(_, v)| v)
+        .sum();
+    let accepted = o.reasons.get("accepted").copied().unwrap_or(0);
+    println!(
+        "{}: windows of {len} frames at {fps} frames a second, as filmed and mirrored, \
+         against every challenge; defaults of ChallengeConfig and PassiveConfig.",
+        dir.display()
+    );
+    println!("  windows judged: {}", o.windows);
+    for (why, n) in &o.reasons {
+        println!("    {why}: {n}");
+    }
+    println!(
+        "  answers whose poses follow the challenge: {}; accepted {accepted}, refused {refused_live}",
+        accepted + refused_live
+    );
+    println!(
+        "  challenges answered and accepted at least once: {}",
+        o.answered.len()
+    );
+    for (steps, flipped) in &o.answered {
+        println!("    {steps:?}{}", if *flipped { " (mirrored)" } else { "" });
+    }
+}
