@@ -15,6 +15,7 @@ use crate::runtime::SessionOptions;
 
 mod boxes;
 mod nets;
+mod track;
 
 use boxes::{nms, vote_landmarks, Candidate, Overlap};
 pub use boxes::{BoundingBox, DetectedFace};
@@ -115,55 +116,6 @@ impl Detector {
             return Ok(Vec::new());
         }
         self.output(&integral, cands)
-    }
-
-    /// Faces in `img`, a frame of a sequence whose previous frame showed a
-    /// face in `previous` (a box in `img`'s coordinates): O-Net runs
-    /// directly on that box and on small shifts of it, since a head moves
-    /// little between frames, while P- and R-Net only search the rest of
-    /// the image for other faces. About half the cost of [`Self::detect`];
-    /// falls back to it when the face is not found near its last place.
-    pub fn detect_tracked(
-        &self,
-        img: &RgbImage,
-        previous: &BoundingBox,
-    ) -> Result<Vec<DetectedFace>, VisionError> {
-        if img.width().max(img.height()) > self.config.max_side {
-            return self.detect(img);
-        }
-        let integral = Integral::new(img);
-        let prev = previous.square();
-        let side = prev.width();
-        let d = 0.06 * side;
-        let mut cands: Vec<Candidate> = [(-d, -d), (d, -d), (-d, d), (d, d)]
-            .iter()
-            .map(|&(dx, dy)| Candidate {
-                bbox: BoundingBox {
-                    x1: (prev.x1 + dx).round(),
-                    y1: (prev.y1 + dy).round(),
-                    x2: (prev.x2 + dx).round(),
-                    y2: (prev.y2 + dy).round(),
-                },
-                score: 1.0,
-            })
-            .collect();
-        let elsewhere: Vec<Candidate> = self
-            .proposals(img, &integral)?
-            .into_iter()
-            .filter(|c| {
-                let inter = prev.intersection(&c.bbox);
-                inter < 0.3 * prev.area().min(c.bbox.area())
-            })
-            .collect();
-        if !elsewhere.is_empty() {
-            cands.extend(self.refine(&integral, elsewhere)?);
-        }
-        let faces = self.output(&integral, cands)?;
-        if faces.iter().any(|f| prev.iou(&f.bbox) >= 0.3) {
-            Ok(faces)
-        } else {
-            self.detect_at_scale(img)
-        }
     }
 
     /// Pyramid scales: the first maps `min_face` to P-Net's 12-pixel window.

@@ -349,6 +349,16 @@ impl Pipeline for FaceEngine {
         FaceEngine::detect_tracked(self, img, previous)
     }
 
+    fn detect_shrunk(
+        &self,
+        small: &RgbImage,
+        img: &RgbImage,
+        back: f32,
+        previous: Option<&BoundingBox>,
+    ) -> Result<Vec<DetectedFace>, VisionError> {
+        self.detector.detect_shrunk(small, img, back, previous)
+    }
+
     fn in_view_aligned(&self, img: &RgbImage, face: &DetectedFace) -> (bool, RgbImage) {
         let aligned = FaceEngine::align(self, img, face);
         let quality = if aligned.dimensions() == (quality::ALIGNED_SIZE, quality::ALIGNED_SIZE) {

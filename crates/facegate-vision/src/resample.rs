@@ -80,10 +80,18 @@ pub struct Integral {
 
 impl Integral {
     pub fn new(img: &RgbImage) -> Integral {
-        let (w, h) = (img.width() as usize, img.height() as usize);
+        Self::of_region(img, 0, 0, img.width(), img.height())
+    }
+
+    /// The table of the `w × h` rectangle of `img` at (`x0`, `y0`), which
+    /// must lie inside the image: coordinates are then relative to it.
+    pub fn of_region(img: &RgbImage, x0: u32, y0: u32, w: u32, h: u32) -> Integral {
+        let (x0, y0, w, h) = (x0 as usize, y0 as usize, w as usize, h as usize);
         let stride = (w + 1) * 3;
         let mut sums = vec![0u32; (h + 1) * stride];
-        for (y, pixels) in img.as_raw().chunks_exact(w * 3).enumerate() {
+        let rows = img.as_raw().chunks_exact(img.width() as usize * 3);
+        let region = rows.skip(y0).take(h).map(|r| &r[x0 * 3..(x0 + w) * 3]);
+        for (y, pixels) in region.enumerate() {
             let (above, below) = sums.split_at_mut((y + 1) * stride);
             let above = &above[y * stride + 3..];
             let below = &mut below[3..stride];
@@ -245,6 +253,18 @@ mod tests {
         assert_eq!((s.width(), s.height()), (2, 1));
         assert_eq!(s.get_pixel(0, 0).0, [55, 200, 7]);
         assert_eq!(s.get_pixel(1, 0).0, [75, 180, 7]);
+    }
+
+    #[test]
+    fn a_region_table_equals_the_table_of_the_cropped_image() {
+        let img = pattern();
+        let crop = image::imageops::crop_imm(&img, 5, 3, 20, 11).to_image();
+        let (a, b) = (
+            Integral::of_region(&img, 5, 3, 20, 11),
+            Integral::new(&crop),
+        );
+        assert_eq!(a.resample_rgbx(7, 5), b.resample_rgbx(7, 5));
+        assert_eq!(a.resample_rgbx(20, 11), b.resample_rgbx(20, 11));
     }
 
     #[test]

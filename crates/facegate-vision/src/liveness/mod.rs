@@ -38,6 +38,16 @@ pub(crate) trait Pipeline {
         img: &RgbImage,
         previous: &BoundingBox,
     ) -> Result<Vec<DetectedFace>, VisionError>;
+    /// Every face in a frame, looked for on `small` (the frame shrunk
+    /// `back` times) and measured on the frame itself, tracking the
+    /// face's box in the previous frame when there is one.
+    fn detect_shrunk(
+        &self,
+        small: &RgbImage,
+        img: &RgbImage,
+        back: f32,
+        previous: Option<&BoundingBox>,
+    ) -> Result<Vec<DetectedFace>, VisionError>;
     /// Whether a detection counts as a person in view, with the face
     /// warped to the embedding model's input (one warp for both when the
     /// model's input has quality's size).

@@ -288,10 +288,6 @@ pub(crate) fn observe_frame(
 ) -> Result<(FrameObservation, Option<(DetectedFace, RgbImage)>), VisionError> {
     let detector_min = p.min_face().max(12.0);
     let factor = (detector_min / min_face_px.max(detector_min)).min(1.0);
-    let detect = |img: &RgbImage, scale: f32| match previous {
-        Some(b) => p.detect_tracked(img, &b.scaled(scale)),
-        None => p.detect(img),
-    };
     let (detected, thumb) = if factor < 0.95 {
         let (w, h) = (
             ((img.width() as f32 * factor).round() as u32).max(1),
@@ -299,17 +295,17 @@ pub(crate) fn observe_frame(
         );
         let small = crate::resample::shrink(img, w, h);
         let back = img.width() as f32 / w as f32;
-        let faces = detect(&small, 1.0 / back)?
-            .into_iter()
-            .map(|f| DetectedFace {
-                bbox: f.bbox.scaled(back),
-                score: f.score,
-                landmarks: f.landmarks.map(|[x, y]| [x * back, y * back]),
-            })
-            .collect();
+        // Found small, a face's landmarks are coarse (a 100-pixel face is
+        // 15 pixels there, too few to align it for the identity check):
+        // O-Net measures each face on the frame itself.
+        let faces = p.detect_shrunk(&small, img, back, previous)?;
         (faces, thumbnail(&small))
     } else {
-        (detect(img, 1.0)?, thumbnail(img))
+        let faces = match previous {
+            Some(b) => p.detect_tracked(img, b)?,
+            None => p.detect(img)?,
+        };
+        (faces, thumbnail(img))
     };
     let mut faces: Vec<(DetectedFace, RgbImage)> = detected
         .into_iter()
