@@ -84,14 +84,20 @@ pub struct BenchArgs {
     pub runs: usize,
 }
 
-fn load(common: &CommonArgs) -> Result<(FaceEngine, Library)> {
+/// The engine as the server runs it on one core.
+fn load_engine(common: &CommonArgs) -> Result<FaceEngine> {
     let config = EngineConfig {
         models_dir: common.models.clone(),
         intra_threads: 1,
         sessions: 1,
         ..EngineConfig::default()
     };
-    let engine = FaceEngine::load(config).context("loading the face engine")?;
+    FaceEngine::load(config).context("loading the face engine")
+}
+
+/// The engine and the test photos the answers are built from.
+fn load(common: &CommonArgs) -> Result<(FaceEngine, Library)> {
+    let engine = load_engine(common)?;
     let lib = Library::load(&engine, &common.faces).context("loading the test photos")?;
     Ok((engine, lib))
 }
@@ -205,7 +211,7 @@ fn video(args: &EvalArgs) -> Result<()> {
         args.video_fps > 0.0 && args.video_window >= 2,
         "--video-fps must be positive and --video-window at least 2"
     );
-    let (engine, _) = load(&args.common)?;
+    let engine = load_engine(&args.common)?;
     let frames = liveness_video::frames(dir)?;
     let mut seed = 0;
     let outcome = liveness_video::measure(

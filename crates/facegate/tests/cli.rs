@@ -192,3 +192,52 @@ fn bench_reports_every_stage() {
     assert!(report["throughput_fps"].as_f64().unwrap() > 0.0);
     assert!(report["peak_rss_mb"].as_f64().unwrap() > 0.0);
 }
+
+/// Challenge answers cut from the shared video of a live performer, as
+/// docs/LIVENESS.md ("Real live motion") makes them: every window whose
+/// poses follow a challenge is accepted, and many windows do.
+#[test]
+fn real_live_motion_from_the_shared_video_is_never_refused() {
+    let video = facegate_testkit::paths::testdata("video/short_hamilton_clip.mp4");
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-i"])
+        .arg(&video)
+        .args(["-vf", "fps=5,crop=340:255:120:0,scale=480:360", "-q:v", "2"])
+        .arg(dir.path().join("f_%03d.jpg"))
+        .status()
+        .expect("ffmpeg is not installed (Debian: apt-get install ffmpeg; .ci/run installs it)");
+    assert!(status.success(), "ffmpeg failed on {}", video.display());
+    // The performer alone: frames 19 to 39 (4 s).
+    let performer = dir.path().join("performer");
+    std::fs::create_dir(&performer).unwrap();
+    for i in 19..=39 {
+        let name = format!("f_{i:03}.jpg");
+        std::fs::rename(dir.path().join(&name), performer.join(&name)).unwrap();
+    }
+    let models = facegate_testkit::paths::models_dir();
+    let (ok, stdout, stderr) = facegate(&[
+        "liveness",
+        "eval",
+        "--models",
+        models.to_str().unwrap(),
+        "--bona-fide-video",
+        performer.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("answers whose poses follow the challenge"))
+        .unwrap_or_else(|| panic!("no summary in:\n{stdout}"));
+    let numbers: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (answers, accepted, refused) = (numbers[0], numbers[1], numbers[2]);
+    assert_eq!(refused, 0, "a live person refused:\n{stdout}");
+    assert_eq!(accepted, answers, "{stdout}");
+    assert!(
+        accepted >= 100,
+        "too few windows answer a challenge:\n{stdout}"
+    );
+}
