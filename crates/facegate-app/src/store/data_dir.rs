@@ -81,10 +81,13 @@ impl std::fmt::Display for DataDirError {
 // `{:#}` prints it once.
 impl std::error::Error for DataDirError {}
 
-/// The probe file's name: per process, so two commands starting at once
-/// do not remove each other's probe.
+/// The probe file's name: per process and per call, so two commands (or
+/// two stores of one process) starting at once do not remove each other's
+/// probe.
 fn probe_name() -> String {
-    format!(".write-probe-{}", std::process::id())
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(".write-probe-{}-{n}", std::process::id())
 }
 
 /// Creates `dir` if needed and proves that this process can create, write,
@@ -146,7 +149,12 @@ fn make_private(dir: &Path) -> io::Result<()> {
     }
     if meta.is_dir() {
         for entry in std::fs::read_dir(dir)? {
-            make_private(&entry?.path())?;
+            match make_private(&entry?.path()) {
+                // Gone since the listing (another instance's probe or
+                // SQLite journal): nothing left to protect.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                other => other?,
+            }
         }
     }
     Ok(())
