@@ -93,14 +93,7 @@ impl Detector {
             let small = fit_within(img, self.config.max_side);
             let back = long as f32 / small.width().max(small.height()) as f32;
             let faces = self.detect_at_scale(&small)?;
-            return Ok(faces
-                .into_iter()
-                .map(|f| DetectedFace {
-                    bbox: f.bbox.scaled(back),
-                    score: f.score,
-                    landmarks: f.landmarks.map(|[x, y]| [x * back, y * back]),
-                })
-                .collect());
+            return Ok(faces.into_iter().map(|f| f.scaled(back)).collect());
         }
         self.detect_at_scale(img)
     }

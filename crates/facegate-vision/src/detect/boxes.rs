@@ -13,6 +13,27 @@ pub struct DetectedFace {
     pub landmarks: [[f32; 2]; 5],
 }
 
+impl DetectedFace {
+    /// The face with every coordinate multiplied by `s` (back to the
+    /// image a shrunk copy was made from).
+    pub fn scaled(&self, s: f32) -> DetectedFace {
+        DetectedFace {
+            bbox: self.bbox.scaled(s),
+            score: self.score,
+            landmarks: self.landmarks.map(|[x, y]| [x * s, y * s]),
+        }
+    }
+
+    /// The face moved by (`dx`, `dy`).
+    pub(super) fn moved(&self, dx: f32, dy: f32) -> DetectedFace {
+        DetectedFace {
+            bbox: self.bbox.moved(dx, dy),
+            score: self.score,
+            landmarks: self.landmarks.map(|[x, y]| [x + dx, y + dy]),
+        }
+    }
+}
+
 /// An axis-aligned box in pixel coordinates.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BoundingBox {
@@ -71,6 +92,15 @@ impl BoundingBox {
             y1: self.y1 + r[1] * h,
             x2: self.x2 + r[2] * w,
             y2: self.y2 + r[3] * h,
+        }
+    }
+    /// The box moved by (`dx`, `dy`).
+    pub(super) fn moved(&self, dx: f32, dy: f32) -> BoundingBox {
+        BoundingBox {
+            x1: self.x1 + dx,
+            y1: self.y1 + dy,
+            x2: self.x2 + dx,
+            y2: self.y2 + dy,
         }
     }
     /// The box with every coordinate multiplied by `s`.

@@ -68,20 +68,10 @@ impl Detector {
         }
         let integral = Integral::of_region(img, x0, y0, x1 - x0, y1 - y0);
         let (dx, dy) = (x0 as f32, y0 as f32);
-        let moved = |b: &BoundingBox, dx: f32, dy: f32| BoundingBox {
-            x1: b.x1 + dx,
-            y1: b.y1 + dy,
-            x2: b.x2 + dx,
-            y2: b.y2 + dy,
-        };
-        let faces = self.output(&integral, shifts(&moved(&square, -dx, -dy)))?;
+        let faces = self.output(&integral, shifts(&square.moved(-dx, -dy)))?;
         Ok(faces
             .into_iter()
-            .map(|f| DetectedFace {
-                bbox: moved(&f.bbox, dx, dy),
-                score: f.score,
-                landmarks: f.landmarks.map(|[x, y]| [x + dx, y + dy]),
-            })
+            .map(|f| f.moved(dx, dy))
             .find(|f| square.iou(&f.bbox) >= 0.3))
     }
 
@@ -99,11 +89,6 @@ impl Detector {
         back: f32,
         previous: Option<&BoundingBox>,
     ) -> Result<Vec<DetectedFace>, VisionError> {
-        let up = |f: DetectedFace| DetectedFace {
-            bbox: f.bbox.scaled(back),
-            score: f.score,
-            landmarks: f.landmarks.map(|[x, y]| [x * back, y * back]),
-        };
         if let Some(prev) = previous {
             if let Some(mut tracked) = self.refine_at(img, prev)? {
                 // O-Net's landmarks are best on a box centred on the face:
@@ -117,7 +102,10 @@ impl Detector {
                 let mut faces = vec![tracked];
                 if !elsewhere.is_empty() {
                     let others = self.refine(&integral, elsewhere)?;
-                    let others = self.output(&integral, others)?.into_iter().map(up);
+                    let others = self
+                        .output(&integral, others)?
+                        .into_iter()
+                        .map(|f| f.scaled(back));
                     // The tracked face found again on `small` is not another.
                     faces.extend(others.filter(|f| !same_face(&tracked.bbox, &f.bbox)));
                 }
@@ -127,7 +115,7 @@ impl Detector {
         self.detect(small)?
             .into_iter()
             .map(|f| {
-                let f = up(f);
+                let f = f.scaled(back);
                 Ok(self.refine_at(img, &f.bbox)?.unwrap_or(f))
             })
             .collect()

@@ -82,19 +82,20 @@ impl SequenceReport {
 /// Most frames the passive network runs on.
 pub const MAX_PASSIVE_FRAMES: usize = 2;
 
-/// The most frontal frames seen so far, kept whole (at most
+/// The `keep` most frontal frames seen so far, kept whole (at most
 /// [`MAX_PASSIVE_FRAMES`]) while the others are dropped once observed.
 /// Ties keep the earlier frame, as a stable sort of all frames would.
 struct Frontmost<'a> {
+    keep: usize,
     kept: Vec<(f32, usize, Cow<'a, RgbImage>, DetectedFace)>,
 }
 
 impl<'a> Frontmost<'a> {
     fn offer(&mut self, score: f32, i: usize, img: Cow<'a, RgbImage>, face: DetectedFace) {
         let at = self.kept.partition_point(|k| k.0 <= score);
-        if at < MAX_PASSIVE_FRAMES {
+        if at < self.keep {
             self.kept.insert(at, (score, i, img, face));
-            self.kept.truncate(MAX_PASSIVE_FRAMES);
+            self.kept.truncate(self.keep);
         }
     }
 }
@@ -114,7 +115,12 @@ pub(crate) fn check_streamed<'a>(
     let mut decode = Duration::ZERO;
     let mut observations = Vec::with_capacity(count);
     let mut aligned: Vec<Option<RgbImage>> = Vec::with_capacity(count);
-    let mut frontmost = Frontmost { kept: Vec::new() };
+    // The frames the network runs on, or the one the other cues and the
+    // probe need.
+    let mut frontmost = Frontmost {
+        keep: passive.map_or(1, |c| c.frames.clamp(1, MAX_PASSIVE_FRAMES)),
+        kept: Vec::new(),
+    };
     let mut previous: Option<BoundingBox> = None;
     for (i, &t) in timestamps.iter().enumerate().take(count) {
         let got = Instant::now();
@@ -174,8 +180,7 @@ pub(crate) fn check_streamed<'a>(
         let start = Instant::now();
         // The most frontal frames: the network was trained on frontal
         // faces. Without the network the other cues need one frame.
-        let n = cfg.frames.clamp(1, MAX_PASSIVE_FRAMES);
-        for (_, _, img, face) in frontmost.kept.iter().take(n) {
+        for (_, _, img, face) in &frontmost.kept {
             let s = passive_scores(p, img, face, cfg.frames > 0)?;
             if report.passive_failure.is_none() {
                 report.passive_failure = s.failing(cfg);
