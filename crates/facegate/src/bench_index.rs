@@ -46,6 +46,10 @@ pub struct BenchIndexArgs {
     pub candidates: Option<usize>,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Idle milliseconds before each timed probe, as a server's face
+    /// pipeline leaves between two searches (its other cores asleep).
+    #[arg(long, default_value_t = 0)]
+    pub pause_ms: u64,
     #[arg(long)]
     pub json: bool,
 }
@@ -254,7 +258,11 @@ fn one_size(
     );
     let mut ann_ms = Vec::with_capacity(probes.len());
     let mut ann_ranked = Vec::with_capacity(probes.len());
+    let pause = std::time::Duration::from_millis(args.pause_ms);
     for p in &probes {
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
         let t = Instant::now();
         let r = index.rank(p);
         ann_ms.push(t.elapsed().as_secs_f64() * 1000.0);
