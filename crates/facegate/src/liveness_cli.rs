@@ -126,6 +126,9 @@ fn check(
 
 /// Why a sequence was refused, as one word.
 fn reason(r: &SequenceReport) -> String {
+    if r.needs_step_up() {
+        return format!("step_up:{}", r.doubt().unwrap_or("?"));
+    }
     match r.active.verdict {
         Verdict::Live => match r.passive_failure {
             Some(cue) => format!("passive:{cue}"),
@@ -158,8 +161,10 @@ fn eval(common: &CommonArgs) -> Result<()> {
     );
     println!("| Family | Presentations | Accepted | Asked for a second step | Rate | Refused by |");
     println!("|---|---|---|---|---|---|");
+    let mut jumps_by_family = Vec::new();
     for family in Family::ALL {
         let (mut tried, mut accepted, mut step_up) = (0usize, 0usize, 0usize);
+        let (mut jumps, mut identity) = (Vec::new(), Vec::new());
         let mut why: BTreeMap<String, usize> = BTreeMap::new();
         for (i, steps) in challenges.iter().enumerate() {
             for seed in 0..common.seeds {
@@ -167,6 +172,8 @@ fn eval(common: &CommonArgs) -> Result<()> {
                 let (frames, times) = build(&lib, family, steps, 3, seed);
                 let r = check(&engine, &frames, &times, steps, seed)?;
                 tried += 1;
+                jumps.extend(r.active.scores.pose_jump_deg);
+                identity.extend(r.active.scores.identity_min);
                 let odd = r.is_live() != (family == Family::Genuine);
                 if common.show && (odd || r.needs_step_up()) {
                     println!("{family:?} {steps:?}: {}", serde_json::to_string(&r)?);
@@ -175,7 +182,7 @@ fn eval(common: &CommonArgs) -> Result<()> {
                     accepted += 1;
                 } else if r.needs_step_up() {
                     step_up += 1;
-                    *why.entry(format!("step_up:{}", r.passive_doubt.unwrap_or("?")))
+                    *why.entry(format!("step_up:{}", r.doubt().unwrap_or("?")))
                         .or_default() += 1;
                 } else {
                     *why.entry(reason(&r)).or_default() += 1;
@@ -200,7 +207,20 @@ fn eval(common: &CommonArgs) -> Result<()> {
                 why.join(", ")
             }
         );
+        jumps_by_family.push((family.name(), jumps, identity));
     }
+    println!(
+        "\n| Family | Largest pose jump between frames (degrees) | \
+         Lowest identity similarity |\n|---|---|---|"
+    );
+    for (name, jumps, identity) in jumps_by_family {
+        let (jumps, identity) = (
+            liveness_video::spread(jumps),
+            liveness_video::spread(identity),
+        );
+        println!("| {name} | {jumps} | {identity} |");
+    }
+    println!("(min / median / max over the answers that got that far)");
     Ok(())
 }
 
@@ -226,7 +246,7 @@ fn video(args: &EvalArgs) -> Result<()> {
             if args.common.show && liveness_video::refuses_a_live_person(&why) {
                 println!("{steps:?}: {}", serde_json::to_string(&r)?);
             }
-            Ok(why)
+            Ok((why, r.active.scores.pose_jump_deg))
         },
     )?;
     liveness_video::report(dir, args.video_fps, args.video_window, &outcome);

@@ -22,6 +22,8 @@ pub struct Outcome {
     pub reasons: BTreeMap<String, usize>,
     /// Challenges that at least one window answered and was accepted for.
     pub answered: Vec<(Vec<Step>, bool)>,
+    /// The largest pose jump between two frames of each accepted window.
+    pub jumps: Vec<f32>,
 }
 
 /// Reasons that say the window is not an answer to the challenge, rather
@@ -29,9 +31,15 @@ pub struct Outcome {
 const NOT_AN_ANSWER: [&str; 3] = ["spoof:steps", "no_face", "spoof:too_few_frames"];
 
 /// Whether a window's reason word is a live person refused (not accepted,
-/// and not a window that does not answer the challenge).
+/// not asked for a second step, and not a window that does not answer the
+/// challenge).
 pub fn refuses_a_live_person(why: &str) -> bool {
-    why != "accepted" && !NOT_AN_ANSWER.contains(&why)
+    why != "accepted" && !asks_again(why) && !NOT_AN_ANSWER.contains(&why)
+}
+
+/// Whether a window's reason word asks the person for a second step.
+pub fn asks_again(why: &str) -> bool {
+    why.starts_with("step_up:")
 }
 
 /// Reads the frames of `dir` in name order (JPEG or PNG).
@@ -57,13 +65,14 @@ pub fn frames(dir: &Path) -> Result<Vec<RgbImage>> {
 
 /// Judges every window of `len` frames of `video` (and of its mirror
 /// image) against every challenge with `judge`, which returns the reason
-/// word of `liveness eval` ("accepted" or why it was refused).
+/// word of `liveness eval` ("accepted" or why it was refused) and the
+/// window's largest pose jump between frames, when measured.
 pub fn measure(
     video: &[RgbImage],
     fps: f64,
     len: usize,
     challenges: &[Vec<Step>],
-    mut judge: impl FnMut(&[RgbImage], &[f64], &[Step]) -> Result<String>,
+    mut judge: impl FnMut(&[RgbImage], &[f64], &[Step]) -> Result<(String, Option<f32>)>,
 ) -> Result<Outcome> {
     let mirrored: Vec<RgbImage> = video.iter().map(image::imageops::flip_horizontal).collect();
     let times: Vec<f64> = (0..len).map(|i| i as f64 * 1000.0 / fps).collect();
@@ -72,8 +81,11 @@ pub fn measure(
         for (flipped, frames) in [(false, video), (true, &mirrored[..])] {
             let mut accepted = false;
             for window in frames.windows(len) {
-                let why = judge(window, &times, steps)?;
-                accepted |= why == "accepted";
+                let (why, jump) = judge(window, &times, steps)?;
+                if why == "accepted" {
+                    accepted = true;
+                    out.jumps.extend(jump);
+                }
                 out.windows += 1;
                 *out.reasons.entry(why).or_default() += 1;
             }
@@ -94,6 +106,12 @@ pub fn report(dir: &Path, fps: f64, len: usize, o: &Outcome) {
         .map(|(_, v)| v)
         .sum();
     let accepted = o.reasons.get("accepted").copied().unwrap_or(0);
+    let again: usize = o
+        .reasons
+        .iter()
+        .filter(|(k, _)| asks_again(k))
+        .map(|(_, v)| v)
+        .sum();
     println!(
         "{}: windows of {len} frames at {fps} frames a second, as filmed and mirrored, \
          against every challenge; defaults of ChallengeConfig and PassiveConfig.",
@@ -104,8 +122,14 @@ pub fn report(dir: &Path, fps: f64, len: usize, o: &Outcome) {
         println!("    {why}: {n}");
     }
     println!(
-        "  answers whose poses follow the challenge: {}; accepted {accepted}, refused {refused_live}",
-        accepted + refused_live
+        "  answers whose poses follow the challenge: {}; accepted {accepted}, \
+         asked for a second step {again}, refused {refused_live}",
+        accepted + again + refused_live
+    );
+    println!(
+        "  largest pose jump between frames of the accepted windows (degrees): \
+         min / median / max {}",
+        spread(o.jumps.clone())
     );
     println!(
         "  challenges answered and accepted at least once: {}",
@@ -114,4 +138,19 @@ pub fn report(dir: &Path, fps: f64, len: usize, o: &Outcome) {
     for (steps, flipped) in &o.answered {
         println!("    {steps:?}{}", if *flipped { " (mirrored)" } else { "" });
     }
+}
+
+/// "min / median / max" of `v` (one decimal), or "-".
+pub fn spread(mut v: Vec<f32>) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    v.sort_by(f32::total_cmp);
+    let digits = if v[v.len() - 1] <= 1.0 { 2 } else { 1 };
+    format!(
+        "{:.digits$} / {:.digits$} / {:.digits$}",
+        v[0],
+        v[v.len() / 2],
+        v[v.len() - 1]
+    )
 }

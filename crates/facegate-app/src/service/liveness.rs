@@ -130,6 +130,16 @@ const STEP_UP_CHALLENGE: ServiceError = ServiceError::FaceRejected {
               you. Try once more, or sign in with your password.",
 };
 
+/// What an answer whose frames were not surely one person says (a head
+/// turned far, or blurred by a fast turn, looks less like itself): the
+/// same next steps, with what helps.
+const STEP_UP_IDENTITY: ServiceError = ServiceError::FaceRejected {
+    code: "step_up",
+    message: "Almost there: we could not see your face clearly in every frame. Keep your face \
+              in view and turn your head a little, not far, as the arrows ask. Try once more, \
+              or sign in with your password.",
+};
+
 /// Steps of a second-chance challenge (a first one has two or three).
 const SECOND_CHANCE_STEPS: usize = 4;
 
@@ -276,13 +286,27 @@ impl Services {
         *liveness = Some(doc.to_string());
         let (verdict, cue) = (report.active.verdict, report.passive_failure);
         let doubted = report.needs_step_up();
-        if let Some(doubt) = report.passive_doubt.filter(|_| doubted) {
+        if let Some(doubt) = report.doubt().filter(|_| doubted) {
+            let active = report.active_doubt().is_some();
             if !challenge.second {
                 self.metrics.observe_liveness(&format!("step_up_{doubt}"));
-                let reason = format!("step_up_passive_{doubt}");
-                return Err(Stop::refused(reason, STEP_UP_CHALLENGE));
+                let (kind, message) = if active {
+                    ("active", STEP_UP_IDENTITY)
+                } else {
+                    ("passive", STEP_UP_CHALLENGE)
+                };
+                return Err(Stop::refused(format!("step_up_{kind}_{doubt}"), message));
             }
-            // The second, longer challenge: the doubt is kept in the
+            if active {
+                // Unsure twice that the frames are one person: refused.
+                let verdict = Verdict::IdentityMismatch;
+                self.metrics.observe_liveness(&outcome_of(verdict, None));
+                return Err(Stop::refused(
+                    reason_of(verdict, None),
+                    rejection(verdict, None),
+                ));
+            }
+            // The second, longer challenge: a passive doubt is kept in the
             // attempt's scores and counted below, and no longer stops it.
         }
         // A doubt passed on the second chance counts as live.

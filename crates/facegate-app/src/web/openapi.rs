@@ -146,7 +146,7 @@ fn full_document() -> Value {
                 "responses": {"200": ok("Logged in", json!({"allOf": [user_ref(), {"type": "object",
                         "properties": {"score": {"type": "number"}}}]})),
                     "400": error_ref("invalid"),
-                    "401": error_ref("spoof, step_up (passive liveness unsure: try again or use the password), unknown, no_face, multiple_faces or expired"), "403": error_ref("csrf"),
+                    "401": error_ref("spoof, step_up (liveness unsure: a second challenge or the password), unknown, no_face, multiple_faces or expired"), "403": error_ref("csrf"),
                     "413": error_ref("too_large"), "422": error_ref("invalid_image"),
                     "429": error_ref("locked or rate_limited")}}}
         },

@@ -63,19 +63,29 @@ pub struct SequenceReport {
 }
 
 impl SequenceReport {
-    /// True when every check that ran passed.
+    /// True when every check that ran passed, and none was unsure.
     pub fn is_live(&self) -> bool {
         self.active.verdict == Verdict::Live
             && self.passive_failure.is_none()
-            && self.passive_doubt.is_none()
+            && self.doubt().is_none()
     }
 
-    /// True when nothing refused the answer but a cue asks for a second
+    /// True when nothing refused the answer but a check asks for a second
     /// step before it counts as live.
     pub fn needs_step_up(&self) -> bool {
         self.active.verdict == Verdict::Live
             && self.passive_failure.is_none()
-            && self.passive_doubt.is_some()
+            && self.doubt().is_some()
+    }
+
+    /// The active check that was unsure ("identity"), if any.
+    pub fn active_doubt(&self) -> Option<&'static str> {
+        self.active.scores.identity_unsure.then_some("identity")
+    }
+
+    /// The first unsure check: active, else passive.
+    pub fn doubt(&self) -> Option<&'static str> {
+        self.active_doubt().or(self.passive_doubt)
     }
 }
 

@@ -104,6 +104,9 @@ fn a_head_turning_left_then_right_is_live() {
     );
     assert_eq!(j.verdict, Verdict::Live, "{j:?}");
     assert!(j.scores.planar_residual.unwrap() > 0.06, "{j:?}");
+    // The largest move between two frames: 12° to -5° of yaw.
+    let jump = j.scores.pose_jump_deg.unwrap();
+    assert!((14.0..20.0).contains(&jump), "{jump}");
 }
 
 #[test]
@@ -201,6 +204,46 @@ fn another_face_mid_sequence_is_an_identity_mismatch() {
         &[Step::Left, Step::Right],
         &ChallengeConfig::default(),
     );
+    assert_eq!(j.verdict, Verdict::IdentityMismatch, "{j:?}");
+}
+
+#[test]
+fn a_frame_somewhat_unlike_the_others_is_unsure_not_refused() {
+    // One frame (a head turned far, say) 0.45 like the others: between
+    // the doubt floor (0.35) and the sure threshold (0.55).
+    let mut frames = sequence(head, LEFT_RIGHT);
+    // A direction unlike all of them (orthogonal to their shared one).
+    let far: Vec<f32> = (0..16)
+        .map(|i| if i % 2 == 0 { 0.25 } else { -0.25 })
+        .collect();
+    let like = [0.1f32; 16];
+    let norm = like.iter().map(|v| v * v).sum::<f32>().sqrt();
+    let mix: Vec<f32> = (0..16)
+        .map(|i| 0.45 * like[i] / norm + 0.893 * far[i])
+        .collect();
+    frames[5].embedding = Some(mix);
+    let cfg = ChallengeConfig::default();
+    let j = run(&frames, &[Step::Left, Step::Right], &cfg);
+    assert_eq!(j.verdict, Verdict::Live, "{j:?}");
+    assert!(j.scores.identity_unsure, "{j:?}");
+    let m = j.scores.identity_min.unwrap();
+    assert!(
+        m < cfg.min_identity_similarity && m >= cfg.doubt_identity_similarity,
+        "{m}"
+    );
+    // Surely one person: not unsure.
+    let sure = run(
+        &sequence(head, LEFT_RIGHT),
+        &[Step::Left, Step::Right],
+        &cfg,
+    );
+    assert!(!sure.scores.identity_unsure, "{sure:?}");
+    // With the floor raised above it, the same frames are refused.
+    let strict = ChallengeConfig {
+        doubt_identity_similarity: 0.5,
+        ..cfg
+    };
+    let j = run(&frames, &[Step::Left, Step::Right], &strict);
     assert_eq!(j.verdict, Verdict::IdentityMismatch, "{j:?}");
 }
 
