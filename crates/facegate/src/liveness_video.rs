@@ -99,19 +99,15 @@ pub fn measure(
 
 /// Prints the outcome.
 pub fn report(dir: &Path, fps: f64, len: usize, o: &Outcome) {
-    let refused_live: usize = o
-        .reasons
-        .iter()
-        .filter(|(k, _)| refuses_a_live_person(k))
-        .map(|(_, v)| v)
-        .sum();
+    let count = |kind: fn(&str) -> bool| -> usize {
+        o.reasons
+            .iter()
+            .filter(|(k, _)| kind(k))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    let (refused_live, again) = (count(refuses_a_live_person), count(asks_again));
     let accepted = o.reasons.get("accepted").copied().unwrap_or(0);
-    let again: usize = o
-        .reasons
-        .iter()
-        .filter(|(k, _)| asks_again(k))
-        .map(|(_, v)| v)
-        .sum();
     println!(
         "{}: windows of {len} frames at {fps} frames a second, as filmed and mirrored, \
          against every challenge; defaults of ChallengeConfig and PassiveConfig.",
