@@ -36,15 +36,9 @@ node_major="$(node -p 'process.versions.node.split(".")[0]')"
 missing=()
 [ -x "$CHROMIUM" ] || missing+=(chromium)
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
-if [ "${#missing[@]}" -gt 0 ]; then
-    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-        echo "e2e: installing ${missing[*]} with apt-get"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    else
-        die "missing: ${missing[*]}. Install them (Debian: sudo apt-get install ${missing[*]}), or set CHROMIUM to a Chromium binary."
-    fi
-fi
+# shellcheck source=tools/debian_packages.sh
+. tools/debian_packages.sh
+install_missing e2e "or set CHROMIUM to a Chromium binary" "${missing[@]}"
 [ -x "$CHROMIUM" ] || die "Chromium not found at $CHROMIUM (set CHROMIUM)"
 
 # npm dependencies of the test (playwright-core only, exact version, lockfile).

@@ -24,16 +24,9 @@ fi
 
 # ffmpeg cuts the shared video into frames for a CLI test (and makes the
 # browser tests' camera clips): from the distribution's packages when missing.
-if ! command -v ffmpeg >/dev/null; then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-    echo "test: installing ffmpeg with apt-get"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
-  else
-    echo "test: ffmpeg is missing (Debian: sudo apt-get install ffmpeg)" >&2
-    exit 1
-  fi
-fi
+# shellcheck source=tools/debian_packages.sh
+. tools/debian_packages.sh
+command -v ffmpeg >/dev/null || install_missing test "" ffmpeg
 
 cargo test --release --workspace
 tools/e2e.sh

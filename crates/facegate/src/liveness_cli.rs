@@ -180,11 +180,8 @@ fn eval(common: &CommonArgs) -> Result<()> {
                 }
                 if r.is_live() {
                     accepted += 1;
-                } else if r.needs_step_up() {
-                    step_up += 1;
-                    *why.entry(format!("step_up:{}", r.doubt().unwrap_or("?")))
-                        .or_default() += 1;
                 } else {
+                    step_up += usize::from(r.needs_step_up());
                     *why.entry(reason(&r)).or_default() += 1;
                 }
             }

@@ -90,25 +90,7 @@ impl Detector {
         previous: Option<&BoundingBox>,
     ) -> Result<Vec<DetectedFace>, VisionError> {
         if let Some(prev) = previous {
-            if let Some(mut tracked) = self.refine_at(img, prev)? {
-                // O-Net's landmarks are best on a box centred on the face:
-                // a head that moved far is measured again where it is now.
-                if moved_far(prev, &tracked.bbox) {
-                    tracked = self.refine_at(img, &tracked.bbox)?.unwrap_or(tracked);
-                }
-                let integral = Integral::new(small);
-                let around = tracked.bbox.scaled(1.0 / back).square();
-                let elsewhere = self.proposals_away(small, &integral, &around)?;
-                let mut faces = vec![tracked];
-                if !elsewhere.is_empty() {
-                    let others = self.refine(&integral, elsewhere)?;
-                    let others = self
-                        .output(&integral, others)?
-                        .into_iter()
-                        .map(|f| f.scaled(back));
-                    // The tracked face found again on `small` is not another.
-                    faces.extend(others.filter(|f| !same_face(&tracked.bbox, &f.bbox)));
-                }
+            if let Some(faces) = self.track_shrunk(small, img, back, prev)? {
                 return Ok(faces);
             }
         }
@@ -119,6 +101,39 @@ impl Detector {
                 Ok(self.refine_at(img, &f.bbox)?.unwrap_or(f))
             })
             .collect()
+    }
+
+    /// [`Self::detect_shrunk`] with the face's previous box `prev`: the face
+    /// measured on `img` around it (again where it is now, when it moved
+    /// far), other faces looked for on `small`. `None` when the face is not
+    /// near its last place.
+    fn track_shrunk(
+        &self,
+        small: &RgbImage,
+        img: &RgbImage,
+        back: f32,
+        prev: &BoundingBox,
+    ) -> Result<Option<Vec<DetectedFace>>, VisionError> {
+        let Some(mut tracked) = self.refine_at(img, prev)? else {
+            return Ok(None);
+        };
+        // O-Net's landmarks are best on a box centred on the face.
+        if moved_far(prev, &tracked.bbox) {
+            tracked = self.refine_at(img, &tracked.bbox)?.unwrap_or(tracked);
+        }
+        let integral = Integral::new(small);
+        let around = tracked.bbox.scaled(1.0 / back).square();
+        let elsewhere = self.proposals_away(small, &integral, &around)?;
+        let tracked_box = tracked.bbox;
+        let mut faces = vec![tracked];
+        if !elsewhere.is_empty() {
+            let others = self.refine(&integral, elsewhere)?;
+            let others = self.output(&integral, others)?;
+            // The tracked face found again on `small` is not another.
+            let others = others.into_iter().map(|f| f.scaled(back));
+            faces.extend(others.filter(|f| !same_face(&tracked_box, &f.bbox)));
+        }
+        Ok(Some(faces))
     }
 
     /// P-Net proposals of `img` that do not overlap `square` (a tracked
