@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::error::OAuthError;
-use super::secret::random_token;
+use super::secret::{random_id, random_token};
 use crate::domain::oidc::{Acr, Consent, NewOidcClient, OidcClient};
 use crate::domain::{AuditKind, NewAuditEvent, User, ValidationError};
 use crate::service::{hash_password, verify_password, ServiceError, ServiceResult, Services};
@@ -86,7 +86,7 @@ pub async fn register_client(
             return Err(invalid("min_acr", format!("unknown acr {acr}")));
         }
     }
-    let client_id = random_token()[..22].to_string();
+    let client_id = random_id();
     let secret = (!spec.public).then(random_token);
     let secret_hash = match &secret {
         Some(s) => Some(hash_password(s)?),

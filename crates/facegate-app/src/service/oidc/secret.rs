@@ -13,6 +13,15 @@ pub fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// A new random identifier (a client's id): 16 random bytes in lowercase
+/// hex, so it never starts with `-` (a base64url one could, and the CLI
+/// then took it for an option) and reads back unambiguously.
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
 /// What a token is stored under.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -37,5 +46,19 @@ mod tests {
             super::s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
+    }
+
+    #[test]
+    fn ids_are_lowercase_hex_that_no_command_line_takes_for_an_option() {
+        for _ in 0..200 {
+            let id = super::random_id();
+            assert_eq!(id.len(), 32, "{id}");
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                "{id}"
+            );
+        }
+        assert_ne!(super::random_id(), super::random_id());
     }
 }
