@@ -164,7 +164,7 @@ fn eval(common: &CommonArgs) -> Result<()> {
     let mut jumps_by_family = Vec::new();
     for family in Family::ALL {
         let (mut tried, mut accepted, mut step_up) = (0usize, 0usize, 0usize);
-        let (mut jumps, mut identity) = (Vec::new(), Vec::new());
+        let (mut jumps, mut identity, mut tints) = (Vec::new(), Vec::new(), Vec::new());
         let mut why: BTreeMap<String, usize> = BTreeMap::new();
         for (i, steps) in challenges.iter().enumerate() {
             for seed in 0..common.seeds {
@@ -174,6 +174,7 @@ fn eval(common: &CommonArgs) -> Result<()> {
                 tried += 1;
                 jumps.extend(r.active.scores.pose_jump_deg);
                 identity.extend(r.active.scores.identity_min);
+                tints.extend(r.active.scores.tint_shift);
                 let odd = r.is_live() != (family == Family::Genuine);
                 if common.show && (odd || r.needs_step_up()) {
                     println!("{family:?} {steps:?}: {}", serde_json::to_string(&r)?);
@@ -204,18 +205,19 @@ fn eval(common: &CommonArgs) -> Result<()> {
                 why.join(", ")
             }
         );
-        jumps_by_family.push((family.name(), jumps, identity));
+        jumps_by_family.push((family.name(), jumps, identity, tints));
     }
     println!(
         "\n| Family | Largest pose jump between frames (degrees) | \
-         Lowest identity similarity |\n|---|---|---|"
+         Lowest identity similarity | Colour cast shift |\n|---|---|---|---|"
     );
-    for (name, jumps, identity) in jumps_by_family {
-        let (jumps, identity) = (
+    for (name, jumps, identity, tints) in jumps_by_family {
+        let (jumps, identity, tints) = (
             liveness_video::spread(jumps),
             liveness_video::spread(identity),
+            liveness_video::spread(tints),
         );
-        println!("| {name} | {jumps} | {identity} |");
+        println!("| {name} | {jumps} | {identity} | {tints} |");
     }
     println!("(min / median / max over the answers that got that far)");
     Ok(())
@@ -243,7 +245,7 @@ fn video(args: &EvalArgs) -> Result<()> {
             if args.common.show && liveness_video::refuses_a_live_person(&why) {
                 println!("{steps:?}: {}", serde_json::to_string(&r)?);
             }
-            Ok((why, r.active.scores.pose_jump_deg))
+            Ok((why, r.active.scores.clone()))
         },
     )?;
     liveness_video::report(dir, args.video_fps, args.video_window, &outcome);

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use facegate_vision::Step;
+use facegate_vision::{ActiveScores, Step};
 use image::RgbImage;
 
 /// What the windows of one video came to.
@@ -24,6 +24,8 @@ pub struct Outcome {
     pub answered: Vec<(Vec<Step>, bool)>,
     /// The largest pose jump between two frames of each accepted window.
     pub jumps: Vec<f32>,
+    /// The colour cast shift of each accepted window.
+    pub tints: Vec<f32>,
 }
 
 /// Reasons that say the window is not an answer to the challenge, rather
@@ -72,7 +74,7 @@ pub fn measure(
     fps: f64,
     len: usize,
     challenges: &[Vec<Step>],
-    mut judge: impl FnMut(&[RgbImage], &[f64], &[Step]) -> Result<(String, Option<f32>)>,
+    mut judge: impl FnMut(&[RgbImage], &[f64], &[Step]) -> Result<(String, ActiveScores)>,
 ) -> Result<Outcome> {
     let mirrored: Vec<RgbImage> = video.iter().map(image::imageops::flip_horizontal).collect();
     let times: Vec<f64> = (0..len).map(|i| i as f64 * 1000.0 / fps).collect();
@@ -81,10 +83,11 @@ pub fn measure(
         for (flipped, frames) in [(false, video), (true, &mirrored[..])] {
             let mut accepted = false;
             for window in frames.windows(len) {
-                let (why, jump) = judge(window, &times, steps)?;
+                let (why, scores) = judge(window, &times, steps)?;
                 if why == "accepted" {
                     accepted = true;
-                    out.jumps.extend(jump);
+                    out.jumps.extend(scores.pose_jump_deg);
+                    out.tints.extend(scores.tint_shift);
                 }
                 out.windows += 1;
                 *out.reasons.entry(why).or_default() += 1;
@@ -126,6 +129,10 @@ pub fn report(dir: &Path, fps: f64, len: usize, o: &Outcome) {
         "  largest pose jump between frames of the accepted windows (degrees): \
          min / median / max {}",
         spread(o.jumps.clone())
+    );
+    println!(
+        "  colour cast shift of the accepted windows: min / median / max {}",
+        spread(o.tints.clone())
     );
     println!(
         "  challenges answered and accepted at least once: {}",

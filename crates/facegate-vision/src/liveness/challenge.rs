@@ -61,6 +61,9 @@ pub struct FrameObservation {
     pub embedding: Option<Vec<f32>>,
     /// A grey thumbnail of the whole frame ([`thumbnail`]).
     pub thumb: Vec<u8>,
+    /// The colour cast of the face when there is exactly one
+    /// ([`super::appearance::face_tint`]).
+    pub tint: Option<[f32; 2]>,
 }
 
 /// Thresholds of the active checks. Every field has a documented default
@@ -204,6 +207,9 @@ pub struct ActiveScores {
     /// passes through the poses between two others, a swapped photo jumps
     /// (measured, not judged: docs/LIVENESS.md, "Pose jumps").
     pub pose_jump_deg: Option<f32>,
+    /// Largest change of the face's colour cast from its median over the
+    /// frames (measured, not judged: docs/LIVENESS.md, "Appearance").
+    pub tint_shift: Option<f32>,
     /// Pairs of frames whose pose differs enough to test for 3-D motion.
     pub informative_pairs: usize,
     /// Median planar residual over those pairs.
@@ -332,6 +338,8 @@ fn check_all(
         .windows(2)
         .map(|w| pose_change(&w[0].1, &w[1].1))
         .reduce(f32::max);
+    let tints: Vec<[f32; 2]> = with_face.iter().filter_map(|f| f.tint).collect();
+    s.tint_shift = super::appearance::tint_shift(&tints);
     follow_steps(&poses, steps, cfg, frames[0].t_ms, s);
     if s.steps_done < steps.len() {
         return Verdict::Spoof(SpoofCheck::Steps);

@@ -7,6 +7,8 @@
 //!   moiré, glare, blur) and the reduction of a frame to what the active
 //!   checks need;
 //! - [`antispoof`]: the FaceAntiSpoofing network behind the first cue;
+//! - [`appearance`]: the face's colour cast from frame to frame (measured
+//!   with every answer, not judged);
 //! - [`sequence`]: all of them on one challenge answer, frame by frame.
 //!
 //! The engine ([`crate::FaceEngine`]) holds the networks and offers these
@@ -15,6 +17,7 @@
 //! engine.
 
 pub(crate) mod antispoof;
+pub(crate) mod appearance;
 pub(crate) mod challenge;
 pub(crate) mod passive;
 pub(crate) mod sequence;

@@ -322,6 +322,9 @@ pub(crate) fn observe_frame(
         thumb,
         landmarks: single.as_ref().map(|(f, _)| f.landmarks),
         embedding: None,
+        tint: single
+            .as_ref()
+            .map(|(_, a)| super::appearance::face_tint(a)),
     };
     Ok((obs, single))
 }

@@ -58,6 +58,7 @@ fn sequence(shape: fn(f32, f32) -> [[f32; 2]; 5], poses: &[(f32, f32)]) -> Vec<F
                 landmarks: Some(shape(yaw, up)),
                 embedding: Some(emb),
                 thumb: vec![(i * 7 % 250) as u8; 64],
+                tint: Some([0.3, -0.2]),
             }
         })
         .collect()
