@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+mod config_load;
 mod config_oidc;
 pub mod crypto;
 pub mod domain;
