@@ -122,29 +122,6 @@ fn near(v: &[f32], cos: f32, rng: &mut StdRng) -> Vec<f32> {
     unit(v.iter().zip(&noise).map(|(a, n)| a + s * n).collect())
 }
 
-/// The exact ranking's first users, by a full scan that keeps the best
-/// templates only (the same top users as `rank` when no user has more
-/// templates than are kept).
-fn exact_top(gallery: &[MatchTemplate], probe: &[f32]) -> Vec<(i64, f32)> {
-    const KEEP: usize = 8;
-    let mut top: Vec<(i64, f32)> = Vec::with_capacity(KEEP + 1);
-    for t in gallery {
-        let s = facegate_vision::cosine_similarity(&t.embedding, probe);
-        if top.len() < KEEP || s >= top[KEEP - 1].1 {
-            top.push((t.user_id, s));
-            top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            top.truncate(KEEP);
-        }
-    }
-    let mut users: Vec<(i64, f32)> = Vec::new();
-    for (u, s) in top {
-        if !users.iter().any(|x| x.0 == u) {
-            users.push((u, s));
-        }
-    }
-    users
-}
-
 /// Embeddings of the faces in `photos` (one face each; others skipped).
 fn real_faces(args: &BenchIndexArgs) -> Result<Vec<Vec<f32>>> {
     if args.photos.is_empty() {
@@ -326,13 +303,7 @@ fn exact_answers(gallery: &[MatchTemplate], probes: &[Vec<f32>]) -> Vec<Vec<(i64
     std::thread::scope(|s| {
         let handles: Vec<_> = probes
             .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|p| exact_top(gallery, p))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|part| s.spawn(move || part.iter().map(|p| rank(gallery, p)).collect::<Vec<_>>()))
             .collect();
         handles
             .into_iter()

@@ -3,24 +3,38 @@
 //! runner-up is within the margin). The gallery itself, and its index for
 //! large sizes, live in the gallery module.
 
-use std::collections::HashMap;
-
 use facegate_vision::cosine_similarity;
 
 use crate::domain::MatchTemplate;
 
-/// Each user's best similarity to `probe`, best first.
+/// Users a ranking keeps: the decision reads the best two, enrolment the
+/// best one besides the person enrolling; the rest is a margin.
+pub const RANKED_USERS: usize = 8;
+
+/// The [`RANKED_USERS`] users whose best template is nearest to `probe`,
+/// each with that template's similarity, best first (ties: the lower id).
+/// One pass that keeps only those: a user whose best template is among
+/// them is nearer than the last kept one when it comes, so it is taken.
 pub fn rank(templates: &[MatchTemplate], probe: &[f32]) -> Vec<(i64, f32)> {
-    let mut best: HashMap<i64, f32> = HashMap::new();
+    let mut top: Vec<(i64, f32)> = Vec::with_capacity(RANKED_USERS + 1);
     for t in templates {
-        let s = cosine_similarity(&t.embedding, probe);
-        best.entry(t.user_id)
-            .and_modify(|b| *b = b.max(s))
-            .or_insert(s);
+        let entry = (t.user_id, cosine_similarity(&t.embedding, probe));
+        if top.len() == RANKED_USERS && nearer_first(&entry, &top[RANKED_USERS - 1]).is_ge() {
+            continue;
+        }
+        match top.iter_mut().find(|e| e.0 == entry.0) {
+            Some(kept) => kept.1 = kept.1.max(entry.1),
+            None => top.push(entry),
+        }
+        top.sort_by(nearer_first);
+        top.truncate(RANKED_USERS);
     }
-    let mut ranked: Vec<(i64, f32)> = best.into_iter().collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    ranked
+    top
+}
+
+/// The order of a ranking: higher similarity first, then the lower id.
+fn nearer_first(a: &(i64, f32), b: &(i64, f32)) -> std::cmp::Ordering {
+    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
 }
 
 /// The outcome of 1:N identification.
@@ -90,6 +104,45 @@ mod tests {
         assert_eq!(r[1].0, 2);
         assert!((r[1].1 - 0.8).abs() < 1e-6);
         assert_eq!(r.len(), 2);
+    }
+
+    /// Against every user's best template, found the long way: the same
+    /// first users in the same order, with several templates per user,
+    /// users scattered through the gallery and equal scores (the lower id
+    /// first).
+    #[test]
+    fn keeps_the_nearest_users_in_order() {
+        use std::collections::HashMap;
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as f32 / (1u64 << 31) as f32 - 0.5
+        };
+        for round in 0..50 {
+            let ts: Vec<MatchTemplate> = (0..200)
+                .map(|i| {
+                    let user = ((next() + 0.5) * 40.0) as i64;
+                    // Every 10th template copies an earlier one: equal scores.
+                    if i % 10 == 9 {
+                        return t(user, &[1.0, 0.5, -0.25]);
+                    }
+                    t(user, &[next(), next(), next()])
+                })
+                .collect();
+            let probe = [next(), next(), next()];
+            let mut best: HashMap<i64, f32> = HashMap::new();
+            for x in &ts {
+                let s = cosine_similarity(&x.embedding, &probe);
+                let b = best.entry(x.user_id).or_insert(s);
+                *b = b.max(s);
+            }
+            let mut want: Vec<(i64, f32)> = best.into_iter().collect();
+            want.sort_by(nearer_first);
+            want.truncate(RANKED_USERS);
+            assert_eq!(rank(&ts, &probe), want, "round {round}");
+        }
     }
 
     #[test]

@@ -23,9 +23,10 @@ use facegate_vision::cosine_similarity;
 use super::search::{self, Budget, Probe, Stored, FREE};
 use crate::domain::MatchTemplate;
 
-/// Users whose every template is scored per probe: the decision needs
-/// the best two; the others are a margin for users with several.
-const RESCORED_USERS: usize = 8;
+/// Users whose every template is scored per probe: as many as the
+/// exhaustive ranking keeps (the decision needs the best two; the others
+/// are a margin for users with several).
+const RESCORED_USERS: usize = crate::service::matching::RANKED_USERS;
 
 /// The share of the nearest sketches whose vectors are scored: one in 8.
 const SCORED_SHARE: usize = 8;
