@@ -9,12 +9,16 @@
 # FACEGATE_BENCH_STORE=postgres runs it on a throwaway PostgreSQL
 # (tools/pg.sh) instead of the embedded SQLite; FACEGATE_BENCH_INSTANCES=2
 # (PostgreSQL only) on two instances behind HAProxy (tools/cluster.sh),
-# requests spread round robin.
+# requests spread round robin. FACEGATE_BENCH_DATA=DIR (SQLite) keeps the
+# data directory: seeded on the first run, reused by the next ones (a
+# million templates take about two minutes to seed). FACEGATE_BENCH_BIN
+# runs another build of the server (to compare two builds in turns).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 conns="${1:-4}"
 secs="${2:-30}"
 users="${FACEGATE_BENCH_USERS:-999}"
+bin="${FACEGATE_BENCH_BIN:-target/release/facegate}"
 store="${FACEGATE_BENCH_STORE:-sqlite}"
 instances="${FACEGATE_BENCH_INSTANCES:-1}"
 faces="${FACEGATE_FACES:-../shared/testdata/faces}"
@@ -45,15 +49,20 @@ if [ "$store" = postgres ]; then
   FACEGATE_MASTER_KEY="$(head -c 32 /dev/urandom | base64)"
   export FACEGATE_DATABASE_URL FACEGATE_MASTER_KEY
 fi
+data="$work/data"
+if [ -n "${FACEGATE_BENCH_DATA:-}" ] && [ "$store" = sqlite ]; then
+  data="$FACEGATE_BENCH_DATA"
+  [ ! -e "$data/facegate.sqlite3" ] || users=0 # seeded by an earlier run
+fi
 if [ "$users" -gt 0 ]; then
-  target/release/examples/seed_users --data-dir "$work/data" --users "$users"
+  target/release/examples/seed_users --data-dir "$data" --users "$users"
 fi
 pids=()
 if [ "$instances" = 2 ]; then
   base="$(tools/cluster.sh start "$work/cluster" 8765)"
   pids=("$(cat "$work/cluster/a.pid")" "$(cat "$work/cluster/b.pid")")
 else
-  target/release/facegate serve --addr 127.0.0.1:8765 --data-dir "$work/data" >"$work/server.log" 2>&1 &
+  "$bin" serve --addr 127.0.0.1:8765 --data-dir "$data" >"$work/server.log" 2>&1 &
   server=$!
   pids=("$server")
   base=http://127.0.0.1:8765
@@ -69,12 +78,16 @@ must() { "$@" || { echo "failed: ${*: -1}" >&2; tail -n 20 "$work/server.log" "$
 jar="$work/cookies"
 csrf() { curl -sf -b "$jar" -c "$jar" "$base/api/csrf" | sed 's/.*"csrf_token":"\([^"]*\)".*/\1/'; }
 token=$(csrf)
-must curl -sf -b "$jar" -c "$jar" -H "X-CSRF-Token: $token" -H 'Content-Type: application/json' \
-  -d '{"username":"benchuser","email":"bench@example.org","password":"correct horse battery"}' \
-  "$base/api/register" >/dev/null
-token=$(csrf)
-must curl -sf -b "$jar" -c "$jar" -H "X-CSRF-Token: $token" -F "image=@$faces/obama_1.jpg" \
-  "$base/api/me/faces" >/dev/null
+account='{"username":"benchuser","email":"bench@example.org","password":"correct horse battery"}'
+if curl -sf -b "$jar" -c "$jar" -H "X-CSRF-Token: $token" -H 'Content-Type: application/json' \
+  -d "$account" "$base/api/register" >/dev/null; then
+  token=$(csrf)
+  must curl -sf -b "$jar" -c "$jar" -H "X-CSRF-Token: $token" -F "image=@$faces/obama_1.jpg" \
+    "$base/api/me/faces" >/dev/null
+else # a kept data directory: the user and the face are there
+  must curl -sf -b "$jar" -c "$jar" -H "X-CSRF-Token: $token" -H 'Content-Type: application/json' \
+    -d '{"username":"benchuser","password":"correct horse battery"}' "$base/api/login" >/dev/null
+fi
 token=$(csrf)
 # Two instances: the other one learns of the enrolment from the change feed.
 sleep 1
@@ -96,6 +109,13 @@ cookie="$(awk 'NF >= 7 {c = $6 "=" $7} END {print c}' "$jar")"
 echo "store: $store, instances: $instances, users: $((users + 1)) enrolled, frame $(identify -format '%wx%h' "$work/frame.jpg" 2>/dev/null || echo 640px)"
 FRAME="$work/frame.jpg" COOKIE="$cookie" CSRF="$token" \
   wrk -t "$conns" -c "$conns" -d "${secs}s" --latency -s tools/bench_face_login.lua "$base" | tail -n 4
+# Where a request's time went: each face pipeline stage's mean, from the
+# server's /metrics (one instance: it answers loopback clients directly).
+if [ "$instances" = 1 ]; then
+  curl -sf "$base/metrics" | awk '/^facegate_face_stage_seconds_(sum|count)\{/ {
+      split($1, a, "\""); k = ($1 ~ /_sum\{/) ? "sum" : "count"; v[a[2], k] = $2; order[a[2]] = ++n }
+    END { printf "stage means:"; for (s in order) if (v[s, "count"] > 0) printf " %s %.3f ms", s, 1000 * v[s, "sum"] / v[s, "count"]; print "" }'
+fi
 for pid in "${pids[@]}"; do
   echo "server $pid RSS: $(awk '/VmRSS/ {print $2/1024 " MiB"}' /proc/"$pid"/status), peak $(awk '/VmHWM/ {print $2/1024 " MiB"}' /proc/"$pid"/status)"
 done
