@@ -14,6 +14,7 @@
 //! ones while they are still in the cache; pass 3 reads scattered memory,
 //! twelve cache lines a vector, so the second pass keeps it small.
 
+use facegate_vision::cosine_similarity;
 use rayon::prelude::*;
 
 use super::hamming;
@@ -46,11 +47,10 @@ pub struct Stored<'a> {
     pub users: &'a [i64],
 }
 
-/// A probe: its vector and norm, its sketch, and the projections whose
-/// signs are the sketch (one per bit).
+/// A probe: its vector, its sketch, and the projections whose signs are
+/// the sketch (one per bit).
 pub struct Probe<'a> {
     pub vector: &'a [f32],
-    pub norm: f32,
     pub code: &'a [u64],
     pub projections: &'a [f32],
 }
@@ -202,7 +202,7 @@ fn score(stored: &Stored, probe: &Probe, ranked: &[(u32, f32)]) -> Vec<(i64, f32
         }
         let s = slot as usize;
         let v = &stored.vectors[s * dim..(s + 1) * dim];
-        scored.push((stored.users[s], similarity(v, probe.vector, probe.norm)));
+        scored.push((stored.users[s], cosine_similarity(v, probe.vector)));
     }
     scored
 }
@@ -221,30 +221,6 @@ fn prefetch<T>(data: &[T]) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = data;
-}
-
-/// Cosine similarity for choosing candidates, in eight lanes the
-/// compiler vectorises (the decision's scores come from
-/// `facegate_vision::cosine_similarity`, whose single sum is the
-/// exhaustive search's).
-fn similarity(v: &[f32], probe: &[f32], probe_norm: f32) -> f32 {
-    let (mut dot, mut norm) = ([0.0f32; 8], [0.0f32; 8]);
-    for (a, b) in v.chunks_exact(8).zip(probe.chunks_exact(8)) {
-        for i in 0..8 {
-            dot[i] += a[i] * b[i];
-            norm[i] += a[i] * a[i];
-        }
-    }
-    let tail = v.len() / 8 * 8;
-    for (a, b) in v[tail..].iter().zip(&probe[tail..]) {
-        dot[0] += a * b;
-        norm[0] += a * a;
-    }
-    let (dot, norm) = (dot.iter().sum::<f32>(), norm.iter().sum::<f32>());
-    if norm == 0.0 || probe_norm == 0.0 {
-        return 0.0;
-    }
-    dot / (norm.sqrt() * probe_norm)
 }
 
 #[cfg(test)]
@@ -280,7 +256,6 @@ mod tests {
         let projections = vec![-1.0; 64];
         let probe = Probe {
             vector: &[1.0],
-            norm: 1.0,
             code: &q,
             projections: &projections,
         };

@@ -280,7 +280,6 @@ impl SketchIndex {
         };
         let probe = Probe {
             vector: probe,
-            norm: probe.iter().map(|x| x * x).sum::<f32>().sqrt(),
             code: &code,
             projections: &projections,
         };
