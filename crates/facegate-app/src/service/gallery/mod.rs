@@ -43,8 +43,9 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Each candidate user's best exact similarity to `probe`, best first
-    /// (exact search ranks every user; the index its candidates).
+    /// The nearest users' best exact similarity to `probe`, best first
+    /// (at most [`super::matching::RANKED_USERS`] of them, whichever
+    /// search finds them).
     pub fn rank(&self, probe: &[f32]) -> Vec<(i64, f32)> {
         match &self.search {
             Search::Exact(templates) => rank(templates, probe),
