@@ -12,13 +12,15 @@
 # requests spread round robin. FACEGATE_BENCH_DATA=DIR (SQLite) keeps the
 # data directory: seeded on the first run, reused by the next ones (a
 # million templates take about two minutes to seed). FACEGATE_BENCH_BIN
-# runs another build of the server (to compare two builds in turns).
+# runs another build of the server (to compare two builds in turns; with
+# two instances, tools/cluster.sh runs it too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 conns="${1:-4}"
 secs="${2:-30}"
 users="${FACEGATE_BENCH_USERS:-999}"
 bin="${FACEGATE_BENCH_BIN:-target/release/facegate}"
+export FACEGATE_BIN="$(realpath -m "$bin")"
 store="${FACEGATE_BENCH_STORE:-sqlite}"
 instances="${FACEGATE_BENCH_INSTANCES:-1}"
 faces="${FACEGATE_FACES:-../shared/testdata/faces}"
@@ -52,9 +54,8 @@ fi
 data="$work/data"
 if [ -n "${FACEGATE_BENCH_DATA:-}" ] && [ "$store" = sqlite ]; then
   data="$FACEGATE_BENCH_DATA"
-  [ ! -e "$data/facegate.sqlite3" ] || users=0 # seeded by an earlier run
 fi
-if [ "$users" -gt 0 ]; then
+if [ "$users" -gt 0 ] && [ ! -e "$data/facegate.sqlite3" ]; then # else seeded by an earlier run
   target/release/examples/seed_users --data-dir "$data" --users "$users"
 fi
 pids=()

@@ -31,35 +31,71 @@ pub struct Embedding {
 pub fn cosine_similarity(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has the feature the function is compiled for.
-        return unsafe { cosine_avx2(a, b) };
+    cosine_of(dot(a, b), dot(a, a), dot(b, b))
+}
+
+/// A vector to compare with many others: [`cosine_similarity`] with this
+/// vector's own sum of squares taken once. `probe.similarity(v)` is
+/// `cosine_similarity(v, vector)`, bit for bit.
+#[derive(Debug, Clone, Copy)]
+pub struct CosineProbe<'a> {
+    vector: &'a [f32],
+    norm_sq: f32,
+}
+
+impl<'a> CosineProbe<'a> {
+    pub fn new(vector: &'a [f32]) -> Self {
+        CosineProbe {
+            vector,
+            norm_sq: dot(vector, vector),
+        }
     }
-    cosine_lanes(a, b)
+
+    /// The vector itself.
+    pub fn vector(&self) -> &'a [f32] {
+        self.vector
+    }
+
+    /// The cosine similarity of `other` to this vector.
+    pub fn similarity(&self, other: &[f32]) -> f32 {
+        if other.len() != self.vector.len() {
+            return cosine_similarity(other, self.vector);
+        }
+        cosine_of(dot(other, self.vector), dot(other, other), self.norm_sq)
+    }
 }
 
-/// Partial sums of [`cosine_similarity`].
-const LANES: usize = 8;
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn cosine_avx2(a: &[f32], b: &[f32]) -> f32 {
-    cosine_lanes(a, b)
-}
-
-#[inline(always)]
-fn cosine_lanes(a: &[f32], b: &[f32]) -> f32 {
-    let (dot, na, nb) = (dot_lanes(a, b), dot_lanes(a, a), dot_lanes(b, b));
+/// The cosine from a dot product and the two sums of squares.
+fn cosine_of(dot: f32, na: f32, nb: f32) -> f32 {
     if na == 0.0 || nb == 0.0 {
         return 0.0;
     }
     dot / (na.sqrt() * nb.sqrt())
 }
 
+/// Partial sums of [`cosine_similarity`].
+const LANES: usize = 8;
+
+/// [`dot_lanes`], compiled for AVX2 where the CPU has it.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has the feature the function is compiled for.
+        return unsafe { dot_avx2(a, b) };
+    }
+    dot_lanes(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot_lanes(a, b)
+}
+
 /// The dot product of two slices of one length, in [`LANES`] partial sums
 /// (three separate passes over vectors this small stay in the cache, and
-/// compile to plainer vector code than one pass with three sums).
+/// compile to plainer vector code than one pass with three sums; a
+/// [`CosineProbe`] needs only two).
 #[inline(always)]
 fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0.0f32; LANES];
@@ -303,6 +339,18 @@ mod tests {
             assert_eq!(
                 cosine_similarity(&a, &b),
                 cosine_similarity(&b, &a),
+                "length {n}"
+            );
+            let (same, longer) = (&b[..n], CosineProbe::new(&b));
+            let probe = CosineProbe::new(same).similarity(&a);
+            assert_eq!(
+                probe.to_bits(),
+                cosine_similarity(&a, same).to_bits(),
+                "length {n}"
+            );
+            assert_eq!(
+                longer.similarity(&a),
+                cosine_similarity(&a, &b),
                 "length {n}"
             );
         }

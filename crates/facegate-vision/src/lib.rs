@@ -53,7 +53,7 @@ pub mod runtime;
 
 pub use decode::DecodeLimits;
 pub use detect::{BoundingBox, DetectedFace, DetectorConfig};
-pub use embed::{cosine_similarity, l2_normalise, Embedding};
+pub use embed::{cosine_similarity, l2_normalise, CosineProbe, Embedding};
 pub use engine::{EngineConfig, FaceAnalysis, FaceEngine, SingleFace};
 pub use error::{InvalidImageReason, QualityIssue, VisionError};
 pub use geometry::Pose;

@@ -3,7 +3,7 @@
 //! runner-up is within the margin). The gallery itself, and its index for
 //! large sizes, live in the gallery module.
 
-use facegate_vision::cosine_similarity;
+use facegate_vision::CosineProbe;
 
 use crate::domain::MatchTemplate;
 
@@ -16,9 +16,10 @@ pub const RANKED_USERS: usize = 8;
 /// One pass that keeps only those: a user whose best template is among
 /// them is nearer than the last kept one when it comes, so it is taken.
 pub fn rank(templates: &[MatchTemplate], probe: &[f32]) -> Vec<(i64, f32)> {
+    let probe = CosineProbe::new(probe);
     let mut top: Vec<(i64, f32)> = Vec::with_capacity(RANKED_USERS + 1);
     for t in templates {
-        let entry = (t.user_id, cosine_similarity(&t.embedding, probe));
+        let entry = (t.user_id, probe.similarity(&t.embedding));
         if top.len() == RANKED_USERS && nearer_first(&entry, &top[RANKED_USERS - 1]).is_ge() {
             continue;
         }
@@ -33,7 +34,7 @@ pub fn rank(templates: &[MatchTemplate], probe: &[f32]) -> Vec<(i64, f32)> {
 }
 
 /// The order of a ranking: higher similarity first, then the lower id.
-fn nearer_first(a: &(i64, f32), b: &(i64, f32)) -> std::cmp::Ordering {
+pub(crate) fn nearer_first(a: &(i64, f32), b: &(i64, f32)) -> std::cmp::Ordering {
     b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
 }
 
@@ -134,7 +135,7 @@ mod tests {
             let probe = [next(), next(), next()];
             let mut best: HashMap<i64, f32> = HashMap::new();
             for x in &ts {
-                let s = cosine_similarity(&x.embedding, &probe);
+                let s = facegate_vision::cosine_similarity(&x.embedding, &probe);
                 let b = best.entry(x.user_id).or_insert(s);
                 *b = b.max(s);
             }

@@ -58,11 +58,14 @@ impl Loaded {
     /// so an unknown user costs the same as a known one.
     pub fn user_best(&self, user_id: Option<i64>, probe: &[f32]) -> Option<f32> {
         match &self.search {
-            Search::Exact(templates) => templates
-                .iter()
-                .filter(|t| Some(t.user_id) == user_id)
-                .map(|t| facegate_vision::cosine_similarity(&t.embedding, probe))
-                .reduce(f32::max),
+            Search::Exact(templates) => {
+                let probe = facegate_vision::CosineProbe::new(probe);
+                templates
+                    .iter()
+                    .filter(|t| Some(t.user_id) == user_id)
+                    .map(|t| probe.similarity(&t.embedding))
+                    .reduce(f32::max)
+            }
             Search::Indexed(index) => read(index).user_best(user_id.unwrap_or(-1), probe),
         }
     }

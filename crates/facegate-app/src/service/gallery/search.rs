@@ -14,7 +14,7 @@
 //! ones while they are still in the cache; pass 3 reads scattered memory,
 //! twelve cache lines a vector, so the second pass keeps it small.
 
-use facegate_vision::cosine_similarity;
+use facegate_vision::CosineProbe;
 use rayon::prelude::*;
 
 use super::hamming;
@@ -50,7 +50,8 @@ pub struct Stored<'a> {
 /// A probe: its vector, its sketch, and the projections whose signs are
 /// the sketch (one per bit).
 pub struct Probe<'a> {
-    pub vector: &'a [f32],
+    /// Its vector, ready to score others against.
+    pub cosine: CosineProbe<'a>,
     pub code: &'a [u64],
     pub projections: &'a [f32],
 }
@@ -202,7 +203,7 @@ fn score(stored: &Stored, probe: &Probe, ranked: &[(u32, f32)]) -> Vec<(i64, f32
         }
         let s = slot as usize;
         let v = &stored.vectors[s * dim..(s + 1) * dim];
-        scored.push((stored.users[s], cosine_similarity(v, probe.vector)));
+        scored.push((stored.users[s], probe.cosine.similarity(v)));
     }
     scored
 }
@@ -255,7 +256,7 @@ mod tests {
         };
         let projections = vec![-1.0; 64];
         let probe = Probe {
-            vector: &[1.0],
+            cosine: CosineProbe::new(&[1.0]),
             code: &q,
             projections: &projections,
         };

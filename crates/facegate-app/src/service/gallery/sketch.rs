@@ -18,15 +18,16 @@
 
 use std::collections::HashMap;
 
-use facegate_vision::cosine_similarity;
+use facegate_vision::CosineProbe;
 
 use super::search::{self, Budget, Probe, Stored, FREE};
 use crate::domain::MatchTemplate;
+use crate::service::matching::{nearer_first, RANKED_USERS};
 
 /// Users whose every template is scored per probe: as many as the
 /// exhaustive ranking keeps (the decision needs the best two; the others
 /// are a margin for users with several).
-const RESCORED_USERS: usize = crate::service::matching::RANKED_USERS;
+const RESCORED_USERS: usize = RANKED_USERS;
 
 /// The share of the nearest sketches whose vectors are scored: one in 8.
 const SCORED_SHARE: usize = 8;
@@ -267,10 +268,10 @@ impl SketchIndex {
 
     /// The candidates of `probe` with their exact similarity
     /// ([`search::candidates`]).
-    fn candidates(&self, probe: &[f32]) -> Vec<(i64, f32)> {
+    fn candidates(&self, probe: CosineProbe) -> Vec<(i64, f32)> {
         let mut projections = vec![0.0; self.width];
         let mut code = vec![0; self.words];
-        self.sketch_into(probe, &mut projections, &mut code);
+        self.sketch_into(probe.vector(), &mut projections, &mut code);
         let stored = Stored {
             dim: self.dim,
             words: self.words,
@@ -279,7 +280,7 @@ impl SketchIndex {
             users: &self.users,
         };
         let probe = Probe {
-            vector: probe,
+            cosine: probe,
             code: &code,
             projections: &projections,
         };
@@ -299,12 +300,13 @@ impl SketchIndex {
         if probe.len() != self.dim || self.is_empty() {
             return Vec::new();
         }
+        let probe = CosineProbe::new(probe);
         let scored = self.candidates(probe);
         let mut ranked: Vec<(i64, f32)> = best_users(scored, RESCORED_USERS)
             .into_iter()
-            .filter_map(|u| self.user_best(u, probe).map(|s| (u, s)))
+            .filter_map(|u| self.best_of(u, &probe).map(|s| (u, s)))
             .collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.sort_by(nearer_first);
         ranked
     }
 
@@ -313,12 +315,17 @@ impl SketchIndex {
         if probe.len() != self.dim {
             return None;
         }
+        self.best_of(user_id, &CosineProbe::new(probe))
+    }
+
+    /// [`SketchIndex::user_best`] of a probe of the index's width.
+    fn best_of(&self, user_id: i64, probe: &CosineProbe) -> Option<f32> {
         self.by_user
             .get(&user_id)?
             .iter()
             .map(|&slot| {
                 let s = slot as usize * self.dim;
-                cosine_similarity(&self.vectors[s..s + self.dim], probe)
+                probe.similarity(&self.vectors[s..s + self.dim])
             })
             .reduce(f32::max)
     }
@@ -359,7 +366,7 @@ impl SketchIndex {
 /// first, ties by user id. Only the head is sorted, unless users with
 /// many templates fill it.
 fn best_users(mut scored: Vec<(i64, f32)>, n: usize) -> Vec<i64> {
-    let order = |a: &(i64, f32), b: &(i64, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    let order = nearer_first;
     let mut head = (n * 32).min(scored.len());
     loop {
         if head < scored.len() {
