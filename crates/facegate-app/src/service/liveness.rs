@@ -140,6 +140,16 @@ const STEP_UP_IDENTITY: ServiceError = ServiceError::FaceRejected {
               or sign in with your password.",
 };
 
+/// What an answer whose head motion was barely told from a picture's says
+/// (small turns seen by a small webcam image): the same next steps, with
+/// what helps.
+const STEP_UP_MOTION: ServiceError = ServiceError::FaceRejected {
+    code: "step_up",
+    message: "Almost there: we need to see your head turn a little more. Follow the arrows \
+              with your whole head, not only your eyes. Try once more, or sign in with your \
+              password.",
+};
+
 /// Steps of a second-chance challenge (a first one has two or three).
 const SECOND_CHANCE_STEPS: usize = 4;
 
@@ -290,16 +300,21 @@ impl Services {
             let active = report.active_doubt().is_some();
             if !challenge.second {
                 self.metrics.observe_liveness(&format!("step_up_{doubt}"));
-                let (kind, message) = if active {
-                    ("active", STEP_UP_IDENTITY)
-                } else {
-                    ("passive", STEP_UP_CHALLENGE)
+                let (kind, message) = match (active, doubt) {
+                    (true, "motion") => ("active", STEP_UP_MOTION),
+                    (true, _) => ("active", STEP_UP_IDENTITY),
+                    (false, _) => ("passive", STEP_UP_CHALLENGE),
                 };
                 return Err(Stop::refused(format!("step_up_{kind}_{doubt}"), message));
             }
             if active {
-                // Unsure twice that the frames are one person: refused.
-                let verdict = Verdict::IdentityMismatch;
+                // Unsure twice that the frames are one person, or that the
+                // head moved as a head does: refused.
+                let verdict = if doubt == "motion" {
+                    Verdict::Spoof(SpoofCheck::Flat)
+                } else {
+                    Verdict::IdentityMismatch
+                };
                 self.metrics.observe_liveness(&outcome_of(verdict, None));
                 return Err(Stop::refused(
                     reason_of(verdict, None),

@@ -274,6 +274,38 @@ async fn an_unsure_identity_asks_again_then_refuses() {
     assert_eq!(a.me().await, None);
 }
 
+/// Head motion barely told from a picture's (here: every answer, the sure
+/// threshold raised above any real motion) asks for a second challenge
+/// with what helps; unsure again, the answer is refused as a picture.
+#[tokio::test]
+async fn an_unsure_motion_asks_again_then_refuses() {
+    let app = TestApp::spawn_with(|c| {
+        c.liveness = Liveness::Both;
+        c.liveness_challenge.min_planar_residual = 100.0;
+        c.liveness_challenge.doubt_planar_residual = 0.0;
+        c.rate_limit_per_address = 0;
+        c.rate_limit_per_account = 0;
+    })
+    .await;
+    app.user_with_faces("barack", &["obama_1.jpg"]).await;
+    let a = app.agent().await;
+    let r = answer(&a, Family::Genuine, 0).await;
+    let message = r.text().await.unwrap();
+    assert!(message.contains("turn a little more"), "{message}");
+    assert!(message.contains("password"), "{message}");
+    let attempts = app.state.services.store.recent_attempts(1).await.unwrap();
+    assert_eq!(attempts[0].reason, "step_up_active_motion");
+    assert_eq!(a.me().await, None);
+    // The second chance, unsure again: refused as a picture.
+    let (id, steps) = challenge(&a).await;
+    assert_eq!(steps.len(), 4, "a second chance has four steps");
+    let (status, code) = error_of(answer_to(&a, &id, steps, Family::Genuine, 1).await).await;
+    assert_eq!((status, code.as_str()), (StatusCode::UNAUTHORIZED, "spoof"));
+    let attempts = app.state.services.store.recent_attempts(1).await.unwrap();
+    assert_eq!(attempts[0].reason, "spoof_flat");
+    assert_eq!(a.me().await, None);
+}
+
 #[tokio::test]
 async fn challenges_are_single_use_bound_to_the_session_and_expire() {
     let app = app_with(Liveness::Both).await;

@@ -111,7 +111,10 @@ pub struct ChallengeConfig {
     /// completes no step may go unseen (docs/LIVENESS.md).
     pub identity_frames: usize,
     /// Mean absolute difference of two thumbnails (grey levels) below which
-    /// the frames are near-duplicates.
+    /// the frames are near-duplicates. A frame sent again differs by 0; a
+    /// real webcam's consecutive frames of a person sitting still, even
+    /// smoothed by a video codec, by 0.1 or more at 5 frames a second
+    /// (0.6, the old default, refused such a person: docs/LIVENESS.md).
     pub duplicate_mad: f32,
     /// Longest run of consecutive near-duplicate pairs accepted.
     pub max_duplicate_run: usize,
@@ -121,6 +124,12 @@ pub struct ChallengeConfig {
     /// Median planar residual (relative to the face's landmark spread) of
     /// the informative pairs below which the motion is that of a flat picture.
     pub min_planar_residual: f32,
+    /// Median planar residual at or above which an answer under
+    /// `min_planar_residual` is unsure rather than refused as flat: a real
+    /// webcam user's small turns score 0.038-0.050 there (docs/LIVENESS.md,
+    /// "A real webcam user"), so the person is asked for a second
+    /// challenge, where unsure refuses; below it the motion is a picture's.
+    pub doubt_planar_residual: f32,
 }
 
 impl Default for ChallengeConfig {
@@ -140,10 +149,11 @@ impl Default for ChallengeConfig {
             min_identity_similarity: 0.55,
             doubt_identity_similarity: 0.35,
             identity_frames: 7,
-            duplicate_mad: 0.6,
+            duplicate_mad: 0.1,
             max_duplicate_run: 3,
             min_pose_change_deg: 8.0,
             min_planar_residual: 0.05,
+            doubt_planar_residual: 0.035,
         }
     }
 }
@@ -195,6 +205,9 @@ pub struct ActiveScores {
     /// Whether that was under `min_identity_similarity` but not under
     /// `doubt_identity_similarity` (the answer can only ask for more).
     pub identity_unsure: bool,
+    /// Whether the planar residual was under `min_planar_residual` but not
+    /// under `doubt_planar_residual` (the answer can only ask for more).
+    pub motion_unsure: bool,
     pub longest_duplicate_run: usize,
     pub steps_done: usize,
     pub steps_total: usize,
@@ -357,10 +370,10 @@ fn check_all(
     }
     s.informative_pairs = residuals.len();
     s.planar_residual = median(&mut residuals);
-    if s.planar_residual
-        .is_none_or(|r| r < cfg.min_planar_residual)
-    {
-        return Verdict::Spoof(SpoofCheck::Flat);
+    match s.planar_residual {
+        Some(r) if r >= cfg.min_planar_residual => {}
+        Some(r) if r >= cfg.doubt_planar_residual => s.motion_unsure = true,
+        _ => return Verdict::Spoof(SpoofCheck::Flat),
     }
     Verdict::Live
 }

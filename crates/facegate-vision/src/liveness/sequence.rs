@@ -78,9 +78,11 @@ impl SequenceReport {
             && self.doubt().is_some()
     }
 
-    /// The active check that was unsure ("identity"), if any.
+    /// The active check that was unsure ("identity", else "motion": a
+    /// head's 3-D motion barely told from a picture's), if any.
     pub fn active_doubt(&self) -> Option<&'static str> {
-        self.active.scores.identity_unsure.then_some("identity")
+        let s = &self.active.scores;
+        (s.identity_unsure.then_some("identity")).or(s.motion_unsure.then_some("motion"))
     }
 
     /// The first unsure check: active, else passive.
