@@ -28,5 +28,9 @@ fi
 . tools/debian_packages.sh
 command -v ffmpeg >/dev/null || install_missing test "" ffmpeg
 
+# Real webcam recordings for a CLI liveness test, fetched once with npm's
+# own client (tools/webcam_clips.sh; docs/LIVENESS.md, "A real webcam user").
+tools/webcam_clips.sh >/dev/null
+
 cargo test --release --workspace
 tools/e2e.sh

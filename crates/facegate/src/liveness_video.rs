@@ -7,7 +7,7 @@
 //! does not answer that challenge there; every other refusal of a window
 //! is a live person refused.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -26,6 +26,21 @@ pub struct Outcome {
     pub jumps: Vec<f32>,
     /// The colour cast shift of each accepted window.
     pub tints: Vec<f32>,
+    /// The first frame (from 0) of every window accepted for a challenge.
+    pub accepted_from: BTreeSet<usize>,
+    /// Every window that refused a live person.
+    pub refused: Vec<Refusal>,
+}
+
+/// A window that refused a live person.
+pub struct Refusal {
+    pub steps: Vec<Step>,
+    pub mirrored: bool,
+    /// Its first frame (from 0).
+    pub start: usize,
+    /// The reason word of `liveness eval`.
+    pub why: String,
+    pub planar_residual: Option<f32>,
 }
 
 /// Reasons that say the window is not an answer to the challenge, rather
@@ -82,10 +97,20 @@ pub fn measure(
     for steps in challenges {
         for (flipped, frames) in [(false, video), (true, &mirrored[..])] {
             let mut accepted = false;
-            for window in frames.windows(len) {
+            for (start, window) in frames.windows(len).enumerate() {
                 let (why, scores) = judge(window, &times, steps)?;
+                if refuses_a_live_person(&why) {
+                    out.refused.push(Refusal {
+                        steps: steps.clone(),
+                        mirrored: flipped,
+                        start,
+                        why: why.clone(),
+                        planar_residual: scores.planar_residual,
+                    });
+                }
                 if why == "accepted" {
                     accepted = true;
+                    out.accepted_from.insert(start);
                     out.jumps.extend(scores.pose_jump_deg);
                     out.tints.extend(scores.tint_shift);
                 }
@@ -140,6 +165,26 @@ pub fn report(dir: &Path, fps: f64, len: usize, o: &Outcome) {
     );
     for (steps, flipped) in &o.answered {
         println!("    {steps:?}{}", if *flipped { " (mirrored)" } else { "" });
+    }
+    let starts: Vec<String> = o.accepted_from.iter().map(usize::to_string).collect();
+    println!(
+        "  first frames (from 0) of the accepted windows: {}",
+        if starts.is_empty() {
+            "-".into()
+        } else {
+            starts.join(" ")
+        }
+    );
+    if !o.refused.is_empty() {
+        println!("  live person refused (challenge, first frame, reason, planar residual):");
+    }
+    for r in &o.refused {
+        let residual = r.planar_residual.map_or("-".into(), |r| format!("{r:.3}"));
+        let mirrored = if r.mirrored { " (mirrored)" } else { "" };
+        println!(
+            "    {:?}{mirrored} from frame {}: {}, residual {residual}",
+            r.steps, r.start, r.why
+        );
     }
 }
 
