@@ -14,7 +14,7 @@ use std::sync::{Arc, LazyLock};
 
 use facegate_app::Liveness;
 use facegate_vision::eval::scenarios::{build, Family, Library};
-use facegate_vision::Step;
+use facegate_vision::{ChallengeConfig, Step};
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 
@@ -242,14 +242,20 @@ async fn an_unsure_network_gives_a_second_longer_challenge_that_logs_in() {
     assert_eq!(v["second_chance"], false, "{v}");
 }
 
-/// Frames not surely one person (here: every answer, the sure threshold
-/// raised above any real similarity) ask for a second challenge, with what
-/// helps; unsure again, the answer is refused, and nobody is logged in.
-#[tokio::test]
-async fn an_unsure_identity_asks_again_then_refuses() {
+/// An active check unsure of every answer (`unsure` sets its sure
+/// threshold out of reach): the first answer asks for a second challenge
+/// with words holding `hint` (and the password), recorded as
+/// `step_up_active_{doubt}`; unsure again on the second chance, the answer
+/// is refused with `code` and `reason`, and nobody is logged in.
+async fn asks_again_then_refuses(
+    unsure: impl FnOnce(&mut ChallengeConfig),
+    hint: &str,
+    doubt: &str,
+    (code, reason): (&str, &str),
+) {
     let app = TestApp::spawn_with(|c| {
         c.liveness = Liveness::Both;
-        c.liveness_challenge.min_identity_similarity = 0.999;
+        unsure(&mut c.liveness_challenge);
         c.rate_limit_per_address = 0;
         c.rate_limit_per_account = 0;
     })
@@ -258,52 +264,39 @@ async fn an_unsure_identity_asks_again_then_refuses() {
     let a = app.agent().await;
     let r = answer(&a, Family::Genuine, 0).await;
     let message = r.text().await.unwrap();
-    assert!(message.contains("turn your head a little"), "{message}");
+    assert!(message.contains(hint), "{message}");
     assert!(message.contains("password"), "{message}");
     let attempts = app.state.services.store.recent_attempts(1).await.unwrap();
-    assert_eq!(attempts[0].reason, "step_up_active_identity");
+    assert_eq!(attempts[0].reason, format!("step_up_active_{doubt}"));
     assert_eq!(a.me().await, None);
-    // The second chance, unsure again: refused as not recognised.
     let (id, steps) = challenge(&a).await;
     assert_eq!(steps.len(), 4, "a second chance has four steps");
-    let (status, code) = error_of(answer_to(&a, &id, steps, Family::Genuine, 1).await).await;
-    assert_eq!(
-        (status, code.as_str()),
-        (StatusCode::UNAUTHORIZED, "unknown")
-    );
+    let (status, got) = error_of(answer_to(&a, &id, steps, Family::Genuine, 1).await).await;
+    assert_eq!((status, got.as_str()), (StatusCode::UNAUTHORIZED, code));
+    let attempts = app.state.services.store.recent_attempts(1).await.unwrap();
+    assert_eq!(attempts[0].reason, reason);
     assert_eq!(a.me().await, None);
 }
 
-/// Head motion barely told from a picture's (here: every answer, the sure
-/// threshold raised above any real motion) asks for a second challenge
+/// Frames not surely one person ask for a second challenge, with what
+/// helps; unsure again, the answer is refused as not recognised.
+#[tokio::test]
+async fn an_unsure_identity_asks_again_then_refuses() {
+    let unsure = |c: &mut ChallengeConfig| c.min_identity_similarity = 0.999;
+    let refused = ("unknown", "identity_mismatch");
+    asks_again_then_refuses(unsure, "turn your head a little", "identity", refused).await;
+}
+
+/// Head motion barely told from a picture's asks for a second challenge
 /// with what helps; unsure again, the answer is refused as a picture.
 #[tokio::test]
 async fn an_unsure_motion_asks_again_then_refuses() {
-    let app = TestApp::spawn_with(|c| {
-        c.liveness = Liveness::Both;
-        c.liveness_challenge.min_planar_residual = 100.0;
-        c.liveness_challenge.doubt_planar_residual = 0.0;
-        c.rate_limit_per_address = 0;
-        c.rate_limit_per_account = 0;
-    })
-    .await;
-    app.user_with_faces("barack", &["obama_1.jpg"]).await;
-    let a = app.agent().await;
-    let r = answer(&a, Family::Genuine, 0).await;
-    let message = r.text().await.unwrap();
-    assert!(message.contains("turn a little more"), "{message}");
-    assert!(message.contains("password"), "{message}");
-    let attempts = app.state.services.store.recent_attempts(1).await.unwrap();
-    assert_eq!(attempts[0].reason, "step_up_active_motion");
-    assert_eq!(a.me().await, None);
-    // The second chance, unsure again: refused as a picture.
-    let (id, steps) = challenge(&a).await;
-    assert_eq!(steps.len(), 4, "a second chance has four steps");
-    let (status, code) = error_of(answer_to(&a, &id, steps, Family::Genuine, 1).await).await;
-    assert_eq!((status, code.as_str()), (StatusCode::UNAUTHORIZED, "spoof"));
-    let attempts = app.state.services.store.recent_attempts(1).await.unwrap();
-    assert_eq!(attempts[0].reason, "spoof_flat");
-    assert_eq!(a.me().await, None);
+    let unsure = |c: &mut ChallengeConfig| {
+        c.min_planar_residual = 100.0;
+        c.doubt_planar_residual = 0.0;
+    };
+    let refused = ("spoof", "spoof_flat");
+    asks_again_then_refuses(unsure, "turn a little more", "motion", refused).await;
 }
 
 #[tokio::test]
