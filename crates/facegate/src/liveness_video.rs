@@ -178,13 +178,17 @@ pub fn report(dir: &Path, fps: f64, len: usize, o: &Outcome) {
     if !o.refused.is_empty() {
         println!("  live person refused (challenge, first frame, reason, planar residual):");
     }
-    for r in &o.refused {
+    const LISTED: usize = 20;
+    for r in o.refused.iter().take(LISTED) {
         let residual = r.planar_residual.map_or("-".into(), |r| format!("{r:.3}"));
         let mirrored = if r.mirrored { " (mirrored)" } else { "" };
         println!(
             "    {:?}{mirrored} from frame {}: {}, residual {residual}",
             r.steps, r.start, r.why
         );
+    }
+    if o.refused.len() > LISTED {
+        println!("    … and {} more", o.refused.len() - LISTED);
     }
 }
 

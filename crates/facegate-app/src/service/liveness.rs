@@ -150,6 +150,17 @@ const STEP_UP_MOTION: ServiceError = ServiceError::FaceRejected {
               password.",
 };
 
+/// What an active doubt (`SequenceReport::active_doubt`) says on a first
+/// answer, and the verdict it becomes when the second chance is unsure
+/// again: a doubtful motion is a picture's, a doubtful identity another
+/// person's.
+fn active_step_up(doubt: &str) -> (ServiceError, Verdict) {
+    match doubt {
+        "motion" => (STEP_UP_MOTION, Verdict::Spoof(SpoofCheck::Flat)),
+        _ => (STEP_UP_IDENTITY, Verdict::IdentityMismatch),
+    }
+}
+
 /// Steps of a second-chance challenge (a first one has two or three).
 const SECOND_CHANCE_STEPS: usize = 4;
 
@@ -300,21 +311,17 @@ impl Services {
             let active = report.active_doubt().is_some();
             if !challenge.second {
                 self.metrics.observe_liveness(&format!("step_up_{doubt}"));
-                let (kind, message) = match (active, doubt) {
-                    (true, "motion") => ("active", STEP_UP_MOTION),
-                    (true, _) => ("active", STEP_UP_IDENTITY),
-                    (false, _) => ("passive", STEP_UP_CHALLENGE),
+                let (kind, message) = if active {
+                    ("active", active_step_up(doubt).0)
+                } else {
+                    ("passive", STEP_UP_CHALLENGE)
                 };
                 return Err(Stop::refused(format!("step_up_{kind}_{doubt}"), message));
             }
             if active {
                 // Unsure twice that the frames are one person, or that the
                 // head moved as a head does: refused.
-                let verdict = if doubt == "motion" {
-                    Verdict::Spoof(SpoofCheck::Flat)
-                } else {
-                    Verdict::IdentityMismatch
-                };
+                let verdict = active_step_up(doubt).1;
                 self.metrics.observe_liveness(&outcome_of(verdict, None));
                 return Err(Stop::refused(
                     reason_of(verdict, None),
