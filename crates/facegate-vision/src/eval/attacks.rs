@@ -140,6 +140,52 @@ pub fn camera_frame(photo: &RgbImage, bbox: &BoundingBox, seed: u64) -> RgbImage
     out
 }
 
+/// `frame` (from [`camera_frame`]) as a live person at a webcam sees it:
+/// the head and shoulders of the photo (a band about the face, twice its
+/// width, down to the frame's foot) in front of one room that does not
+/// move from frame to frame (a wall, a poster and a lamp), with the
+/// camera's noise drawn from `seed`.
+pub fn in_room(frame: &RgbImage, seed: u64) -> RgbImage {
+    let (w, h) = (frame.width() as f32, frame.height() as f32);
+    let mut rng = Lcg::new(seed ^ 0x200f);
+    let half = 0.3 * w;
+    let mut out = frame.clone();
+    for (x, y, p) in out.enumerate_pixels_mut() {
+        let (fx, fy) = (x as f32, y as f32);
+        let beyond = ((fx - w / 2.0).abs() - half) / 8.0;
+        if beyond <= -1.0 {
+            continue;
+        }
+        let alpha = ((beyond + 1.0) / 2.0).clamp(0.0, 1.0);
+        let wall = room_pixel(fx / w, fy / h);
+        let n = 2.0 * rng.uniform();
+        p.0 = std::array::from_fn(|c| {
+            let v = alpha * (wall[c] + n) + (1.0 - alpha) * f32::from(p[c]);
+            v.round().clamp(0.0, 255.0) as u8
+        });
+    }
+    out
+}
+
+/// The room behind the live person, at (`u`, `v`) in fractions of the frame.
+fn room_pixel(u: f32, v: f32) -> [f32; 3] {
+    let poster = (0.02..0.14).contains(&u) && (0.1..0.55).contains(&v);
+    let lamp = ((u - 0.92) / 0.07).powi(2) + ((v - 0.8) / 0.12).powi(2) < 1.0;
+    if poster {
+        let band = ((u * 40.0) as usize + (v * 12.0) as usize) % 3;
+        [
+            [70.0, 120.0, 190.0],
+            [200.0, 90.0, 80.0],
+            [230.0, 210.0, 120.0],
+        ][band]
+    } else if lamp {
+        [250.0, 235.0, 200.0]
+    } else {
+        let shade = 175.0 - 40.0 * v + if u > 0.88 { -25.0 } else { 0.0 };
+        [shade + 8.0, shade, shade - 12.0]
+    }
+}
+
 /// A flat picture (`frame`) held up and turned by `yaw`/`up` degrees.
 pub fn turned_print(frame: &RgbImage, yaw: f32, up: f32, seed: u64) -> RgbImage {
     let (w, h) = (frame.width() as f32, frame.height() as f32);

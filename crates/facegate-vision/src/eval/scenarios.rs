@@ -16,7 +16,7 @@ use std::path::Path;
 
 use image::RgbImage;
 
-use super::attacks::{camera_frame, path_for, phone_screen, turned_print, Lcg};
+use super::attacks::{camera_frame, in_room, path_for, phone_screen, turned_print, Lcg};
 use crate::detect::BoundingBox;
 use crate::engine::FaceEngine;
 use crate::error::VisionError;
@@ -168,7 +168,7 @@ pub fn build(
                 let name = if in_swap { "biden_2.jpg" } else { name };
                 let frame = lib.frame(name, next_seed());
                 frames.push(if family != Family::Album {
-                    frame
+                    in_room(&frame, next_seed())
                 } else {
                     // Held by hand: a few degrees of wobble, no more.
                     let (yaw, up) = (3.0 * rng.uniform(), 2.0 * rng.uniform());
