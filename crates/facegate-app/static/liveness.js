@@ -48,8 +48,8 @@
       "Make sure only you are in front of the camera, then try again.", true],
     expired: ["The check took too long.", "Please try again.", true],
     step_up: ["Almost there: we need one more, slightly longer check to be sure it is you.",
-      "Press Try again, keep your face in view and turn your head a little as the arrows ask, " +
-      "or use your password instead.", true],
+      "Press Try again, keep your face in view and the camera still, and turn your head a " +
+      "little as the arrows ask, or use your password instead.", true],
     locked: ["Face login is paused for this account after too many tries.",
       "Use your password instead, or try again later.", false],
     rate_limited: ["There were too many tries in a short time.",

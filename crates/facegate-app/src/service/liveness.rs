@@ -93,6 +93,10 @@ fn spoof_message(check: SpoofCheck) -> &'static str {
         SpoofCheck::Flat => {
             "The face moved like a flat picture, not like a live head. Use your own face."
         }
+        SpoofCheck::Surroundings => {
+            "What was around the face changed from picture to picture, as when photos are \
+             swapped in front of the camera. Use your own face, with the camera kept still."
+        }
     }
 }
 
@@ -150,13 +154,27 @@ const STEP_UP_MOTION: ServiceError = ServiceError::FaceRejected {
               password.",
 };
 
+/// What an answer whose surroundings changed from frame to frame says (the
+/// camera moved, or photos were swapped in front of it): the same next
+/// steps, with what helps.
+const STEP_UP_SURROUNDINGS: ServiceError = ServiceError::FaceRejected {
+    code: "step_up",
+    message: "Almost there: the view around your face changed while you moved. Keep the \
+              camera still (rest your phone or laptop on something) and move only your head. \
+              Try once more, or sign in with your password.",
+};
+
 /// What an active doubt (`SequenceReport::active_doubt`) says on a first
 /// answer, and the verdict it becomes when the second chance is unsure
-/// again: a doubtful motion is a picture's, a doubtful identity another
-/// person's.
+/// again: a doubtful motion is a picture's, doubtful surroundings are
+/// swapped photos', a doubtful identity another person's.
 fn active_step_up(doubt: &str) -> (ServiceError, Verdict) {
     match doubt {
         "motion" => (STEP_UP_MOTION, Verdict::Spoof(SpoofCheck::Flat)),
+        "surroundings" => (
+            STEP_UP_SURROUNDINGS,
+            Verdict::Spoof(SpoofCheck::Surroundings),
+        ),
         _ => (STEP_UP_IDENTITY, Verdict::IdentityMismatch),
     }
 }

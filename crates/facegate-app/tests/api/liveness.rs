@@ -242,12 +242,13 @@ async fn an_unsure_network_gives_a_second_longer_challenge_that_logs_in() {
     assert_eq!(v["second_chance"], false, "{v}");
 }
 
-/// An active check unsure of every answer (`unsure` sets its sure
-/// threshold out of reach): the first answer asks for a second challenge
-/// with words holding `hint` (and the password), recorded as
+/// An active check unsure of every answer of `family` (`unsure` may set its
+/// sure threshold out of reach): the first answer asks for a second
+/// challenge with words holding `hint` (and the password), recorded as
 /// `step_up_active_{doubt}`; unsure again on the second chance, the answer
 /// is refused with `code` and `reason`, and nobody is logged in.
 async fn asks_again_then_refuses(
+    family: Family,
     unsure: impl FnOnce(&mut ChallengeConfig),
     hint: &str,
     doubt: &str,
@@ -262,7 +263,7 @@ async fn asks_again_then_refuses(
     .await;
     app.user_with_faces("barack", &["obama_1.jpg"]).await;
     let a = app.agent().await;
-    let r = answer(&a, Family::Genuine, 0).await;
+    let r = answer(&a, family, 0).await;
     let message = r.text().await.unwrap();
     assert!(message.contains(hint), "{message}");
     assert!(message.contains("password"), "{message}");
@@ -271,7 +272,8 @@ async fn asks_again_then_refuses(
     assert_eq!(a.me().await, None);
     let (id, steps) = challenge(&a).await;
     assert_eq!(steps.len(), 4, "a second chance has four steps");
-    let (status, got) = error_of(answer_to(&a, &id, steps, Family::Genuine, 1).await).await;
+    // Seeds 0 and 2: an album of prints (odd seeds show it on a phone).
+    let (status, got) = error_of(answer_to(&a, &id, steps, family, 2).await).await;
     assert_eq!((status, got.as_str()), (StatusCode::UNAUTHORIZED, code));
     let attempts = app.state.services.store.recent_attempts(1).await.unwrap();
     assert_eq!(attempts[0].reason, reason);
@@ -284,7 +286,8 @@ async fn asks_again_then_refuses(
 async fn an_unsure_identity_asks_again_then_refuses() {
     let unsure = |c: &mut ChallengeConfig| c.min_identity_similarity = 0.999;
     let refused = ("unknown", "identity_mismatch");
-    asks_again_then_refuses(unsure, "turn your head a little", "identity", refused).await;
+    let hint = "turn your head a little";
+    asks_again_then_refuses(Family::Genuine, unsure, hint, "identity", refused).await;
 }
 
 /// Head motion barely told from a picture's asks for a second challenge
@@ -296,7 +299,19 @@ async fn an_unsure_motion_asks_again_then_refuses() {
         c.doubt_planar_residual = 0.0;
     };
     let refused = ("spoof", "spoof_flat");
-    asks_again_then_refuses(unsure, "turn a little more", "motion", refused).await;
+    let hint = "turn a little more";
+    asks_again_then_refuses(Family::Genuine, unsure, hint, "motion", refused).await;
+}
+
+/// A pose album (the victim's photos in the asked poses, each a print with
+/// its own background, swapped to follow the steps) passes every other
+/// check with the default thresholds; its changing surroundings ask for a
+/// second challenge and a still camera, and refuse it the second time.
+#[tokio::test]
+async fn a_pose_album_asks_again_then_refuses() {
+    let hint = "Keep the camera still";
+    let refused = ("spoof", "spoof_surroundings");
+    asks_again_then_refuses(Family::Album, |_| {}, hint, "surroundings", refused).await;
 }
 
 #[tokio::test]

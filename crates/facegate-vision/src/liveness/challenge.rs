@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize};
 use crate::geometry::{pose, Pose};
 use crate::homography::planar_residual;
 
+mod config;
+pub use config::ChallengeConfig;
+
 /// One asked movement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -64,98 +67,9 @@ pub struct FrameObservation {
     /// The colour cast of the face when there is exactly one
     /// ([`super::appearance::face_tint`]).
     pub tint: Option<[f32; 2]>,
-}
-
-/// Thresholds of the active checks. Every field has a documented default
-/// (docs/LIVENESS.md) and may be set in the `[liveness_challenge]` table.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ChallengeConfig {
-    /// Fewest frames accepted.
-    pub min_frames: usize,
-    /// Most frames accepted (the rest is refused before decoding).
-    pub max_frames: usize,
-    /// Smallest face looked for in a frame, in pixels (faster detection;
-    /// the page asks the user to come close).
-    pub min_face_px: f32,
-    /// |yaw| in degrees that counts as a turn to the left or right.
-    pub turn_yaw_deg: f32,
-    /// Pitch change in degrees, above the start, that counts as `up`.
-    pub up_pitch_deg: f32,
-    /// Largest |yaw| and pitch change from the start that count as `center`.
-    pub center_deg: f32,
-    /// Frames in a row that must show a step's pose to complete it.
-    pub hold_frames: usize,
-    /// Shortest plausible time between two completed steps.
-    pub min_step_ms: f64,
-    /// Shortest and longest plausible gaps between two frames.
-    pub min_frame_gap_ms: f64,
-    pub max_frame_gap_ms: f64,
-    /// Frames without a face tolerated (motion blur in a fast turn).
-    pub max_faceless_frames: usize,
-    /// Lowest cosine similarity of any embedded frame to the mean face of
-    /// the other embedded frames at which the frames are surely one person.
-    pub min_identity_similarity: f32,
-    /// Below `min_identity_similarity` but at least this, the answer is
-    /// unsure rather than refused: a live head turned far or blurred by a
-    /// fast turn scores this low too (0.41-0.52 on the shared video), so
-    /// the person is asked for a second challenge, where unsure refuses;
-    /// below it the frames are not all the same person.
-    pub doubt_identity_similarity: f32,
-    /// Frames embedded for the identity check (0 embeds every frame):
-    /// always every frame that completes a step (the frames a live head
-    /// must produce), the first and last frames with a face and the most
-    /// frontal one, then frames drawn at random by the server, unknown to
-    /// the client, up to this many, and more where two frames in a row
-    /// would be left out. Another face shown for a single frame that
-    /// completes no step may go unseen (docs/LIVENESS.md).
-    pub identity_frames: usize,
-    /// Mean absolute difference of two thumbnails (grey levels) below which
-    /// the frames are near-duplicates. A frame sent again differs by 0; a
-    /// real webcam's consecutive frames of a person sitting still, even
-    /// smoothed by a video codec, by 0.1 or more at 5 frames a second
-    /// (0.6, the old default, refused such a person: docs/LIVENESS.md).
-    pub duplicate_mad: f32,
-    /// Longest run of consecutive near-duplicate pairs accepted.
-    pub max_duplicate_run: usize,
-    /// Pose change (degrees) that makes a pair of frames informative for
-    /// the 3-D check.
-    pub min_pose_change_deg: f32,
-    /// Median planar residual (relative to the face's landmark spread) of
-    /// the informative pairs below which the motion is that of a flat picture.
-    pub min_planar_residual: f32,
-    /// Median planar residual at or above which an answer under
-    /// `min_planar_residual` is unsure rather than refused as flat: a real
-    /// webcam user's small turns score 0.038-0.050 there (docs/LIVENESS.md,
-    /// "A real webcam user"), so the person is asked for a second
-    /// challenge, where unsure refuses; below it the motion is a picture's.
-    pub doubt_planar_residual: f32,
-}
-
-impl Default for ChallengeConfig {
-    fn default() -> Self {
-        ChallengeConfig {
-            min_frames: 6,
-            max_frames: 45,
-            min_face_px: 80.0,
-            turn_yaw_deg: 10.0,
-            up_pitch_deg: 10.0,
-            center_deg: 8.0,
-            hold_frames: 1,
-            min_step_ms: 150.0,
-            min_frame_gap_ms: 20.0,
-            max_frame_gap_ms: 2500.0,
-            max_faceless_frames: 2,
-            min_identity_similarity: 0.55,
-            doubt_identity_similarity: 0.35,
-            identity_frames: 7,
-            duplicate_mad: 0.1,
-            max_duplicate_run: 3,
-            min_pose_change_deg: 8.0,
-            min_planar_residual: 0.05,
-            doubt_planar_residual: 0.035,
-        }
-    }
+    /// The box of that face as fractions of the frame's width and height
+    /// (`[x1, y1, x2, y2]`), to tell it from its surroundings.
+    pub face_box: Option<[f32; 4]>,
 }
 
 /// Which active check refused a sequence as a presentation attack.
@@ -167,6 +81,8 @@ pub enum SpoofCheck {
     Duplicates,
     Steps,
     Flat,
+    /// The room around the face changed from frame to frame.
+    Surroundings,
 }
 
 impl SpoofCheck {
@@ -177,6 +93,7 @@ impl SpoofCheck {
             SpoofCheck::Duplicates => "duplicates",
             SpoofCheck::Steps => "steps",
             SpoofCheck::Flat => "flat",
+            SpoofCheck::Surroundings => "surroundings",
         }
     }
 }
@@ -223,6 +140,12 @@ pub struct ActiveScores {
     /// Largest change of the face's colour cast from its median over the
     /// frames (measured, not judged: docs/LIVENESS.md, "Appearance").
     pub tint_shift: Option<f32>,
+    /// Largest share of the face's surroundings that changed between two
+    /// consecutive frames (docs/LIVENESS.md, "Surroundings").
+    pub surround_change: Option<f32>,
+    /// Whether that reached `doubt_surround_change` (the answer can only
+    /// ask for more).
+    pub surround_unsure: bool,
     /// Pairs of frames whose pose differs enough to test for 3-D motion.
     pub informative_pairs: usize,
     /// Median planar residual over those pairs.
@@ -353,6 +276,15 @@ fn check_all(
         .reduce(f32::max);
     let tints: Vec<[f32; 2]> = with_face.iter().filter_map(|f| f.tint).collect();
     s.tint_shift = super::appearance::tint_shift(&tints);
+    let around: Vec<super::surround::Surroundings> = frames
+        .iter()
+        .map(|f| super::surround::Surroundings {
+            thumb: &f.thumb,
+            face: f.face_box,
+        })
+        .collect();
+    s.surround_change =
+        super::surround::surround_change(&around, THUMB_W as usize, THUMB_H as usize);
     follow_steps(&poses, steps, cfg, frames[0].t_ms, s);
     if s.steps_done < steps.len() {
         return Verdict::Spoof(SpoofCheck::Steps);
@@ -375,6 +307,9 @@ fn check_all(
         Some(r) if r >= cfg.doubt_planar_residual => s.motion_unsure = true,
         _ => return Verdict::Spoof(SpoofCheck::Flat),
     }
+    s.surround_unsure = s
+        .surround_change
+        .is_some_and(|c| c >= cfg.doubt_surround_change);
     Verdict::Live
 }
 

@@ -9,6 +9,8 @@
 //! - [`antispoof`]: the FaceAntiSpoofing network behind the first cue;
 //! - [`appearance`]: the face's colour cast from frame to frame (measured
 //!   with every answer, not judged);
+//! - [`surround`]: whether the room around the face stays put from frame
+//!   to frame;
 //! - [`sequence`]: all of them on one challenge answer, frame by frame.
 //!
 //! The engine ([`crate::FaceEngine`]) holds the networks and offers these
@@ -21,6 +23,7 @@ pub(crate) mod appearance;
 pub(crate) mod challenge;
 pub(crate) mod passive;
 pub(crate) mod sequence;
+pub(crate) mod surround;
 
 use image::RgbImage;
 

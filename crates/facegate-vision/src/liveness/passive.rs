@@ -325,6 +325,10 @@ pub(crate) fn observe_frame(
         tint: single
             .as_ref()
             .map(|(_, a)| super::appearance::face_tint(a)),
+        face_box: single.as_ref().map(|(f, _)| {
+            let (w, h) = (img.width() as f32, img.height() as f32);
+            [f.bbox.x1 / w, f.bbox.y1 / h, f.bbox.x2 / w, f.bbox.y2 / h]
+        }),
     };
     Ok((obs, single))
 }

@@ -79,10 +79,13 @@ impl SequenceReport {
     }
 
     /// The active check that was unsure ("identity", else "motion": a
-    /// head's 3-D motion barely told from a picture's), if any.
+    /// head's 3-D motion barely told from a picture's, else
+    /// "surroundings": the room around the face changed), if any.
     pub fn active_doubt(&self) -> Option<&'static str> {
         let s = &self.active.scores;
-        (s.identity_unsure.then_some("identity")).or(s.motion_unsure.then_some("motion"))
+        (s.identity_unsure.then_some("identity"))
+            .or(s.motion_unsure.then_some("motion"))
+            .or(s.surround_unsure.then_some("surroundings"))
     }
 
     /// The first unsure check: active, else passive.

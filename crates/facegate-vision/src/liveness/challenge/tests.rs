@@ -59,6 +59,7 @@ fn sequence(shape: fn(f32, f32) -> [[f32; 2]; 5], poses: &[(f32, f32)]) -> Vec<F
                 embedding: Some(emb),
                 thumb: vec![(i * 7 % 250) as u8; 64],
                 tint: Some([0.3, -0.2]),
+                face_box: None,
             }
         })
         .collect()
@@ -179,6 +180,43 @@ fn noisy_print_motion_stays_below_the_threshold() {
             "{real}"
         );
     }
+}
+
+/// A live head in front of one room is sure; the same head where the
+/// room changes halfway (photos swapped in front of the camera, each with
+/// its own background) is unsure, not refused.
+#[test]
+fn surroundings_that_change_halfway_are_unsure() {
+    let steps = [Step::Left, Step::Right];
+    let with_room = |swap: bool| -> Vec<FrameObservation> {
+        let mut frames = sequence(head, LEFT_RIGHT);
+        let n = frames.len();
+        for (i, f) in frames.iter_mut().enumerate() {
+            let other = swap && i >= n / 2;
+            f.face_box = Some([0.4, 0.3, 0.6, 0.6]);
+            f.thumb = (0..(THUMB_W * THUMB_H) as usize)
+                .map(|p| {
+                    let (x, y) = (p % THUMB_W as usize, p / THUMB_W as usize);
+                    let face = (38..58).contains(&x) && (21..44).contains(&y);
+                    match (face, other) {
+                        (true, _) => (100 + 10 * i) as u8,
+                        (false, false) => 40 + (x / 12 * 30 + y / 12 * 17) as u8 % 160,
+                        (false, true) => 220 - (x / 9 * 23 + y / 9 * 41) as u8 % 160,
+                    }
+                })
+                .collect();
+        }
+        frames
+    };
+    let cfg = ChallengeConfig::default();
+    let room = run(&with_room(false), &steps, &cfg);
+    assert_eq!(room.verdict, Verdict::Live, "{room:?}");
+    assert_eq!(room.scores.surround_change, Some(0.0));
+    assert!(!room.scores.surround_unsure);
+    let album = run(&with_room(true), &steps, &cfg);
+    assert_eq!(album.verdict, Verdict::Live, "{album:?}");
+    assert!(album.scores.surround_change.unwrap() > 0.5, "{album:?}");
+    assert!(album.scores.surround_unsure);
 }
 
 /// A head's motion barely told from a picture's (a residual between
