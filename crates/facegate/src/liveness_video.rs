@@ -26,6 +26,10 @@ pub struct Outcome {
     pub jumps: Vec<f32>,
     /// The colour cast shift of each accepted window.
     pub tints: Vec<f32>,
+    /// The share of the surroundings changed, of each accepted window.
+    pub around: Vec<f32>,
+    /// The same for every window measured, by its first frame (as filmed).
+    pub around_by_start: BTreeMap<usize, f32>,
     /// The first frame (from 0) of every window accepted for a challenge.
     pub accepted_from: BTreeSet<usize>,
     /// Every window that refused a live person.
@@ -108,11 +112,15 @@ pub fn measure(
                         planar_residual: scores.planar_residual,
                     });
                 }
+                if let (false, Some(a)) = (flipped, scores.surround_change) {
+                    out.around_by_start.insert(start, a);
+                }
                 if why == "accepted" {
                     accepted = true;
                     out.accepted_from.insert(start);
                     out.jumps.extend(scores.pose_jump_deg);
                     out.tints.extend(scores.tint_shift);
+                    out.around.extend(scores.surround_change);
                 }
                 out.windows += 1;
                 *out.reasons.entry(why).or_default() += 1;
@@ -158,6 +166,12 @@ pub fn report(dir: &Path, fps: f64, len: usize, o: &Outcome) {
     println!(
         "  colour cast shift of the accepted windows: min / median / max {}",
         spread(o.tints.clone())
+    );
+    println!(
+        "  surroundings changed, accepted windows: min / median / max {}; \
+         every window: {}",
+        spread(o.around.clone()),
+        spread(o.around_by_start.values().copied().collect())
     );
     println!(
         "  challenges answered and accepted at least once: {}",
