@@ -70,9 +70,8 @@ const MAX_SHIFT: i32 = 3;
 
 /// The share of the cells around the face that changed between `a` and
 /// `b`, or `None` when neither has a face or too few cells are far enough
-/// from it. The
-/// view may have moved a little as a whole: `b` is compared where it
-/// matches `a` best, within [`MAX_SHIFT`].
+/// from it. The view may have moved a little as a whole: `b` is compared
+/// at the shift, within [`MAX_SHIFT`], where the fewest cells changed.
 pub fn changed_share(a: &Surroundings, b: &Surroundings, w: usize, h: usize) -> Option<f32> {
     if a.thumb.len() != w * h || b.thumb.len() != w * h {
         return None;
@@ -100,19 +99,23 @@ pub fn changed_share(a: &Surroundings, b: &Surroundings, w: usize, h: usize) -> 
         1.0 + sum
     };
     let gain = (mean(a.thumb) / mean(b.thumb)) as f32;
-    let shifts =
-        (-MAX_SHIFT..=MAX_SHIFT).flat_map(|dy| (-MAX_SHIFT..=MAX_SHIFT).map(move |dx| (dx, dy)));
-    let cell_diffs = |(dx, dy): (i32, i32)| -> Vec<f32> {
-        cells
+    // The still view first: a camera that did not move settles it at once.
+    let mut shifts: Vec<(i32, i32)> = (-MAX_SHIFT..=MAX_SHIFT)
+        .flat_map(|dy| (-MAX_SHIFT..=MAX_SHIFT).map(move |dx| (dx, dy)))
+        .collect();
+    shifts.sort_by_key(|&(dx, dy)| dx * dx + dy * dy);
+    let mut fewest = cells.len();
+    for shift in shifts {
+        let changed = cells
             .iter()
-            .map(|&(cx, cy)| cell_mad(a.thumb, b.thumb, gain, (cx, cy), (dx, dy), w, h))
-            .collect()
-    };
-    let best = shifts
-        .map(cell_diffs)
-        .min_by(|x, y| x.iter().sum::<f32>().total_cmp(&y.iter().sum::<f32>()))?;
-    let changed = best.iter().filter(|&&d| d > CELL_CHANGED).count();
-    Some(changed as f32 / cells.len() as f32)
+            .filter(|&&c| cell_changed(a.thumb, b.thumb, gain, c, shift, w, h))
+            .count();
+        fewest = fewest.min(changed);
+        if fewest == 0 {
+            break;
+        }
+    }
+    Some(fewest as f32 / cells.len() as f32)
 }
 
 /// Indices of the pixels of cell (`cx`, `cy`) in a thumbnail `w` wide.
@@ -120,10 +123,12 @@ fn cell_pixels(cx: usize, cy: usize, w: usize) -> impl Iterator<Item = usize> {
     (0..CELL).flat_map(move |y| (0..CELL).map(move |x| (cy * CELL + y) * w + cx * CELL + x))
 }
 
-/// Mean absolute difference of cell (`cx`, `cy`) of `a` and the same
-/// pixels of `b` (scaled by `gain`) moved by `shift`; pixels moved out of
-/// the thumbnail are left out.
-fn cell_mad(
+/// Whether cell (`cx`, `cy`) of `a` and the same pixels of `b` (scaled by
+/// `gain`) moved by `shift` differ by more than [`CELL_CHANGED`] on
+/// average; pixels moved out of the thumbnail are left out. Stops as soon
+/// as the difference is past it (a swapped photo's cells are, within a few
+/// pixels).
+fn cell_changed(
     a: &[u8],
     b: &[u8],
     gain: f32,
@@ -131,28 +136,26 @@ fn cell_mad(
     (dx, dy): (i32, i32),
     w: usize,
     h: usize,
-) -> f32 {
-    let (mut sum, mut n) = (0.0f32, 0u32);
-    for y in cy * CELL..(cy + 1) * CELL {
-        let by = y as i32 + dy;
-        if by < 0 || by >= h as i32 {
-            continue;
+) -> bool {
+    // The cell's rows and columns whose shifted pixel is in the thumbnail.
+    let span = |c: usize, d: i32, n: usize| {
+        let lo = (c * CELL) as i32;
+        lo.max(-d) as usize..(lo + CELL as i32).min(n as i32 - d).max(0) as usize
+    };
+    let (rows, cols) = (span(cy, dy, h), span(cx, dx, w));
+    let limit = CELL_CHANGED * (rows.len() * cols.len()) as f32;
+    let mut sum = 0.0f32;
+    for y in rows {
+        let (row_a, row_b) = (&a[y * w..], &b[(y as i32 + dy) as usize * w..]);
+        for x in cols.clone() {
+            let xb = (x as i32 + dx) as usize;
+            sum += (f32::from(row_a[x]) - gain * f32::from(row_b[xb])).abs();
         }
-        for x in cx * CELL..(cx + 1) * CELL {
-            let bx = x as i32 + dx;
-            if bx < 0 || bx >= w as i32 {
-                continue;
-            }
-            let j = by as usize * w + bx as usize;
-            sum += (f32::from(a[y * w + x]) - gain * f32::from(b[j])).abs();
-            n += 1;
+        if sum > limit {
+            return true;
         }
     }
-    if n == 0 {
-        0.0
-    } else {
-        sum / n as f32
-    }
+    false
 }
 
 /// The largest share of the surroundings that changed between two
