@@ -134,7 +134,9 @@ export async function enrolOverApi(baseUrl, username, photo) {
 // of FACES in that head pose. The page's camera is a canvas stream that,
 // ten times a second, shows the photo for the arrow on screen (center
 // otherwise), framed around the face as a webcam would (face about 40 %
-// of the width), shifted and scaled a little, with brightness drift and
+// of the width), shifted and scaled a little, in front of one room that
+// stays put (the photos' own backgrounds beside the head would be a pose
+// album's: docs/LIVENESS.md, "Surroundings"), with brightness drift and
 // sensor noise, like the API tests' genuine answers. `box` of each photo
 // comes from `facegate detect --json`.
 export async function launchWithPoses(baseUrl, poses, viewport = { width: 1280, height: 900 }) {
@@ -194,6 +196,28 @@ function followArrows(shown) {
     const icon = Object.keys(ICONS).find((c) => arrow.classList.contains(c));
     return icon ? ICONS[icon] : "center";
   };
+  // The room: a wall, a poster on the left, a lamp on the right (as
+  // facegate-vision's eval::attacks::in_room draws it for the API tests).
+  const room = document.createElement("canvas");
+  room.width = W;
+  room.height = H;
+  const r = room.getContext("2d");
+  const wall = r.createLinearGradient(0, 0, 0, H);
+  wall.addColorStop(0, "rgb(183,175,163)");
+  wall.addColorStop(1, "rgb(143,135,123)");
+  r.fillStyle = wall;
+  r.fillRect(0, 0, W, H);
+  r.fillStyle = "rgba(0,0,0,0.14)";
+  r.fillRect(0.88 * W, 0, 0.12 * W, H);
+  ["rgb(70,120,190)", "rgb(200,90,80)", "rgb(230,210,120)"].forEach((c, i) => {
+    r.fillStyle = c;
+    for (let x = i; x < 9; x += 3) { r.fillRect((0.02 + x * 0.0133) * W, 0.1 * H, 0.0134 * W, 0.45 * H); }
+  });
+  r.fillStyle = "rgb(250,235,200)";
+  r.beginPath();
+  r.ellipse(0.92 * W, 0.8 * H, 0.07 * W, 0.12 * H, 0, 0, 2 * Math.PI);
+  r.fill();
+  const side = W / 2 - 0.3 * W;
   const rnd = () => Math.random() * 2 - 1;
   const draw = () => {
     const { img, box } = images[asked()] || images.center;
@@ -208,6 +232,9 @@ function followArrows(shown) {
     ctx.setTransform(scale, 0, 0, scale, W / 2 - dx - cx * scale, H / 2 - dy - cy * scale);
     ctx.drawImage(img, 0, 0);
     ctx.setTransform(1, 0, 0, 1, 0, 0);
+    // The head and shoulders stand in front of the room.
+    ctx.drawImage(room, 0, 0, side, H, 0, 0, side, H);
+    ctx.drawImage(room, W - side, 0, side, H, W - side, 0, side, H);
     const frame = ctx.getImageData(0, 0, W, H);
     const gain = 1 + 0.04 * rnd();
     const px = frame.data;
