@@ -335,3 +335,41 @@ fn a_live_head_turned_far_is_asked_again_not_refused() {
     let (counts, stdout) = live_motion(10, 44, 63, 16);
     assert_asked_again_never_refused(counts, 15, &stdout);
 }
+
+/// `liveness eval` over every challenge (one draw each): every genuine
+/// answer accepted, and no attack family accepted, the pose album
+/// included, on the first answer or on the second chance (docs/LIVENESS.md,
+/// "Results").
+#[test]
+fn liveness_eval_accepts_every_genuine_answer_and_no_attack() {
+    let models = facegate_testkit::paths::models_dir();
+    let (ok, stdout, stderr) = facegate(&[
+        "liveness",
+        "eval",
+        "--models",
+        models.to_str().unwrap(),
+        "--faces",
+        faces_dir().to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.contains("PCER"))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(rows.len(), 6, "one row per family:\n{stdout}");
+    for row in &rows {
+        // | family | presentations | accepted | asked again | second chance | rate | by |
+        let (family, tried, accepted, rate) = (row[1], row[2], row[3], row[6]);
+        assert_eq!(tried, "48", "{stdout}");
+        if family == "genuine" {
+            assert_eq!((accepted, rate), ("48", "BPCER 0.0 %"), "{stdout}");
+        } else {
+            assert_eq!(rate, "APCER 0.0 %", "{family} got in:\n{stdout}");
+        }
+    }
+    assert!(
+        stdout.contains("pose album") && stdout.contains("step_up:surroundings"),
+        "{stdout}"
+    );
+}
