@@ -8,7 +8,8 @@
 //! Measured on the grey thumbnails of the duplicate check (whole frames,
 //! [`super::challenge::thumbnail`]) in cells of 8×8 thumbnail pixels; the
 //! cells near the face in either frame of a pair (the head, its hair and
-//! the shoulders move with it) are left out.
+//! the shoulders move with it) are left out, and so are those more than a
+//! couple of face widths away.
 
 /// Side of a cell, in thumbnail pixels.
 const CELL: usize = 8;
