@@ -222,6 +222,17 @@ fn webcam_motion(clip: &str, first: u32, last: u32) -> ([usize; 4], String) {
     video_windows(&video, "", first..=last, 5, 12)
 }
 
+/// `facegate liveness eval` with the test models and `args`: what it
+/// printed (it must succeed).
+fn liveness_eval(args: &[&str]) -> String {
+    let models = facegate_testkit::paths::models_dir();
+    let mut all = vec!["liveness", "eval", "--models", models.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let (ok, stdout, stderr) = facegate(&all);
+    assert!(ok, "{stderr}");
+    stdout
+}
+
 /// Cuts `video` into `fps` frames a second with ffmpeg (then its filters
 /// `more`, e.g. ",crop=…"), keeps the frames of `keep` (numbered from 1)
 /// and runs `liveness eval --bona-fide-video` on them: see [`live_motion`].
@@ -248,13 +259,8 @@ fn video_windows(
         let name = format!("f_{i:03}.jpg");
         std::fs::rename(dir.path().join(&name), person.join(&name)).unwrap();
     }
-    let models = facegate_testkit::paths::models_dir();
     let (fps, window) = (fps.to_string(), window.to_string());
-    let (ok, stdout, stderr) = facegate(&[
-        "liveness",
-        "eval",
-        "--models",
-        models.to_str().unwrap(),
+    let stdout = liveness_eval(&[
         "--bona-fide-video",
         person.to_str().unwrap(),
         "--video-fps",
@@ -262,7 +268,6 @@ fn video_windows(
         "--video-window",
         &window,
     ]);
-    assert!(ok, "{stderr}");
     let line = stdout
         .lines()
         .find(|l| l.contains("answers whose poses follow the challenge"))
@@ -342,16 +347,7 @@ fn a_live_head_turned_far_is_asked_again_not_refused() {
 /// "Results").
 #[test]
 fn liveness_eval_accepts_every_genuine_answer_and_no_attack() {
-    let models = facegate_testkit::paths::models_dir();
-    let (ok, stdout, stderr) = facegate(&[
-        "liveness",
-        "eval",
-        "--models",
-        models.to_str().unwrap(),
-        "--faces",
-        faces_dir().to_str().unwrap(),
-    ]);
-    assert!(ok, "{stderr}");
+    let stdout = liveness_eval(&["--faces", faces_dir().to_str().unwrap()]);
     let rows: Vec<Vec<&str>> = stdout
         .lines()
         .filter(|l| l.contains("PCER"))

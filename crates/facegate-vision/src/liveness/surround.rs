@@ -193,40 +193,24 @@ mod tests {
             .collect()
     }
 
+    /// A frame of `thumb` with its face at `FACE`.
+    fn seen(thumb: &[u8]) -> Surroundings<'_> {
+        Surroundings {
+            thumb,
+            face: Some(FACE),
+        }
+    }
+
     #[test]
     fn a_head_turning_in_one_room_leaves_the_room_alone() {
         let (a, b) = (room(1, 120, 1.0), room(1, 200, 1.1));
-        let frames = [
-            Surroundings {
-                thumb: &a,
-                face: Some(FACE),
-            },
-            Surroundings {
-                thumb: &b,
-                face: Some(FACE),
-            },
-        ];
-        assert_eq!(surround_change(&frames, W, H), Some(0.0));
+        assert_eq!(surround_change(&[seen(&a), seen(&b)], W, H), Some(0.0));
     }
 
     #[test]
     fn another_photo_brings_another_background() {
         let (a, b) = (room(1, 120, 1.0), room(5, 120, 1.0));
-        let frames = [
-            Surroundings {
-                thumb: &a,
-                face: Some(FACE),
-            },
-            Surroundings {
-                thumb: &a,
-                face: Some(FACE),
-            },
-            Surroundings {
-                thumb: &b,
-                face: Some(FACE),
-            },
-        ];
-        let share = surround_change(&frames, W, H).unwrap();
+        let share = surround_change(&[seen(&a), seen(&a), seen(&b)], W, H).unwrap();
         assert!(share > 0.5, "{share}");
     }
 
@@ -240,15 +224,7 @@ mod tests {
                 a[y * W + x]
             })
             .collect();
-        let one = Surroundings {
-            thumb: &a,
-            face: Some(FACE),
-        };
-        let nudged = Surroundings {
-            thumb: &b,
-            face: Some(FACE),
-        };
-        assert_eq!(changed_share(&one, &nudged, W, H), Some(0.0));
+        assert_eq!(changed_share(&seen(&a), &seen(&b), W, H), Some(0.0));
     }
 
     #[test]
