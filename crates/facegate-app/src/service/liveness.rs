@@ -337,8 +337,9 @@ impl Services {
                 return Err(Stop::refused(format!("step_up_{kind}_{doubt}"), message));
             }
             if active {
-                // Unsure twice that the frames are one person, or that the
-                // head moved as a head does: refused.
+                // Unsure twice that the frames are one person, that the
+                // head moved as a head does, or that the room around it
+                // stayed put: refused.
                 let verdict = active_step_up(doubt).1;
                 self.metrics.observe_liveness(&outcome_of(verdict, None));
                 return Err(Stop::refused(
