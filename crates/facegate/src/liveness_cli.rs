@@ -197,8 +197,7 @@ fn eval(common: &CommonArgs) -> Result<()> {
 
 /// Whether an answer asked for a second step gets in on the second chance:
 /// a four-step challenge (the first one's steps and one more) answered the
-/// same way, where an active check's doubt refuses and a passive one no
-/// longer stops it (as the server decides).
+/// same way, judged as the server judges a second chance.
 fn second_chance(
     engine: &FaceEngine,
     lib: &Library,
@@ -216,7 +215,7 @@ fn second_chance(
     let seed = seed + 10_000;
     let (frames, times) = build(lib, family, &longer, 3, seed);
     let r = check(engine, &frames, &times, &longer, seed)?;
-    Ok(r.is_live() || (r.needs_step_up() && r.active_doubt().is_none()))
+    Ok(r.is_live_on_second_chance())
 }
 
 /// One family's answers, counted.

@@ -336,7 +336,7 @@ impl Services {
                 };
                 return Err(Stop::refused(format!("step_up_{kind}_{doubt}"), message));
             }
-            if active {
+            if !report.is_live_on_second_chance() {
                 // Unsure twice that the frames are one person, that the
                 // head moved as a head does, or that the room around it
                 // stayed put: refused.

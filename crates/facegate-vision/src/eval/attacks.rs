@@ -141,8 +141,9 @@ pub fn camera_frame(photo: &RgbImage, bbox: &BoundingBox, seed: u64) -> RgbImage
 }
 
 /// `frame` (from [`camera_frame`]) as a live person at a webcam sees it:
-/// the head and shoulders of the photo (a band about the face, twice its
-/// width, down to the frame's foot) in front of one room that does not
+/// the head and shoulders of the photo (a band 60 % of the frame wide
+/// about its middle, where the face is, down to the frame's foot) in
+/// front of one room that does not
 /// move from frame to frame (a wall, a poster and a lamp), with the
 /// camera's noise drawn from `seed`.
 pub fn in_room(frame: &RgbImage, seed: u64) -> RgbImage {

@@ -88,6 +88,13 @@ impl SequenceReport {
             .or(s.surround_unsure.then_some("surroundings"))
     }
 
+    /// True when the answer counts as live on a second chance (the longer
+    /// challenge after a step-up): an active check's doubt refuses it
+    /// there, a passive cue's doubt no longer stops it.
+    pub fn is_live_on_second_chance(&self) -> bool {
+        self.is_live() || (self.needs_step_up() && self.active_doubt().is_none())
+    }
+
     /// The first unsure check: active, else passive.
     pub fn doubt(&self) -> Option<&'static str> {
         self.active_doubt().or(self.passive_doubt)

@@ -17,7 +17,7 @@ const CELL: usize = 8;
 /// Mean absolute difference of a cell (grey levels, after matching the two
 /// frames' brightness) above which it changed: a still room under a
 /// webcam's noise and compression moves by 1-3, a swapped photo by tens.
-pub const CELL_CHANGED: f32 = 10.0;
+const CELL_CHANGED: f32 = 10.0;
 
 /// Fewest cells around the face for a pair of frames to be measured.
 const MIN_CELLS: usize = 6;

@@ -70,7 +70,7 @@ pub struct ChallengeConfig {
     /// Share of the face's surroundings changed between two consecutive
     /// frames (the view moving as a whole is allowed for) at or above which
     /// the answer is unsure: photos swapped in front of the camera bring
-    /// their own backgrounds (0.45-1 for the pose album), a live person at
+    /// their own backgrounds (0.42-1 for the pose album), a live person at
     /// a webcam sits in one room (0.00-0.04 on a real recording). The
     /// person is asked for a second challenge and to keep the camera
     /// still; unsure again is refused (docs/LIVENESS.md, "Surroundings").
