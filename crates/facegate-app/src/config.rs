@@ -218,6 +218,9 @@ impl Config {
             self.max_upload_files >= 1,
             "max_upload_files must be at least 1"
         );
+        self.liveness_challenge
+            .check()
+            .map_err(anyhow::Error::msg)?;
         self.oidc.validate()?;
         if let Some(url) = &self.public_url {
             let parsed = url::Url::parse(url).context("public_url is not a URL")?;

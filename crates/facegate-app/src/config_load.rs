@@ -246,6 +246,14 @@ mod tests {
     }
 
     #[test]
+    fn an_impossible_liveness_doubt_is_refused_by_name() {
+        let key = "FACEGATE_LIVENESS_CHALLENGE__DOUBT_SURROUND_CHANGE";
+        let e = Config::load_from(None, env(&[(key, "nan")])).unwrap_err();
+        assert!(format!("{e:#}").contains("doubt_surround_change"), "{e:#}");
+        assert!(Config::load_from(None, env(&[(key, "0.5")])).is_ok());
+    }
+
+    #[test]
     fn unknown_keys_in_file_are_refused() {
         let dir = std::env::temp_dir().join(format!("facegate-config-bad-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

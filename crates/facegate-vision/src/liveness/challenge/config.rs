@@ -103,3 +103,77 @@ impl Default for ChallengeConfig {
         }
     }
 }
+
+impl ChallengeConfig {
+    /// Refuses thresholds that cannot work: a doubt band must lie under
+    /// its sure threshold, and the share of changed surroundings be in
+    /// (0, 1] (NaN or out of range would switch the check off unseen).
+    pub fn check(&self) -> Result<(), String> {
+        let bands = [
+            (
+                "doubt_identity_similarity",
+                self.doubt_identity_similarity,
+                "min_identity_similarity",
+                self.min_identity_similarity,
+            ),
+            (
+                "doubt_planar_residual",
+                self.doubt_planar_residual,
+                "min_planar_residual",
+                self.min_planar_residual,
+            ),
+        ];
+        for (doubt_name, doubt, sure_name, sure) in bands {
+            if !(doubt.is_finite() && sure.is_finite() && doubt <= sure) {
+                return Err(format!(
+                    "liveness_challenge.{doubt_name} must be a number no greater than \
+                     liveness_challenge.{sure_name}"
+                ));
+            }
+        }
+        let share = self.doubt_surround_change;
+        if !(share > 0.0 && share <= 1.0) {
+            return Err(
+                "liveness_challenge.doubt_surround_change must be a share above 0 and at most 1"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_pass_and_impossible_doubts_are_named() {
+        assert_eq!(ChallengeConfig::default().check(), Ok(()));
+        for bad in [
+            ChallengeConfig {
+                doubt_surround_change: f32::NAN,
+                ..ChallengeConfig::default()
+            },
+            ChallengeConfig {
+                doubt_surround_change: 1.5,
+                ..ChallengeConfig::default()
+            },
+        ] {
+            let e = bad.check().unwrap_err();
+            assert!(e.contains("doubt_surround_change"), "{e}");
+        }
+        let above = ChallengeConfig {
+            doubt_planar_residual: 0.2,
+            ..ChallengeConfig::default()
+        };
+        assert!(above.check().unwrap_err().contains("doubt_planar_residual"));
+        let nan = ChallengeConfig {
+            doubt_identity_similarity: f32::NAN,
+            ..ChallengeConfig::default()
+        };
+        assert!(nan
+            .check()
+            .unwrap_err()
+            .contains("doubt_identity_similarity"));
+    }
+}
