@@ -173,16 +173,15 @@ impl Default for Config {
 }
 
 /// The 1:N search (`[gallery]`, docs/CONFIGURATION.md): exhaustive below
-/// `index_min_templates` templates; above, binary sketches pick the
-/// `candidates` nearest templates, and the best eighth of those are
-/// scored exactly.
+/// `index_min_templates` templates; above, 16-byte sketches
+/// (product-quantisation codes) pick the `candidates` templates scored
+/// exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GalleryConfig {
     /// Templates from which the sketches are used (0: always).
     pub index_min_templates: usize,
-    /// Templates with the nearest sketches kept per probe (an eighth of
-    /// them scored exactly).
+    /// Templates with the best sketch scores per probe, scored exactly.
     pub candidates: usize,
 }
 
@@ -190,7 +189,7 @@ impl Default for GalleryConfig {
     fn default() -> Self {
         GalleryConfig {
             index_min_templates: 20_000,
-            candidates: 4096,
+            candidates: 512,
         }
     }
 }

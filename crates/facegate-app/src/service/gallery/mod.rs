@@ -1,7 +1,7 @@
 //! The 1:N gallery: the decrypted templates of one model's active users,
 //! held in memory and searched for a probe. A gallery smaller than
 //! `gallery.index_min_templates` is searched exhaustively (every template);
-//! a larger one through binary sketches ([`sketch`]) whose nearest
+//! a larger one through short sketches of each template ([`sketch`]) whose best
 //! candidates are re-scored exactly, so the decision rule (threshold,
 //! margin, lockout band) sees exact scores either way.
 //!
@@ -13,7 +13,8 @@
 //! place, so none is lost. A full [`Gallery::invalidate`] rebuilds an
 //! indexed gallery in the background while the old one keeps answering.
 
-mod hamming;
+mod codebook;
+mod fastscan;
 mod search;
 pub mod sketch;
 

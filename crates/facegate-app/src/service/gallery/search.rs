@@ -1,37 +1,40 @@
-//! One probe's search of a sketch index, in three passes:
-//! 1. the Hamming distance from the probe's sketch to every stored sketch
-//!    (on all cores, a piece at a time), those under a cut-off kept (the
-//!    cut-off estimated beforehand from a pilot sample to keep a little
-//!    more than `kept`; counted over all of them when that kept too few);
-//! 2. those re-ranked by how well their sketch's bits agree with the
-//!    probe's projections before the signs were taken (each bit weighed by
-//!    how far the probe's projection is from zero: an asymmetric distance,
-//!    much closer to the cosine than the count of differing bits, read from
-//!    a table made once per probe);
-//! 3. the best `scored` of those scored exactly (cosine similarity).
+//! One probe's search of a large gallery, in two passes:
+//! 1. every template's code scored under the probe's table (a fast scan,
+//!    [`super::fastscan`]; on all cores, a piece at a time), those at or
+//!    above a cut kept (the cut estimated beforehand from a pilot sample
+//!    to keep a little more than wanted; counted over all of them when
+//!    that kept too few);
+//! 2. the best `kept` of those scored exactly (cosine similarity).
 //!
-//! Pass 1 reads every sketch (32 bytes a template), and pass 2 its kept
-//! ones while they are still in the cache; pass 3 reads scattered memory,
-//! twelve cache lines a vector, so the second pass keeps it small.
+//! Pass 1 reads every code (16 bytes a template) once, in order; pass 2
+//! reads scattered vectors, twelve cache lines each, fetched ahead.
 
 use facegate_vision::CosineProbe;
 use rayon::prelude::*;
 
-use super::hamming;
+use super::fastscan::{self, Codes, Table, BLOCK, SUBSPACES};
 
 /// The owner of a slot whose template was removed.
 pub const FREE: i64 = i64::MIN;
 
 /// Slots per piece: a gallery larger than this is searched on all cores,
 /// a piece at a time (a probe's search mostly waits on memory, and each
-/// core brings its own share of the bandwidth). A piece's distances stay
-/// in the core's cache until its candidates are taken from them.
+/// core brings its own share of the bandwidth). A piece's scores stay in
+/// the core's cache until its candidates are taken from them.
 const PIECE: usize = 1 << 15;
 
-/// Sketches whose distances estimate the first pass's cut-off before the
-/// scan (the first ones stored: which templates they are does not matter
-/// to the distances of strangers, which are nearly all of them).
-const PILOT: usize = 1 << 15;
+/// Slots whose scores estimate the first pass's cut before the scan (the
+/// first ones stored: which templates they are does not matter to the
+/// scores of strangers, which are nearly all of them).
+const PILOT: usize = 1 << 12;
+
+/// The rank in the pilot the cut is taken at, at least: the cut then keeps
+/// about `PILOT_RANK / PILOT` of all slots, a few thousand of a million,
+/// and a rank this deep varies little from probe to probe.
+const PILOT_RANK: usize = 16;
+
+/// The highest score a code can get.
+const TOP: usize = 255 * SUBSPACES;
 
 /// How many candidates ahead their memory is fetched into the cache.
 const PREFETCH_AHEAD: usize = 8;
@@ -39,161 +42,148 @@ const PREFETCH_AHEAD: usize = 8;
 /// What an index stores, slot by slot.
 pub struct Stored<'a> {
     pub dim: usize,
-    /// Words (u64) per sketch.
-    pub words: usize,
     pub vectors: &'a [f32],
-    pub codes: &'a [u64],
+    pub codes: &'a Codes,
     /// The user of each slot, or [`FREE`].
     pub users: &'a [i64],
 }
 
-/// A probe: its vector, its sketch, and the projections whose signs are
-/// the sketch (one per bit).
+/// A probe: its vector, and its table for the codes.
 pub struct Probe<'a> {
     /// Its vector, ready to score others against.
     pub cosine: CosineProbe<'a>,
-    pub code: &'a [u64],
-    pub projections: &'a [f32],
+    pub table: &'a Table,
 }
 
-/// How many candidates each pass keeps.
-#[derive(Clone, Copy)]
-pub struct Budget {
-    /// Nearest sketches kept by the first pass (at least; all at the
-    /// cut-off distance).
-    pub kept: usize,
-    /// Candidates of the second pass scored exactly.
-    pub scored: usize,
-}
-
-/// The candidates of `probe`, each with its owner and exact similarity.
-pub fn candidates(stored: &Stored, probe: &Probe, budget: Budget) -> Vec<(i64, f32)> {
+/// The `kept` candidates of `probe` with the best code scores, each with
+/// its owner and exact similarity.
+pub fn candidates(stored: &Stored, probe: &Probe, kept: usize) -> Vec<(i64, f32)> {
     let n = stored.users.len();
-    let bits = stored.words * 64;
-    let table = agreement_table(probe.projections);
-    let wanted = budget.kept.min(n);
-    let (mut kept, mut ranked) = nearest(
-        stored,
-        probe.code,
-        &table,
-        pilot_cut(stored, probe.code, budget.kept),
-    );
-    if kept < wanted {
-        // The pilot misled (rare): count every distance, then take them.
-        let all = pieces(stored, |_, codes| {
-            with_distances(codes, probe.code, |d| hamming::histogram(d, bits))
+    let wanted = kept.min(n);
+    let (mut found, mut ranked) = nearest(stored, probe.table, pilot_cut(stored, probe, kept));
+    if found < wanted {
+        // The pilot misled (rare): count every score, then take them.
+        let all = pieces(stored, |first, blocks| {
+            with_scores(stored, first, blocks, probe.table, histogram)
         })
         .into_iter()
-        .reduce(hamming::merge)
+        .reduce(merge)
         .unwrap_or_default();
-        (kept, ranked) = nearest(stored, probe.code, &table, hamming::cut_off(&all, wanted));
+        (found, ranked) = nearest(stored, probe.table, cut_off(&all, wanted));
     }
-    debug_assert!(kept >= wanted);
-    let best = budget.scored.min(ranked.len());
-    if best < ranked.len() {
-        ranked.select_nth_unstable_by(best, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        ranked.truncate(best);
+    debug_assert!(found >= wanted);
+    if kept < ranked.len() {
+        ranked.select_nth_unstable_by(kept, |a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(kept);
     }
     score(stored, probe, &ranked)
 }
 
-/// A cut-off that keeps a little more than `kept` sketches, estimated from
-/// the first [`PILOT`] (exact when they are all of them).
-fn pilot_cut(stored: &Stored, code: &[u64], kept: usize) -> u16 {
+/// A cut that keeps about twice `kept` slots or more, estimated from the
+/// first [`PILOT`] (exact when they are all of them).
+fn pilot_cut(stored: &Stored, probe: &Probe, kept: usize) -> u16 {
     let n = stored.users.len();
     let pilot = n.min(PILOT);
-    let bits = stored.words * 64;
-    let codes = &stored.codes[..pilot * stored.words];
-    let histogram = with_distances(codes, code, |d| hamming::histogram(d, bits));
+    let counts = with_scores(stored, 0, pilot.div_ceil(BLOCK), probe.table, histogram);
     if pilot == n {
-        return hamming::cut_off(&histogram, kept);
+        return cut_off(&counts, kept);
     }
-    let aim = (kept + kept / 4) as f64 * pilot as f64 / n as f64;
-    hamming::cut_off(&histogram, aim.ceil() as usize)
+    let aim = (2 * kept) as f64 * pilot as f64 / n as f64;
+    cut_off(&counts, (aim.ceil() as usize).max(PILOT_RANK))
 }
 
-/// Runs `f` on each piece of the sketches (its first slot, its codes), on
-/// all cores when there is more than one piece.
-fn pieces<T: Send>(stored: &Stored, f: impl Fn(usize, &[u64]) -> T + Sync + Send) -> Vec<T> {
-    let per = PIECE * stored.words;
-    if stored.codes.len() <= per {
-        return vec![f(0, stored.codes)];
+/// Runs `f` on each piece of the blocks (its first block, its number of
+/// blocks), on all cores when there is more than one piece.
+fn pieces<T: Send>(stored: &Stored, f: impl Fn(usize, usize) -> T + Sync + Send) -> Vec<T> {
+    let (blocks, per) = (stored.codes.blocks(), PIECE / BLOCK);
+    if blocks <= per {
+        return vec![f(0, blocks)];
     }
-    stored
-        .codes
-        .par_chunks(per)
-        .enumerate()
-        .map(|(i, codes)| f(i * PIECE, codes))
+    (0..blocks.div_ceil(per))
+        .into_par_iter()
+        .map(|i| f(i * per, per.min(blocks - i * per)))
         .collect()
 }
 
 thread_local! {
-    /// A piece's distances, reused by every search on this thread.
-    static DISTANCES: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// A piece's scores, reused by every search on this thread.
+    static SCORES: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// `f` of the distances from `code` to each sketch of `codes`.
-fn with_distances<T>(codes: &[u64], code: &[u64], f: impl FnOnce(&[u16]) -> T) -> T {
-    DISTANCES.with(|cell| {
-        let mut d = cell.borrow_mut();
-        d.resize(codes.len() / code.len().max(1), 0);
-        hamming::distances(codes, code, &mut d);
-        f(&d)
+/// `f` of the scores of the slots in use among `blocks` blocks from
+/// `first` (the slots past the last one left out).
+fn with_scores<T>(
+    stored: &Stored,
+    first: usize,
+    blocks: usize,
+    table: &Table,
+    f: impl FnOnce(&[u16]) -> T,
+) -> T {
+    SCORES.with(|cell| {
+        let mut s = cell.borrow_mut();
+        s.resize(blocks * BLOCK, 0);
+        stored.codes.scan(first, table, &mut s);
+        let used = stored
+            .users
+            .len()
+            .saturating_sub(first * BLOCK)
+            .min(s.len());
+        f(&s[..used])
     })
 }
 
-/// Passes 1 and 2: how many slots are at most `cut` away, and those in use
-/// with their agreement with the probe (higher is nearer).
-fn nearest(stored: &Stored, code: &[u64], table: &[f32], cut: u16) -> (usize, Vec<(u32, f32)>) {
-    let parts = pieces(stored, |first, codes| {
-        let mut slots = Vec::new();
-        with_distances(codes, code, |d| hamming::within(d, cut, &mut slots));
-        let mut ranked = Vec::with_capacity(slots.len());
-        for (i, &slot) in slots.iter().enumerate() {
-            if let Some(&ahead) = slots.get(i + PREFETCH_AHEAD) {
-                let a = first + ahead as usize;
-                prefetch(&stored.users[a..a + 1]);
-            }
-            let s = first + slot as usize;
-            if stored.users[s] != FREE {
-                let code = &stored.codes[s * stored.words..(s + 1) * stored.words];
-                ranked.push((s as u32, agreement(table, code)));
-            }
+/// Counts of each score of `scores`.
+fn histogram(scores: &[u16]) -> Vec<u32> {
+    let mut counts = vec![0u32; TOP + 1];
+    for &s in scores {
+        counts[usize::from(s).min(TOP)] += 1;
+    }
+    counts
+}
+
+/// Adds the counts of `b` to `a`.
+fn merge(mut a: Vec<u32>, b: Vec<u32>) -> Vec<u32> {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+    a
+}
+
+/// The highest score `cut` such that at least `wanted` of the counted
+/// scores are ≥ `cut` (0 when there are fewer).
+fn cut_off(counts: &[u32], wanted: usize) -> u16 {
+    let mut kept = 0u64;
+    for (cut, &n) in counts.iter().enumerate().rev() {
+        kept += u64::from(n);
+        if kept >= wanted as u64 {
+            return cut as u16;
         }
-        (slots.len(), ranked)
+    }
+    0
+}
+
+/// Pass 1: how many slots score at least `cut`, and those in use with
+/// their score.
+fn nearest(stored: &Stored, table: &Table, cut: u16) -> (usize, Vec<(u32, u16)>) {
+    let parts = pieces(stored, |first, blocks| {
+        with_scores(stored, first, blocks, table, |scores| {
+            let mut slots = Vec::new();
+            fastscan::at_least(scores, cut, &mut slots);
+            let ranked: Vec<(u32, u16)> = slots
+                .iter()
+                .map(|&i| (first * BLOCK + i as usize, scores[i as usize]))
+                .filter(|&(slot, _)| stored.users[slot] != FREE)
+                .map(|(slot, s)| (slot as u32, s))
+                .collect();
+            (slots.len(), ranked)
+        })
     });
-    let kept = parts.iter().map(|p| p.0).sum();
-    (kept, parts.into_iter().flat_map(|p| p.1).collect())
+    let found = parts.iter().map(|p| p.0).sum();
+    (found, parts.into_iter().flat_map(|p| p.1).collect())
 }
 
-/// For each byte of a sketch and each of its 256 values, the sum of the
-/// probe's projections for that byte's bits, counted positive where the
-/// bit is set (the projection there was positive) and negative where not.
-fn agreement_table(projections: &[f32]) -> Vec<f32> {
-    let mut table = vec![0.0f32; projections.len() / 8 * 256];
-    for (byte, t) in projections.chunks_exact(8).zip(table.chunks_exact_mut(256)) {
-        t[0] = -byte.iter().sum::<f32>();
-        for value in 1..256usize {
-            let lowest = value.trailing_zeros() as usize;
-            t[value] = t[value & (value - 1)] + 2.0 * byte[lowest];
-        }
-    }
-    table
-}
-
-/// How well `code` agrees with the probe whose [`agreement_table`] this is.
-fn agreement(table: &[f32], code: &[u64]) -> f32 {
-    let mut sum = 0.0;
-    for (w, &word) in code.iter().enumerate() {
-        for (b, byte) in word.to_le_bytes().into_iter().enumerate() {
-            sum += table[(w * 8 + b) * 256 + byte as usize];
-        }
-    }
-    sum
-}
-
-/// Pass 3: the exact similarity of each ranked slot, with its owner.
-fn score(stored: &Stored, probe: &Probe, ranked: &[(u32, f32)]) -> Vec<(i64, f32)> {
+/// Pass 2: the exact similarity of each ranked slot, with its owner.
+fn score(stored: &Stored, probe: &Probe, ranked: &[(u32, u16)]) -> Vec<(i64, f32)> {
     let dim = stored.dim;
     let mut scored = Vec::with_capacity(ranked.len());
     for (i, &(slot, _)) in ranked.iter().enumerate() {
@@ -228,75 +218,59 @@ fn prefetch<T>(data: &[T]) {
 mod tests {
     use super::*;
 
-    /// Two pieces of sketches, one word each: the first (the pilot) at
-    /// distances 0-63 from the probe, the second all 64 away; some slots
-    /// free. The pilot's cut keeps too few, so every distance is counted.
+    /// Two pieces of slots: the pilot's codes score 0-31 under the
+    /// probe's table, all the others 0, so the pilot's cut keeps too few
+    /// and every score is counted; some slots are free.
     #[test]
-    fn keeps_at_least_the_wanted_number_when_the_pilot_misleads() {
-        let n = 2 * PILOT;
-        let q = [0u64];
-        let codes: Vec<u64> = (0..n)
-            .map(|i| {
-                if i < PILOT {
-                    (1u64 << (i % 64)) - 1
-                } else {
-                    u64::MAX
-                }
-            })
-            .collect();
+    fn keeps_the_best_scores_even_when_the_pilot_misleads() {
+        let n = 2 * PIECE;
+        let mut codes = Codes::default();
+        for i in 0..n {
+            let k = if i < PILOT { i % 32 } else { 0 };
+            // Sub-space m holds 1 when m < k: the score is k (table below).
+            codes.push(&std::array::from_fn(|m| u8::from(m < k)));
+        }
         let users: Vec<i64> = (0..n as i64)
             .map(|i| if i % 100 == 7 { FREE } else { i })
             .collect();
         let stored = Stored {
             dim: 1,
-            words: 1,
             vectors: &vec![1.0; n],
             codes: &codes,
             users: &users,
         };
-        let projections = vec![-1.0; 64];
+        let mut table = [[0u8; 16]; SUBSPACES];
+        table.iter_mut().for_each(|t| t[1] = 1);
         let probe = Probe {
             cosine: CosineProbe::new(&[1.0]),
-            code: &q,
-            projections: &projections,
+            table: &table,
         };
-        let budget = Budget {
-            kept: 2000,
-            scored: usize::MAX,
-        };
-        let found = candidates(&stored, &probe, budget);
-        // Distances 0-3 (512 slots each) are the 2048 nearest.
-        let want: Vec<i64> = (0..PILOT as i64)
-            .filter(|i| i % 64 <= 3 && i % 100 != 7)
-            .collect();
-        let mut got: Vec<i64> = found.iter().map(|c| c.0).collect();
-        got.sort();
-        assert_eq!(got, want);
-        assert!(found.iter().all(|c| c.1 == 1.0));
-        let fewer = candidates(
-            &stored,
-            &probe,
-            Budget {
-                kept: 2000,
-                scored: 10,
-            },
-        );
-        assert_eq!(fewer.len(), 10);
-        assert!(
-            fewer.iter().all(|c| c.0 % 64 == 0),
-            "the nearest by agreement first"
-        );
+        // The pilot's cut (29) keeps 384 slots, fewer than 3000: the best
+        // 3000 are the scores 8 to 31 (128 slots each, some free).
+        let found = candidates(&stored, &probe, 3000);
+        assert_eq!(found.len(), 3000);
+        assert!(found.iter().all(|c| c.0 < PILOT as i64 && c.0 % 32 >= 8));
+        assert!(found.iter().all(|c| c.0 % 100 != 7 && c.1 == 1.0));
+        let best = candidates(&stored, &probe, 100);
+        assert!(best.iter().all(|c| c.0 % 32 == 31));
+        let all = candidates(&stored, &probe, 4 * n);
+        assert_eq!(all.len(), users.iter().filter(|&&u| u != FREE).count());
     }
 
     #[test]
-    fn agreement_sums_the_projections_signed_by_the_bits() {
-        let projections: Vec<f32> = (0..64).map(|i| (i as f32 - 20.0) * 0.25).collect();
-        let table = agreement_table(&projections);
-        for code in [0u64, u64::MAX, 0x0123_4567_89ab_cdef, 1 << 63] {
-            let want: f32 = (0..64)
-                .map(|i| projections[i] * if code >> i & 1 == 1 { 1.0 } else { -1.0 })
-                .sum();
-            assert!((agreement(&table, &[code]) - want).abs() < 1e-3, "{code:x}");
-        }
+    fn the_cut_keeps_at_least_the_wanted_number() {
+        let h = histogram(&[5, 3, 3, 9, 7, 3, 1, 20]);
+        assert_eq!(h.iter().sum::<u32>(), 8);
+        assert_eq!(cut_off(&h, 1), 20);
+        assert_eq!(cut_off(&h, 2), 9);
+        assert_eq!(cut_off(&h, 4), 5);
+        assert_eq!(cut_off(&h, 5), 3);
+        assert_eq!(cut_off(&h, 7), 3);
+        assert_eq!(cut_off(&h, 8), 1);
+        assert_eq!(cut_off(&h, 9), 0);
+        assert_eq!(
+            merge(histogram(&[5, 3, 3]), histogram(&[9, 7, 3, 1, 20])),
+            h
+        );
     }
 }

@@ -1,26 +1,29 @@
 //! The search of a large gallery: quantised exhaustive search. Every
-//! template also gets a short binary sketch (sign random projections:
-//! random sign flips and two Walsh-Hadamard rotations, then one bit per
-//! output, 256 bits for a 192-dimension embedding). A probe's sketch is
-//! compared with all of them by Hamming distance (XOR and popcount, 32
-//! bytes per template instead of 768; [`super::hamming`]), at least the
-//! `candidates` nearest are kept, the best eighth of those by how well
-//! their bits agree with the probe's projections are scored
-//! ([`super::search`]), and the best users among them are re-scored
-//! exactly with the same cosine similarity as the plain exhaustive search,
-//! over all their templates. Scores are therefore never approximate: only
-//! a user whose sketch is not among the candidates can be missed
-//! (measured by `facegate bench-index`, docs/BENCHMARKS.md).
+//! template also gets a short code (product quantisation: its vector cut
+//! into 32 pieces, each replaced by the nearest of 16 centroids learnt
+//! from the gallery, [`super::codebook`]; 16 bytes per template instead of
+//! 768). A probe scores all the codes with one table lookup per piece (a
+//! fast scan, [`super::fastscan`]), the `candidates` best are scored
+//! exactly ([`super::search`]), and the best users among them are
+//! re-scored exactly with the same cosine similarity as the plain
+//! exhaustive search, over all their templates. Scores are therefore never
+//! approximate: only a user whose code is not among the candidates can be
+//! missed (measured by `facegate bench-index`, docs/BENCHMARKS.md).
 //!
-//! An HNSW graph (usearch) was tried first: on a gallery of random
-//! templates, the hard case for graph search, it found the exact best
-//! user for fewer than 60 % of probes at 20 k templates.
+//! Tried before: an HNSW graph (usearch), which on a gallery of random
+//! templates, the hard case for graph search, found the exact best user
+//! for fewer than 60 % of probes at 20 k templates; and 256-bit binary
+//! sketches compared by Hamming distance, which read twice the bytes per
+//! search for a worse first ranking (docs/BENCHMARKS.md).
 
 use std::collections::HashMap;
 
 use facegate_vision::CosineProbe;
+use rayon::prelude::*;
 
-use super::search::{self, Budget, Probe, Stored, FREE};
+use super::codebook::{self, Codebook};
+use super::fastscan::{Codes, SUBSPACES};
+use super::search::{self, Probe, Stored, FREE};
 use crate::domain::MatchTemplate;
 use crate::service::matching::{nearer_first, RANKED_USERS};
 
@@ -29,21 +32,17 @@ use crate::service::matching::{nearer_first, RANKED_USERS};
 /// are a margin for users with several).
 const RESCORED_USERS: usize = RANKED_USERS;
 
-/// The share of the nearest sketches whose vectors are scored: one in 8.
-const SCORED_SHARE: usize = 8;
+/// Templates coded at a time when building (between progress reports).
+const STEP: usize = 1 << 16;
 
 /// The in-memory search structure of one model's templates.
 pub struct SketchIndex {
     dim: usize,
-    /// Padded length of the rotation (a power of two ≥ `dim`).
-    width: usize,
-    words: usize,
-    signs: [Vec<f32>; 2],
     candidates: usize,
+    codebook: Codebook,
     /// `dim` floats per slot.
     vectors: Vec<f32>,
-    /// `words` u64 per slot.
-    codes: Vec<u64>,
+    codes: Codes,
     /// The user of each slot, or [`FREE`].
     users: Vec<i64>,
     by_user: HashMap<i64, Vec<u32>>,
@@ -52,7 +51,7 @@ pub struct SketchIndex {
 
 /// Asks the kernel to back a large array with 2 MiB pages where it does so
 /// on request (transparent huge pages in `madvise` mode): every probe scans
-/// all the sketches and reads candidates' vectors scattered over hundreds of
+/// all the codes and reads candidates' vectors scattered over hundreds of
 /// megabytes, and with 4 KiB pages most of those reads also miss the TLB.
 fn advise_huge_pages<T>(v: &Vec<T>) {
     #[cfg(target_os = "linux")]
@@ -75,54 +74,16 @@ fn advise_huge_pages<T>(v: &Vec<T>) {
     }
 }
 
-/// A fixed pseudo-random ±1 sequence (splitmix64), the same in every
-/// process, so that sketches made anywhere compare.
-fn signs(seed: u64, n: usize) -> Vec<f32> {
-    let mut state = seed;
-    (0..n)
-        .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            if (z ^ (z >> 31)) & 1 == 0 {
-                1.0
-            } else {
-                -1.0
-            }
-        })
-        .collect()
-}
-
-/// In-place fast Walsh-Hadamard transform (length a power of two).
-fn hadamard(v: &mut [f32]) {
-    let mut h = 1;
-    while h < v.len() {
-        for block in v.chunks_exact_mut(2 * h) {
-            let (a, b) = block.split_at_mut(h);
-            for (x, y) in a.iter_mut().zip(b.iter_mut()) {
-                let (s, d) = (*x + *y, *x - *y);
-                *x = s;
-                *y = d;
-            }
-        }
-        h *= 2;
-    }
-}
-
 impl SketchIndex {
-    /// An empty index for vectors of `dim` floats that re-scores the
-    /// `candidates` nearest sketches of each probe.
+    /// An empty index for vectors of `dim` floats that scores the
+    /// `candidates` best codes of each probe exactly.
     pub fn new(dim: usize, candidates: usize) -> Self {
-        let width = dim.max(64).next_power_of_two();
         SketchIndex {
             dim,
-            width,
-            words: width / 64,
-            signs: [signs(0x5eed_0001, width), signs(0x5eed_0002, width)],
             candidates: candidates.max(2),
+            codebook: Codebook::learn(dim, &[]),
             vectors: Vec::new(),
-            codes: Vec::new(),
+            codes: Codes::default(),
             users: Vec::new(),
             by_user: HashMap::new(),
             free: Vec::new(),
@@ -178,71 +139,40 @@ impl SketchIndex {
                 release();
             }
         }
-        let n = index.users.len();
-        index.codes = vec![0; n * index.words];
-        index
-            .codes
-            .reserve_exact(room.saturating_sub(n) * index.words);
-        advise_huge_pages(&index.codes);
-        index.sketch_all(progress);
+        index.code_all(room, progress);
         for (slot, &user) in index.users.iter().enumerate() {
             index.by_user.entry(user).or_default().push(slot as u32);
         }
-        progress(n);
+        progress(index.users.len());
         index
     }
 
-    /// Sketches every slot, on all cores.
-    fn sketch_all(&mut self, progress: &(dyn Fn(usize) + Sync)) {
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let per = self.users.len().div_ceil(workers).max(1);
-        let done = std::sync::atomic::AtomicUsize::new(0);
-        let mut codes = std::mem::take(&mut self.codes);
-        let (this, words, dim) = (&*self, self.words, self.dim);
-        std::thread::scope(|s| {
-            for (part, out) in codes.chunks_mut(per * words).enumerate() {
-                let done = &done;
-                s.spawn(move || {
-                    let mut scratch = vec![0.0; this.width];
-                    for (i, code) in out.chunks_exact_mut(words).enumerate() {
-                        let slot = part * per + i;
-                        let v = &this.vectors[slot * dim..(slot + 1) * dim];
-                        this.sketch_into(v, &mut scratch, code);
-                        if i % 65536 == 65535 {
-                            progress(
-                                done.fetch_add(65536, std::sync::atomic::Ordering::Relaxed) + 65536,
-                            );
-                        }
-                    }
-                });
-            }
-        });
+    /// Learns the codebook from the slots' vectors and codes every slot
+    /// again (on all cores), with room for `room` slots.
+    fn code_all(&mut self, room: usize, progress: &(dyn Fn(usize) + Sync)) {
+        self.codebook = Codebook::learn(self.dim, &self.vectors);
+        let mut codes = Codes::with_capacity(room.max(self.users.len()));
+        advise_huge_pages(codes.bytes());
+        let per = STEP * self.dim.max(1);
+        for (i, step) in self.vectors.chunks(per).enumerate() {
+            let coded: Vec<[u8; SUBSPACES]> = step
+                .par_chunks(self.dim.max(1))
+                .map(|v| self.codebook.encode(v))
+                .collect();
+            coded.iter().for_each(|c| codes.push(c));
+            progress(i * STEP + coded.len());
+        }
         self.codes = codes;
     }
 
-    /// The sketch of `v` into `code` (`words` u64).
-    fn sketch_into(&self, v: &[f32], scratch: &mut [f32], code: &mut [u64]) {
-        scratch.fill(0.0);
-        for ((x, &y), s) in scratch.iter_mut().zip(v).zip(&self.signs[0]) {
-            *x = y * s;
+    /// Learns the codebook again while the gallery is still small and has
+    /// doubled since it was learnt (an index built empty, or from a few
+    /// templates, learns from those enrolled later).
+    fn relearn_while_small(&mut self) {
+        let learnt = self.codebook.learnt_from();
+        if learnt < codebook::SAMPLE && self.users.len() >= 2 * learnt.max(8) {
+            self.code_all(self.users.len() * 2, &|_| {});
         }
-        hadamard(scratch);
-        for (x, s) in scratch.iter_mut().zip(&self.signs[1]) {
-            *x *= s;
-        }
-        hadamard(scratch);
-        code.fill(0);
-        for (i, x) in scratch.iter().enumerate() {
-            if *x > 0.0 {
-                code[i / 64] |= 1 << (i % 64);
-            }
-        }
-    }
-
-    fn sketch(&self, v: &[f32]) -> Vec<u64> {
-        let mut code = vec![0; self.words];
-        self.sketch_into(v, &mut vec![0.0; self.width], &mut code);
-        code
     }
 
     /// Templates held.
@@ -254,12 +184,13 @@ impl SketchIndex {
         self.len() == 0
     }
 
-    /// Bytes held: vectors, sketches, slot owners (capacity counted) and
-    /// the per-user slot lists (estimated).
+    /// Bytes held: vectors, codes, codebook, slot owners (capacity
+    /// counted) and the per-user slot lists (estimated).
     pub fn memory_bytes(&self) -> usize {
         let lists: usize = self.by_user.values().map(|l| 16 + 4 * l.capacity()).sum();
         self.vectors.capacity() * 4
-            + self.codes.capacity() * 8
+            + self.codes.memory_bytes()
+            + self.codebook.memory_bytes()
             + self.users.capacity() * 8
             + self.free.capacity() * 4
             + self.by_user.capacity() * (8 + 24 + 1)
@@ -269,26 +200,18 @@ impl SketchIndex {
     /// The candidates of `probe` with their exact similarity
     /// ([`search::candidates`]).
     fn candidates(&self, probe: CosineProbe) -> Vec<(i64, f32)> {
-        let mut projections = vec![0.0; self.width];
-        let mut code = vec![0; self.words];
-        self.sketch_into(probe.vector(), &mut projections, &mut code);
+        let table = self.codebook.table(probe.vector());
         let stored = Stored {
             dim: self.dim,
-            words: self.words,
             vectors: &self.vectors,
             codes: &self.codes,
             users: &self.users,
         };
         let probe = Probe {
             cosine: probe,
-            code: &code,
-            projections: &projections,
+            table: &table,
         };
-        let budget = Budget {
-            kept: self.candidates,
-            scored: (self.candidates / SCORED_SHARE).max(2),
-        };
-        search::candidates(&stored, &probe, budget)
+        search::candidates(&stored, &probe, self.candidates)
     }
 
     /// The candidate users of `probe`, each with their exact best score
@@ -338,18 +261,18 @@ impl SketchIndex {
         }
         let mut slots = Vec::new();
         for e in embeddings.iter().filter(|e| e.len() == self.dim) {
-            let code = self.sketch(e);
+            let code = self.codebook.encode(e);
             let slot = match self.free.pop() {
                 Some(slot) => {
                     let s = slot as usize;
                     self.vectors[s * self.dim..(s + 1) * self.dim].copy_from_slice(e);
-                    self.codes[s * self.words..(s + 1) * self.words].copy_from_slice(&code);
+                    self.codes.set(s, &code);
                     self.users[s] = user_id;
                     slot
                 }
                 None => {
                     self.vectors.extend_from_slice(e);
-                    self.codes.extend_from_slice(&code);
+                    self.codes.push(&code);
                     self.users.push(user_id);
                     (self.users.len() - 1) as u32
                 }
@@ -359,6 +282,7 @@ impl SketchIndex {
         if !slots.is_empty() {
             self.by_user.insert(user_id, slots);
         }
+        self.relearn_while_small();
     }
 }
 
@@ -399,6 +323,34 @@ mod tests {
         MatchTemplate {
             user_id,
             embedding: e,
+        }
+    }
+
+    /// An index built empty learns its codebook from the templates
+    /// enrolled later, each time their number doubles (not at every
+    /// enrolment), and finds every user by their own template even when
+    /// only 4 candidates are scored.
+    #[test]
+    fn an_index_built_empty_learns_from_later_enrolments() {
+        let mut state = 0x9e37_79b9u64;
+        let mut random = |dim: usize| -> Vec<f32> {
+            (0..dim)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                })
+                .collect()
+        };
+        let mut index = SketchIndex::new(16, 4);
+        let vectors: Vec<Vec<f32>> = (0..300).map(|_| random(16)).collect();
+        for (user, v) in vectors.iter().enumerate() {
+            index.replace_user(user as i64, &[v]);
+        }
+        assert_eq!(index.codebook.learnt_from(), 256);
+        for (user, v) in vectors.iter().enumerate().step_by(6) {
+            let best = index.rank(v)[0];
+            assert_eq!(best.0, user as i64);
+            assert!((best.1 - 1.0).abs() < 1e-5);
         }
     }
 
