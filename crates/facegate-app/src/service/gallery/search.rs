@@ -2,8 +2,8 @@
 //! 1. every template's code scored under the probe's table (a fast scan,
 //!    [`super::fastscan`]; on all cores, a piece at a time), those at or
 //!    above a cut kept (the cut estimated beforehand from a pilot sample
-//!    to keep a little more than wanted; counted over all of them when
-//!    that kept too few);
+//!    to keep about twice as many as wanted; counted over all of them
+//!    when that kept too few);
 //! 2. the best `kept` of those scored exactly (cosine similarity).
 //!
 //! Pass 1 reads every code (16 bytes a template) once, in order; pass 2
