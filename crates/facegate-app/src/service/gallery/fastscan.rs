@@ -82,19 +82,40 @@ impl Codes {
     pub fn scan(&self, first: usize, table: &Table, out: &mut [u16]) {
         let blocks = out.len() / BLOCK;
         let bytes = &self.bytes[first * BLOCK_BYTES..(first + blocks) * BLOCK_BYTES];
+        match Isa::detect() {
+            // SAFETY: the CPU has the features the function is compiled for.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { x86::scan_avx512(bytes, table, out) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { x86::scan_avx2(bytes, table, out) },
+            Isa::Portable => scan_portable(bytes, table, out),
+        }
+    }
+}
+
+/// The widest vector instructions the kernels have a version for.
+enum Isa {
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    Portable,
+}
+
+impl Isa {
+    fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
             if has!("avx512f") && has!("avx512bw") {
-                // SAFETY: the CPU has the features the function is compiled for.
-                return unsafe { x86::scan_avx512(bytes, table, out) };
+                return Isa::Avx512;
             }
             if has!("avx2") {
-                // SAFETY: as above.
-                return unsafe { x86::scan_avx2(bytes, table, out) };
+                return Isa::Avx2;
             }
         }
-        scan_portable(bytes, table, out)
+        Isa::Portable
     }
 }
 
@@ -102,19 +123,15 @@ impl Codes {
 /// `cut`, in order: a mask per 64 scores (vector compares where the CPU
 /// has them), indices only where it is set.
 pub fn at_least(scores: &[u16], cut: u16, out: &mut Vec<u32>) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::is_x86_feature_detected as has;
-        if has!("avx512f") && has!("avx512bw") {
-            // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { x86::at_least_avx512(scores, cut, out) };
-        }
-        if has!("avx2") {
-            // SAFETY: as above.
-            return unsafe { x86::at_least_avx2(scores, cut, out) };
-        }
+    match Isa::detect() {
+        // SAFETY: the CPU has the features the function is compiled for.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { x86::at_least_avx512(scores, cut, out) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { x86::at_least_avx2(scores, cut, out) },
+        Isa::Portable => at_least_any(scores, cut, out),
     }
-    at_least_any(scores, cut, out)
 }
 
 #[inline(always)]
@@ -210,15 +227,24 @@ mod x86 {
         _mm_storeu_si128(p.add(1), _mm_unpackhi_epi16(e, o));
     }
 
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn scan_avx2(bytes: &[u8], table: &Table, out: &mut [u16]) {
-        let low = _mm256_set1_epi8(0x0f);
-        let tables = table.as_ptr().cast::<__m256i>();
+    /// Runs `each` on every block of `bytes` and its 32 scores in `out`,
+    /// the block `AHEAD` bytes on asked for first.
+    #[inline(always)]
+    unsafe fn blocks(bytes: &[u8], out: &mut [u16], mut each: impl FnMut(&[u8], &mut [u16])) {
         for (block, out) in bytes
             .chunks_exact(BLOCK_BYTES)
             .zip(out.chunks_exact_mut(BLOCK))
         {
             fetch_ahead(bytes, block);
+            each(block, out);
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn scan_avx2(bytes: &[u8], table: &Table, out: &mut [u16]) {
+        let low = _mm256_set1_epi8(0x0f);
+        let tables = table.as_ptr().cast::<__m256i>();
+        blocks(bytes, out, |block, out| {
             let codes = block.as_ptr().cast::<__m256i>();
             let zero = _mm256_setzero_si256();
             let (mut e0, mut o0, mut e1, mut o1) = (zero, zero, zero, zero);
@@ -232,7 +258,7 @@ mod x86 {
             }
             finish(e0, o0, &mut out[..16]);
             finish(e1, o1, &mut out[16..]);
-        }
+        });
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx2")]
@@ -240,11 +266,11 @@ mod x86 {
         let low = _mm512_set1_epi8(0x0f);
         let byte = _mm512_set1_epi16(0xff);
         let tables = table.as_ptr().cast::<__m512i>();
-        for (block, out) in bytes
-            .chunks_exact(BLOCK_BYTES)
-            .zip(out.chunks_exact_mut(BLOCK))
-        {
-            fetch_ahead(bytes, block);
+        // The sum of a register's two 256-bit halves.
+        let half = |v: __m512i| {
+            _mm256_add_epi16(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1))
+        };
+        blocks(bytes, out, |block, out| {
             let codes = block.as_ptr().cast::<__m512i>();
             let zero = _mm512_setzero_si512();
             let (mut e0, mut o0, mut e1, mut o1) = (zero, zero, zero, zero);
@@ -258,12 +284,9 @@ mod x86 {
                 e1 = _mm512_add_epi16(e1, _mm512_and_si512(hi, byte));
                 o1 = _mm512_add_epi16(o1, _mm512_srli_epi16(hi, 8));
             }
-            let half = |v: __m512i| {
-                _mm256_add_epi16(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1))
-            };
             finish(half(e0), half(o0), &mut out[..16]);
             finish(half(e1), half(o1), &mut out[16..]);
-        }
+        });
     }
 }
 
