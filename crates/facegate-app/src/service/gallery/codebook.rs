@@ -6,6 +6,10 @@
 //! centroid of every piece, as bytes: adding one entry per piece estimates
 //! the probe's similarity with a template from its code alone.
 
+use std::borrow::Cow;
+
+use rayon::prelude::*;
+
 use super::fastscan::{Table, SUBSPACES};
 
 /// Centroids per piece (a 4-bit code).
@@ -33,15 +37,19 @@ impl Codebook {
         let piece = dim.div_ceil(SUBSPACES).max(1);
         let n = vectors.len().checked_div(dim).unwrap_or(0);
         let step = n.div_ceil(SAMPLE).max(1);
-        let sample: Vec<&[f32]> = (0..n)
+        let sample: Vec<Cow<[f32]>> = (0..n)
             .step_by(step)
-            .map(|i| &vectors[i * dim..][..dim])
+            .map(|i| padded(&vectors[i * dim..][..dim], piece))
             .collect();
-        let mut centroids = Vec::with_capacity(SUBSPACES * CENTROIDS * piece);
-        for m in 0..SUBSPACES {
-            let points: Vec<Vec<f32>> = sample.iter().map(|v| cut(v, m, piece)).collect();
-            centroids.extend(k_means(&points, piece));
-        }
+        // The pieces are independent: learnt on all cores.
+        let centroids = (0..SUBSPACES)
+            .into_par_iter()
+            .map(|m| {
+                let points: Vec<&[f32]> = sample.iter().map(|v| &v[m * piece..][..piece]).collect();
+                k_means(&points, piece)
+            })
+            .collect::<Vec<_>>()
+            .concat();
         Codebook {
             piece,
             centroids,
@@ -56,18 +64,19 @@ impl Codebook {
 
     /// The code of `v`: the nearest centroid of each piece.
     pub fn encode(&self, v: &[f32]) -> [u8; SUBSPACES] {
-        std::array::from_fn(|m| nearest(self.of(m), &cut(v, m, self.piece)) as u8)
+        let v = padded(v, self.piece);
+        std::array::from_fn(|m| nearest(self.of(m), self.part(&v, m)) as u8)
     }
 
     /// The table of probe `q` (its length the codebook's): each piece's
     /// dot products with its centroids, shifted so that the least is 0 and
     /// scaled alike for every piece so that the widest spans 0-255.
     pub fn table(&self, q: &[f32]) -> Table {
+        let q = padded(q, self.piece);
         let dots: Vec<[f32; CENTROIDS]> = (0..SUBSPACES)
             .map(|m| {
-                let part = cut(q, m, self.piece);
-                let c = self.of(m);
-                std::array::from_fn(|k| dot(&c[k * self.piece..][..self.piece], &part))
+                let (part, c) = (self.part(&q, m), self.of(m));
+                std::array::from_fn(|k| dot(&c[k * self.piece..][..self.piece], part))
             })
             .collect();
         let low = |d: &[f32; CENTROIDS]| d.iter().copied().fold(f32::INFINITY, f32::min);
@@ -91,15 +100,24 @@ impl Codebook {
     fn of(&self, m: usize) -> &[f32] {
         &self.centroids[m * CENTROIDS * self.piece..][..CENTROIDS * self.piece]
     }
+
+    /// Piece `m` of a [`padded`] vector.
+    fn part<'a>(&self, v: &'a [f32], m: usize) -> &'a [f32] {
+        &v[m * self.piece..][..self.piece]
+    }
 }
 
-/// Piece `m` of `v`, zero-padded to `piece` floats.
-fn cut(v: &[f32], m: usize, piece: usize) -> Vec<f32> {
-    let mut out = vec![0.0; piece];
-    let start = (m * piece).min(v.len());
-    let end = (start + piece).min(v.len());
-    out[..end - start].copy_from_slice(&v[start..end]);
-    out
+/// `v` as [`SUBSPACES`] pieces of `piece` floats: itself when it has that
+/// length, else copied with zeros after it (or cut short).
+fn padded(v: &[f32], piece: usize) -> Cow<'_, [f32]> {
+    let width = SUBSPACES * piece;
+    if v.len() == width {
+        return Cow::Borrowed(v);
+    }
+    let mut out = vec![0.0; width];
+    let n = v.len().min(width);
+    out[..n].copy_from_slice(&v[..n]);
+    Cow::Owned(out)
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -121,7 +139,7 @@ fn nearest(centroids: &[f32], p: &[f32]) -> usize {
 /// [`CENTROIDS`] centroids of `points` (`piece` floats each), started from
 /// points spread over the list; a centroid left without points keeps its
 /// place. No points: all zero.
-fn k_means(points: &[Vec<f32>], piece: usize) -> Vec<f32> {
+fn k_means(points: &[&[f32]], piece: usize) -> Vec<f32> {
     let mut centroids = vec![0.0; CENTROIDS * piece];
     if points.is_empty() {
         return centroids;
@@ -136,7 +154,7 @@ fn k_means(points: &[Vec<f32>], piece: usize) -> Vec<f32> {
         for p in points {
             let k = nearest(&centroids, p);
             counts[k] += 1;
-            for (s, x) in sums[k * piece..][..piece].iter_mut().zip(p) {
+            for (s, x) in sums[k * piece..][..piece].iter_mut().zip(p.iter()) {
                 *s += f64::from(*x);
             }
         }
